@@ -1,0 +1,267 @@
+package shm
+
+import (
+	"net/http"
+	"sort"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Item is a response to store. The writer copies everything it needs; the
+// caller may reuse Item's memory after Put returns.
+type Item struct {
+	Key    []byte // canonical key (AppendKey, AppendVary)
+	Status int
+	// Header is the stored response header, without hop-by-hop fields.
+	// It is encoded sorted by name so that equal items encode to equal bytes.
+	Header http.Header
+	Body   []byte
+
+	StoredMs   int64  // response_time, unix ms
+	ExpiresMs  int64  // fresh until, unix ms (0: stale at once)
+	InitialAge uint32 // corrected_initial_age, seconds (RFC 9111 §4.2.3)
+	SWR        uint32 // stale-while-revalidate window, seconds
+	SIE        uint32 // stale-if-error window, seconds
+	Flags      uint16
+
+	ETag         string
+	LastModified string
+	Vary         []string // lower-case names, sorted; for FlagVaryIndex and variants
+	Tags         []string // surrogate keys
+}
+
+// Entry is a decoded entry. Its byte slices alias the buffer it was copied
+// into and stay valid until that buffer is reused.
+type Entry struct {
+	Raw          []byte
+	Pos          uint64
+	Hash         uint64
+	StoredMs     int64
+	ExpiresMs    int64 // effective: the earlier of the entry's and its slot's
+	InitialAge   uint32
+	SWR          uint32
+	SIE          uint32
+	Status       int
+	Flags        uint16
+	Key          []byte
+	Vary         []byte // block of str16 names (NewStringIter)
+	ETag         []byte
+	LastModified []byte
+	Tags         []byte // block of str16 tags (NewStringIter)
+	Headers      []byte // header block (NewHeaderIter)
+	Body         []byte
+}
+
+// Fresh reports whether the entry is fresh at nowMs.
+func (e *Entry) Fresh(nowMs int64) bool {
+	return e.Flags&FlagNoCache == 0 && nowMs < e.ExpiresMs
+}
+
+// AgeSeconds is the entry's current age at nowMs (RFC 9111 §4.2.3:
+// corrected_initial_age + resident_time).
+func (e *Entry) AgeSeconds(nowMs int64) int64 {
+	resident := (nowMs - e.StoredMs) / 1000
+	if resident < 0 {
+		resident = 0
+	}
+	return int64(e.InitialAge) + resident
+}
+
+// Header returns the first value of the stored header name (canonical form,
+// as http.CanonicalHeaderKey gives), without allocating.
+func (e *Entry) Header(name string) ([]byte, bool) {
+	for it := NewHeaderIter(e.Headers); it.Next(); {
+		if string(it.Name()) == name {
+			return it.Value(), true
+		}
+	}
+	return nil, false
+}
+
+// HeaderIter walks an encoded header block: repeated
+// u16 name_len, u32 value_len, name, value.
+type HeaderIter struct {
+	b           []byte
+	name, value []byte
+}
+
+// NewHeaderIter returns an iterator over block.
+func NewHeaderIter(block []byte) HeaderIter { return HeaderIter{b: block} }
+
+// Next advances to the next field; it stops at the first malformed one.
+func (it *HeaderIter) Next() bool {
+	if len(it.b) < 6 {
+		return false
+	}
+	nl := int(le.Uint16(it.b))
+	vl := uint64(le.Uint32(it.b[2:]))
+	if uint64(len(it.b)-6) < uint64(nl)+vl {
+		it.b = nil
+		return false
+	}
+	it.name = it.b[6 : 6+nl]
+	it.value = it.b[6+nl : 6+nl+int(vl)]
+	it.b = it.b[6+nl+int(vl):]
+	return true
+}
+
+// Name returns the current field name (canonical form); it aliases the block.
+func (it *HeaderIter) Name() []byte { return it.name }
+
+// Value returns the current field value; it aliases the block.
+func (it *HeaderIter) Value() []byte { return it.value }
+
+// AppendHeaderBlock encodes h sorted by name, one field line per value.
+func AppendHeaderBlock(dst []byte, h http.Header) []byte {
+	var small [16]string
+	names := small[:0]
+	for k := range h {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		for _, v := range h[k] {
+			dst = le.AppendUint16(dst, uint16(len(k)))
+			dst = le.AppendUint32(dst, uint32(len(v)))
+			dst = append(dst, k...)
+			dst = append(dst, v...)
+		}
+	}
+	return dst
+}
+
+func appendStrBlock(dst []byte, ss []string) []byte {
+	for _, s := range ss {
+		dst = appendStr16(dst, s)
+	}
+	return dst
+}
+
+// encodedLen is the arena size an item needs, with its header block already
+// encoded in hdrs.
+func (it *Item) encodedLen(hdrs []byte) int {
+	n := EntryHeaderSize + len(it.Key) + len(hdrs) + len(it.Body) + len(it.ETag) + len(it.LastModified)
+	for _, s := range it.Vary {
+		n += 2 + len(s)
+	}
+	for _, s := range it.Tags {
+		n += 2 + len(s)
+	}
+	return alignUp(n, EntryAlign)
+}
+
+// encodeEntry writes the item into dst (len(dst) == total length, zeroed or
+// not) at arena position pos, with the key hash h, and seals it with the
+// checksum. The payload order is key, vary, etag, last-modified, tags,
+// headers, body, then zero padding to 8 bytes.
+func encodeEntry(dst []byte, it *Item, hdrs []byte, pos, h, seed uint64) {
+	le.PutUint32(dst[eKind:], KindEntry)
+	le.PutUint32(dst[eTotalLen:], uint32(len(dst)))
+	le.PutUint64(dst[ePos:], pos)
+	le.PutUint64(dst[eHash:], h)
+	le.PutUint64(dst[eStoredMs:], uint64(it.StoredMs))
+	le.PutUint64(dst[eExpiresMs:], uint64(it.ExpiresMs))
+	le.PutUint32(dst[eInitialAge:], it.InitialAge)
+	le.PutUint32(dst[eSWR:], it.SWR)
+	le.PutUint32(dst[eSIE:], it.SIE)
+	le.PutUint16(dst[eStatus:], uint16(it.Status))
+	le.PutUint16(dst[eFlags:], it.Flags)
+	le.PutUint32(dst[eKeyLen:], uint32(len(it.Key)))
+	le.PutUint32(dst[eHdrsLen:], uint32(len(hdrs)))
+	le.PutUint32(dst[eBodyLen:], uint32(len(it.Body)))
+	le.PutUint16(dst[eETagLen:], uint16(len(it.ETag)))
+	le.PutUint16(dst[eLastModLen:], uint16(len(it.LastModified)))
+	le.PutUint64(dst[eReserved:], 0)
+
+	p := dst[EntryHeaderSize:EntryHeaderSize]
+	p = append(p, it.Key...)
+	varyStart := len(p)
+	p = appendStrBlock(p, it.Vary)
+	le.PutUint32(dst[eVaryLen:], uint32(len(p)-varyStart))
+	p = append(p, it.ETag...)
+	p = append(p, it.LastModified...)
+	tagsStart := len(p)
+	p = appendStrBlock(p, it.Tags)
+	le.PutUint32(dst[eTagsLen:], uint32(len(p)-tagsStart))
+	p = append(p, hdrs...)
+	p = append(p, it.Body...)
+	clear(dst[EntryHeaderSize+len(p):])
+
+	le.PutUint64(dst[eSum:], checksum(dst[sumFrom:], seed))
+}
+
+// checksum is xxhash64 with the file's seed.
+func checksum(b []byte, seed uint64) uint64 {
+	var d xxhash.Digest
+	d.ResetWithSeed(seed)
+	d.Write(b)
+	return d.Sum64()
+}
+
+// keyHash is the index hash of a canonical key.
+func keyHash(key []byte, seed uint64) uint64 { return checksum(key, seed) }
+
+// decodeEntry parses and verifies a private copy of an entry: kind, length,
+// position, hash and checksum must all agree and every length must fit. It
+// never reads outside b.
+func decodeEntry(b []byte, wantPos, wantHash, seed uint64) (e Entry, ok bool) {
+	if len(b) < EntryHeaderSize ||
+		le.Uint32(b[eKind:]) != KindEntry ||
+		uint64(le.Uint32(b[eTotalLen:])) != uint64(len(b)) ||
+		le.Uint64(b[ePos:]) != wantPos ||
+		le.Uint64(b[eHash:]) != wantHash {
+		return e, false
+	}
+	if checksum(b[sumFrom:], seed) != le.Uint64(b[eSum:]) {
+		return e, false
+	}
+	return parseEntry(b)
+}
+
+// parseEntry splits an entry's payload; lengths are checked against b.
+func parseEntry(b []byte) (e Entry, ok bool) {
+	keyLen := uint64(le.Uint32(b[eKeyLen:]))
+	varyLen := uint64(le.Uint32(b[eVaryLen:]))
+	etagLen := uint64(le.Uint16(b[eETagLen:]))
+	lmLen := uint64(le.Uint16(b[eLastModLen:]))
+	tagsLen := uint64(le.Uint32(b[eTagsLen:]))
+	hdrsLen := uint64(le.Uint32(b[eHdrsLen:]))
+	bodyLen := uint64(le.Uint32(b[eBodyLen:]))
+	total := EntryHeaderSize + keyLen + varyLen + etagLen + lmLen + tagsLen + hdrsLen + bodyLen
+	if total > uint64(len(b)) || uint64(len(b))-total >= EntryAlign {
+		return e, false
+	}
+	e.Raw = b
+	e.Pos = le.Uint64(b[ePos:])
+	e.Hash = le.Uint64(b[eHash:])
+	e.StoredMs = int64(le.Uint64(b[eStoredMs:]))
+	e.ExpiresMs = int64(le.Uint64(b[eExpiresMs:]))
+	e.InitialAge = le.Uint32(b[eInitialAge:])
+	e.SWR = le.Uint32(b[eSWR:])
+	e.SIE = le.Uint32(b[eSIE:])
+	e.Status = int(le.Uint16(b[eStatus:]))
+	e.Flags = le.Uint16(b[eFlags:])
+	p := uint64(EntryHeaderSize)
+	cut := func(n uint64) []byte {
+		s := b[p : p+n : p+n]
+		p += n
+		return s
+	}
+	e.Key = cut(keyLen)
+	e.Vary = cut(varyLen)
+	e.ETag = cut(etagLen)
+	e.LastModified = cut(lmLen)
+	e.Tags = cut(tagsLen)
+	e.Headers = cut(hdrsLen)
+	e.Body = cut(bodyLen)
+	return e, true
+}
+
+// DecodeEntry verifies and parses one entry record as found in the arena
+// (for tools and fuzzing; readers use Reader.Get).
+func DecodeEntry(b []byte, seed uint64) (Entry, bool) {
+	if len(b) < EntryHeaderSize {
+		return Entry{}, false
+	}
+	return decodeEntry(b, le.Uint64(b[ePos:]), le.Uint64(b[eHash:]), seed)
+}
