@@ -140,6 +140,10 @@ const (
 	FlagNoCache uint16 = 1 << 2
 	// FlagHeadersOnly marks an entry whose body was not stored (HEAD-only).
 	FlagHeadersOnly uint16 = 1 << 3
+	// FlagAuthShared marks a response a shared cache may reuse for requests
+	// carrying Authorization (it had public, s-maxage or must-revalidate;
+	// RFC 9111 §3.5). Readers must not serve other entries to such requests.
+	FlagAuthShared uint16 = 1 << 4
 )
 
 // Header statistics counters, written only by the writer.

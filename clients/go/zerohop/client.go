@@ -1,0 +1,169 @@
+// Package zerohop is the app-side Go client of the zerohop sidecar. It reads
+// cache hits straight from the shared-memory file the sidecar keeps in a
+// volume both containers mount (no socket, no proxy hop) and sends every
+// other request to the sidecar over localhost.
+//
+// An app adopts it by setting its http.Client's Transport:
+//
+//	c, err := zerohop.Open("/var/run/zerohop", nil)
+//	if err != nil { ... }
+//	client := &http.Client{Transport: c.Transport()}
+//
+// The package imports only the cache file's reader: no proxy, store or
+// daemon code ends up in the app.
+package zerohop
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zerohop/zerohop/shm"
+)
+
+// DefaultSidecar is the sidecar's default listen address.
+const DefaultSidecar = "127.0.0.1:8089"
+
+// Options configure a Client. The zero value is usable.
+type Options struct {
+	// Sidecar is the host:port of the sidecar's listener. Default: the
+	// ZEROHOP_SIDECAR environment variable, else DefaultSidecar.
+	Sidecar string
+	// Direct sends misses to their URL as they are, for apps that already
+	// address the sidecar (reverse-proxy routes). By default misses go
+	// through the sidecar as an HTTP forward proxy, so absolute URLs keep
+	// working unchanged.
+	Direct bool
+	// Fallback is the transport misses go through; when set, Sidecar and
+	// Direct are ignored. It should not add Accept-Encoding on its own (the
+	// default keeps http.Transport's DisableCompression on) so that the
+	// sidecar keys variants on exactly the app's request headers.
+	Fallback http.RoundTripper
+	// MaxWriterSilence is how old the sidecar's heartbeat may be before hits
+	// stop being served from the mapping. Default 2s.
+	MaxWriterSilence time.Duration
+	// BufferSize is the initial size of pooled lookup buffers. Default 64 KiB.
+	BufferSize int
+}
+
+// Client reads the shared cache and forwards misses. It is safe for
+// concurrent use.
+type Client struct {
+	r        *shm.Reader
+	fallback http.RoundTripper
+	bufs     sync.Pool
+	bufSize  int
+
+	hits, misses, bypassed, notModified atomic.Uint64
+}
+
+// Open maps the cache in dir read-only. It fails if the sidecar has not
+// created the file yet; callers that start before the sidecar can retry or
+// use OpenOrFallback.
+func Open(dir string, opts *Options) (*Client, error) {
+	r, err := shm.Open(dir, &shm.ReaderOptions{MaxWriterSilence: optsOrZero(opts).MaxWriterSilence})
+	if err != nil {
+		return nil, err
+	}
+	return newClient(r, opts)
+}
+
+func optsOrZero(o *Options) Options {
+	if o == nil {
+		return Options{}
+	}
+	return *o
+}
+
+func newClient(r *shm.Reader, opts *Options) (*Client, error) {
+	o := optsOrZero(opts)
+	if o.BufferSize <= 0 {
+		o.BufferSize = 64 << 10
+	}
+	c := &Client{r: r, bufSize: o.BufferSize, fallback: o.Fallback}
+	if c.fallback == nil {
+		addr := o.Sidecar
+		if addr == "" {
+			addr = os.Getenv("ZEROHOP_SIDECAR")
+		}
+		if addr == "" {
+			addr = DefaultSidecar
+		}
+		t := &http.Transport{
+			DisableCompression:  true,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+		}
+		if !o.Direct {
+			u, err := url.Parse("http://" + addr)
+			if err != nil {
+				return nil, fmt.Errorf("zerohop: sidecar address %q: %w", addr, err)
+			}
+			t.Proxy = http.ProxyURL(u)
+		}
+		c.fallback = t
+	}
+	c.bufs.New = func() any { b := make([]byte, c.bufSize); return &b }
+	return c, nil
+}
+
+// Reader returns the underlying cache reader.
+func (c *Client) Reader() *shm.Reader { return c.r }
+
+// Get looks up the stored response for a GET of rawURL-equivalent parts
+// into dst without allocating when dst is large enough, resolving Vary
+// through the request header h (nil for none). It returns only fresh
+// entries; the Entry aliases the returned buffer.
+func (c *Client) Get(dst []byte, method, scheme, host, target string, h http.Header) (shm.Entry, []byte, bool) {
+	return c.lookup(dst, method, scheme, host, target, h, time.Now().UnixMilli())
+}
+
+func (c *Client) lookup(dst []byte, method, scheme, host, target string, h http.Header, nowMs int64) (shm.Entry, []byte, bool) {
+	if method == http.MethodHead {
+		method = http.MethodGet // HEAD is answered from a stored GET
+	}
+	var kb [512]byte
+	key := shm.AppendKey(kb[:0], method, scheme, host, target)
+	e, dst, ok := c.r.Get(dst, key, nowMs)
+	if !ok || e.Flags&shm.FlagVaryIndex == 0 {
+		return e, dst, ok
+	}
+	// The primary entry names the request headers the response varies on;
+	// the response itself is stored under the key that includes them.
+	get := func(name string) []string {
+		if h == nil {
+			return nil
+		}
+		return h.Values(name)
+	}
+	key = shm.AppendVaryFromHeader(key, e.Vary, get)
+	return c.r.Get(dst, key, nowMs)
+}
+
+// Stats are the client's counters.
+type Stats struct {
+	Hits        uint64 // answered from shared memory
+	NotModified uint64 // of those, 304s to the app's conditional request
+	Misses      uint64 // eligible, but not fresh in shared memory: sent to the sidecar
+	Bypassed    uint64 // not eligible for a shared-memory answer: sent to the sidecar
+	Cache       shm.ReadStats
+}
+
+// Stats returns the client's counters.
+func (c *Client) Stats() Stats {
+	return Stats{
+		Hits: c.hits.Load(), NotModified: c.notModified.Load(), Misses: c.misses.Load(),
+		Bypassed: c.bypassed.Load(), Cache: c.r.Stats(),
+	}
+}
+
+// Healthy reports whether hits are being served from the mapping (the
+// sidecar's heartbeat is recent).
+func (c *Client) Healthy() bool { return c.r.Healthy(time.Now().UnixMilli()) }
+
+// Close unmaps the cache. The transport keeps working, through the sidecar.
+func (c *Client) Close() error { return c.r.Close() }
