@@ -1,0 +1,101 @@
+package config
+
+import (
+	"math"
+	"path/filepath"
+	"time"
+)
+
+// Default values that appear in more than one place.
+const (
+	DefaultListenerAddress = "127.0.0.1:8089"
+	DefaultAdminAddress    = "127.0.0.1:9901"
+	DefaultCacheDir        = "/var/run/zerohop"
+	DefaultRedisStream     = "zerohop:invalidations"
+	defaultListenerName    = "forward"
+	invalidationLogName    = "inval.log"
+)
+
+// Default returns the built-in configuration used when zerohop runs
+// without a file: one forward proxy on 127.0.0.1:8089, admin on
+// 127.0.0.1:9901, a 64MiB cache in /var/run/zerohop. Each call returns a
+// fresh value the caller may modify.
+func Default() *Config {
+	c := base()
+	c.derive()
+	return c
+}
+
+// base is Default without derived fields, so that a file which moves
+// cache.dir also moves the invalidation log.
+func base() *Config {
+	l := Listener{Name: defaultListenerName}
+	l.setDefaults()
+	return &Config{
+		Version:   CurrentVersion,
+		Listeners: []Listener{l},
+		Admin:     Admin{Address: DefaultAdminAddress},
+		Cache: Cache{
+			Dir:               DefaultCacheDir,
+			Size:              64 * MiB,
+			RegionSize:        4 * MiB,
+			MaxObjectSize:     1 * MiB,
+			MaxKeySize:        8 * KiB,
+			MaxHeaderBytes:    64 * KiB,
+			HeartbeatInterval: 250 * time.Millisecond,
+			HeuristicMax:      24 * time.Hour,
+			CoalesceTimeout:   5 * time.Second,
+		},
+		Store: Store{
+			MaxDisk:           1 * GiB,
+			Queue:             1024,
+			MemoryOnlyOnError: true,
+		},
+	}
+}
+
+// derive fills fields whose defaults depend on other fields.
+func (c *Config) derive() {
+	if c.Invalidation.Log == "" && c.Cache.Dir != "" {
+		c.Invalidation.Log = filepath.Join(c.Cache.Dir, invalidationLogName)
+	}
+}
+
+// defaulter is implemented by list elements and optional sections, whose
+// defaults the decoder applies before reading the element from YAML, so
+// that an explicit zero ("weight: 0", "enabled: false") stays zero.
+type defaulter interface{ setDefaults() }
+
+func (l *Listener) setDefaults() {
+	l.Address = DefaultListenerAddress
+	l.Mode = ModeForward
+	l.ReadHeaderTimeout = 10 * time.Second
+	l.IdleTimeout = 90 * time.Second
+	l.MaxHeaderBytes = 1 * MiB
+}
+
+func (r *RedisStream) setDefaults() {
+	r.Stream = DefaultRedisStream
+	r.DialTimeout = 5 * time.Second
+}
+
+func (c *Cluster) setDefaults() {
+	c.ConnectTimeout = 5 * time.Second
+	c.ResponseTimeout = 30 * time.Second
+	c.MaxIdleConns = 64
+}
+
+func (e *Endpoint) setDefaults()   { e.Weight = 1 }
+func (r *RouteCache) setDefaults() { r.Enabled = true }
+func (r *RateLimit) setDefaults()  { r.Key = "remote_addr" }
+
+// BucketSize returns Burst, or if Burst is 0 the rate rounded up, at least 1.
+func (r RateLimit) BucketSize() int {
+	if r.Burst > 0 {
+		return r.Burst
+	}
+	if !(r.Rate > 1) { // also catches NaN
+		return 1
+	}
+	return int(math.Min(math.Ceil(r.Rate), math.MaxInt32))
+}

@@ -1,0 +1,558 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// writeConfig writes content to dir/zerohop.yaml and returns the path.
+func writeConfig(t *testing.T, dir, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, "zerohop.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// lines joins YAML lines, so that line numbers in the tables are easy to count.
+func lines(ls ...string) string { return strings.Join(ls, "\n") + "\n" }
+
+// validTail is a valid cluster and route, for rows that need them.
+var validTail = lines(
+	"clusters:",
+	"  - name: api",
+	"    endpoints: [{url: 'http://10.0.0.7:8080'}]",
+	"routes:",
+	"  - name: r",
+	"    cluster: api",
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+	if len(c.Listeners) != 1 || c.Listeners[0].Address != "127.0.0.1:8089" || c.Listeners[0].Mode != ModeForward {
+		t.Errorf("default listeners = %+v, want one forward listener on 127.0.0.1:8089", c.Listeners)
+	}
+	if c.Admin.Address != "127.0.0.1:9901" || c.Cache.Dir != "/var/run/zerohop" || c.Cache.Size != 64*MiB {
+		t.Errorf("unexpected defaults: admin %q, cache %q %v", c.Admin.Address, c.Cache.Dir, c.Cache.Size)
+	}
+	if c.Invalidation.Log != "/var/run/zerohop/inval.log" {
+		t.Errorf("invalidation.log = %q", c.Invalidation.Log)
+	}
+	if Default() == Default() || &Default().Listeners[0] == &Default().Listeners[0] {
+		t.Error("Default must return a fresh value each call")
+	}
+}
+
+func TestDefaultsRoundTrip(t *testing.T) {
+	for _, name := range []string{"empty", "comments only", "null", "marshalled defaults"} {
+		t.Run(name, func(t *testing.T) {
+			var data []byte
+			switch name {
+			case "comments only":
+				data = []byte("# nothing here\n")
+			case "null":
+				data = []byte("~\n")
+			case "marshalled defaults":
+				var err error
+				if data, err = yaml.Marshal(Default()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := writeConfig(t, t.TempDir(), string(data))
+			got, err := Load(path)
+			if err != nil {
+				t.Fatalf("Load: %v\n%s", err, data)
+			}
+			if !reflect.DeepEqual(got, Default()) {
+				t.Errorf("Load(%s) =\n%+v\nwant Default()\n%+v", name, got, Default())
+			}
+		})
+	}
+}
+
+// TestFullExampleRoundTrips parses the complete file in the package doc,
+// so that the documentation cannot drift from the schema, then checks that
+// marshalling and parsing it again changes nothing.
+func TestFullExampleRoundTrips(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	in := false
+	for _, l := range strings.Split(string(doc), "\n") {
+		if l == "//	version: 1" {
+			in = true
+		}
+		if in && !strings.HasPrefix(l, "//\t") {
+			break
+		}
+		if in {
+			b.WriteString(strings.TrimPrefix(l, "//\t") + "\n")
+		}
+	}
+	if b.Len() == 0 {
+		t.Fatal("no example YAML found in doc.go")
+	}
+	c, err := Parse("doc.go", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("doc example: %v\n%s", err, b.String())
+	}
+	if c.Routes[0].Cache == nil || !c.Routes[0].Cache.Enabled || c.Clusters[0].Endpoints[1].Weight != 1 {
+		t.Errorf("element defaults not applied: %+v", c.Routes[0].Cache)
+	}
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Parse("marshalled", out)
+	if err != nil {
+		t.Fatalf("re-parse: %v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(c, c2) {
+		t.Errorf("round trip changed the config:\n%+v\n%+v", c, c2)
+	}
+}
+
+func TestFileOverlaysDefaults(t *testing.T) {
+	path := writeConfig(t, t.TempDir(), lines(
+		"x-ep: &ep {weight: 3}",
+		"listeners:",
+		"  - name: in",
+		"    mode: reverse",
+		"cache:",
+		"  dir: /srv/cache",
+		"  size: 1GiB",
+		"clusters:",
+		"  - name: api",
+		"    endpoints:",
+		"      - {url: 'https://api.internal', <<: *ep}",
+		"      - url: http://[::1]:8080",
+		"        weight: 0",
+		"routes:",
+		"  - name: r",
+		"    cluster: api",
+		"    cache: {enabled: false}",
+		"    match:",
+		"      host: '*.Example.com'",
+		"      headers: {X-Tenant: blue}",
+	))
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Listeners = []Listener{{Name: "in", Address: "127.0.0.1:8089", Mode: ModeReverse,
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: MiB}}
+	want.Cache.Dir = "/srv/cache"
+	want.Cache.Size = GiB
+	want.Invalidation.Log = "/srv/cache/inval.log" // derived from the new dir
+	want.Clusters = []Cluster{{Name: "api", ConnectTimeout: 5 * time.Second, ResponseTimeout: 30 * time.Second,
+		MaxIdleConns: 64, Endpoints: []Endpoint{{URL: "https://api.internal", Weight: 3}, {URL: "http://[::1]:8080", Weight: 0}}}}
+	want.Routes = []Route{{Name: "r", Cluster: "api", Cache: &RouteCache{Enabled: false},
+		Match: Match{Host: "*.Example.com", Headers: map[string]string{"X-Tenant": "blue"}}}}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got\n%+v\nwant\n%+v", c, want)
+	}
+}
+
+func TestBadConfigs(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string // "zerohop.yaml:LINE: FIELD: MESSAGE", or a part of it
+	}{
+		{"unknown route cluster", lines(
+			"clusters:",
+			"  - name: api",
+			"    endpoints: [{url: 'http://10.0.0.7:8080'}]",
+			"routes:",
+			"  - name: r0",
+			"    cluster: api",
+			"  - name: r1",
+			"    cluster: api2",
+		), `zerohop.yaml:8: routes[1].cluster: unknown cluster "api2" (did you mean "api"?)`},
+		{"no clusters at all", lines("routes:", "  - {name: r, cluster: x}"),
+			`zerohop.yaml:2: routes[0].cluster: unknown cluster "x"; no clusters are defined`},
+		{"missing cluster", lines("routes:", "  - name: r"),
+			`zerohop.yaml:2: routes[0].cluster: required: name the cluster this route sends to`},
+		{"unknown top-level field", lines("cache:", "  size: 1GiB", "routs: []"),
+			`zerohop.yaml:3: routs: unknown field (did you mean "routes"?)`},
+		{"unknown nested field lists valid ones", lines("admin:", "  bogus: 1"),
+			`zerohop.yaml:2: admin.bogus: unknown field; valid fields are address, allow_remote, token`},
+		{"reserved field", lines("clusters:", "  - name: a", "    endpoints: [{url: 'http://a'}]", "    retries: 3"),
+			`zerohop.yaml:4: clusters[0].retries: not supported yet by this version of zerohop`},
+		{"reserved top-level", lines("egress: {}"), `zerohop.yaml:1: egress: not supported yet`},
+		{"duplicate key", lines("cache:", "  size: 1GiB", "  size: 2GiB"),
+			`zerohop.yaml:3: cache.size: duplicate key (first set at line 2)`},
+		{"yaml unclosed list", lines("cache:", "  size: [1", "admin: {}"), `zerohop.yaml:2: invalid YAML: did not find expected ',' or ']'`},
+		{"yaml bad indentation", lines("cache:", "  size: 1GiB", "  dir: /x", " admin: {}"),
+			`zerohop.yaml:4: invalid YAML: did not find expected key (check the indentation at and below this line)`},
+		{"yaml tab", lines("cache:", "\tsize: 1"), `zerohop.yaml:2: invalid YAML: found character that cannot start any token`},
+		{"yaml error on line 1", lines("a: b: c"), `zerohop.yaml:1: invalid YAML: mapping values are not allowed in this context`},
+		{"two documents", lines("cache: {}", "---", "admin: {}"),
+			`zerohop.yaml:3: found a second YAML document`},
+		{"top level not a mapping", lines("- a"), `zerohop.yaml:1: the config must be a mapping of sections`},
+		{"bad listener address", lines("listeners:", "  - name: a", "    address: localhost"),
+			`zerohop.yaml:3: listeners[0].address: invalid address "localhost": want host:port`},
+		{"bad port", lines("listeners:", "  - {name: a, address: '127.0.0.1:70000'}"),
+			`zerohop.yaml:2: listeners[0].address: invalid address "127.0.0.1:70000": port must be a number from 0 to 65535`},
+		{"unbracketed ipv6", lines("listeners:", "  - {name: a, address: '::1:80'}"),
+			`put IPv6 addresses in brackets`},
+		{"bad mode", lines("listeners:", "  - name: a", "    mode: revrse"),
+			`zerohop.yaml:3: listeners[0].mode: invalid mode "revrse": must be "forward" or "reverse"`},
+		{"reverse without routes", lines("listeners:", "  - name: a", "    mode: reverse"),
+			`zerohop.yaml:3: listeners[0].mode: reverse mode needs at least one route, but no routes are configured`},
+		{"no listeners", lines("listeners: []"), `zerohop.yaml:1: listeners: at least one listener is required`},
+		{"listener name required", lines("listeners:", "  - address: 127.0.0.1:1"),
+			`zerohop.yaml:2: listeners[0].name: listener name is required`},
+		{"listener name syntax", lines("listeners:", "  - name: my listener"),
+			`zerohop.yaml:2: listeners[0].name: invalid name "my listener"`},
+		{"duplicate listener name", lines("listeners:", "  - {name: a, address: '127.0.0.1:1'}", "  - {name: a, address: '127.0.0.1:2'}"),
+			`zerohop.yaml:3: listeners[1].name: duplicate listener name "a" (first defined at line 2)`},
+		{"duplicate listener address", lines("listeners:", "  - {name: a}", "  - {name: b}"),
+			`zerohop.yaml:3: listeners[1].address: address "127.0.0.1:8089" is already used by another listener`},
+		{"listener on admin address", lines("listeners:", "  - {name: a, address: '127.0.0.1:9901'}"),
+			`zerohop.yaml:2: listeners[0].address: address "127.0.0.1:9901" is also the admin address`},
+		{"admin not loopback", lines("admin:", "  address: 0.0.0.0:9901"),
+			`zerohop.yaml:2: admin.address: "0.0.0.0:9901" is not a loopback address; admin endpoints would be reachable from outside the pod`},
+		{"admin all interfaces", lines("admin: {address: ':9901'}"), `admin.address: ":9901" is not a loopback address`},
+		{"admin short token", lines("admin:", "  token: hunter2"),
+			`zerohop.yaml:2: admin.token: too short (7 characters)`},
+		{"admin token newline", lines("admin:", `  token: "0123456789abcdef\n"`),
+			`zerohop.yaml:2: admin.token: contains whitespace or control characters`},
+		{"decimal size", lines("cache:", "  size: 64MB"),
+			`zerohop.yaml:2: cache.size: ambiguous unit "MB" in "64MB": use a binary unit such as "MiB" (1024-based), or plain bytes`},
+		{"negative size", lines("cache:", "  size: -1"), `zerohop.yaml:2: cache.size: invalid size "-1": must not be negative`},
+		{"size wrong type", lines("cache:", "  size: [1]"), `zerohop.yaml:2: cache.size: expected a size such as "64MiB", got a list`},
+		{"region too large", lines("cache:", "  size: 8MiB"),
+			`zerohop.yaml:2: cache.size: region_size 4MiB is too large for size 8MiB: the cache needs at least 4 regions (region_size ≤ size/4 = 2MiB)`},
+		{"object does not fit", lines("cache:", "  max_object_size: 4MiB"),
+			`zerohop.yaml:2: cache.max_object_size: the largest entry does not fit in a region: max_object_size 4MiB + max_key_size 8KiB + max_header_bytes 64KiB + 4KiB overhead > region_size 4MiB`},
+		{"zero size", lines("cache:", "  max_key_size: 0"), `zerohop.yaml:2: cache.max_key_size: must be greater than 0`},
+		{"duration without unit", lines("cache:", "  heartbeat_interval: 250"),
+			`zerohop.yaml:2: cache.heartbeat_interval: invalid duration "250": add a unit, e.g. "250s" or "250ms"`},
+		{"zero heartbeat", lines("cache:", "  heartbeat_interval: 0s"),
+			`zerohop.yaml:2: cache.heartbeat_interval: must be greater than 0, got 0s`},
+		{"negative duration", lines("cache:", "  default_ttl: -5s"), `zerohop.yaml:2: cache.default_ttl: invalid duration "-5s": must not be negative`},
+		{"bool type", lines("cache:", "  allow_set_cookie: maybe"),
+			`zerohop.yaml:2: cache.allow_set_cookie: expected true or false, got the string "maybe"`},
+		{"int type", lines("store:", "  queue: lots"), `zerohop.yaml:2: store.queue: expected an integer, got the string "lots"`},
+		{"store queue", lines("store:", "  queue: 0"), `zerohop.yaml:2: store.queue: must be greater than 0, got 0`},
+		{"section not a mapping", lines("cache: big"), `zerohop.yaml:1: cache: expected a mapping (key: value lines), got the string "big"`},
+		{"redis without address", lines("invalidation:", "  redis: {stream: s}"),
+			`zerohop.yaml:2: invalidation.redis.address: required when invalidation.redis is set`},
+		{"redis bad address", lines("invalidation:", "  redis:", "    address: redis"),
+			`zerohop.yaml:3: invalidation.redis.address: invalid address "redis"`},
+		{"cluster without endpoints", lines("clusters:", "  - name: a"),
+			`zerohop.yaml:2: clusters[0].endpoints: a cluster needs at least one endpoint`},
+		{"endpoint not absolute", lines("clusters:", "  - name: a", "    endpoints:", "      - url: api:8080"),
+			`zerohop.yaml:4: clusters[0].endpoints[0].url: invalid URL "api:8080": must be an absolute http:// or https:// URL`},
+		{"endpoint ftp", lines("clusters:", "  - name: a", "    endpoints: [{url: 'ftp://x'}]"), `invalid URL "ftp://x"`},
+		{"endpoint with path", lines("clusters:", "  - name: a", "    endpoints: [{url: 'http://x/v1'}]"),
+			`zerohop.yaml:3: clusters[0].endpoints[0].url: URL "http://x/v1" must not have a path`},
+		{"endpoint credentials not echoed", lines("clusters:", "  - name: a", "    endpoints: [{url: 'http://u:secret@x'}]"),
+			`URL "http://u:xxxxx@x" must not contain credentials`},
+		{"endpoint bad port", lines("clusters:", "  - name: a", "    endpoints: [{url: 'http://x:0'}]"), `has an invalid port "0"`},
+		{"duplicate endpoint", lines("clusters:", "  - name: a", "    endpoints:", "      - url: http://x", "      - url: http://x"),
+			`zerohop.yaml:5: clusters[0].endpoints[1].url: duplicate endpoint "http://x" (first defined at line 4)`},
+		{"negative weight", lines("clusters:", "  - name: a", "    endpoints:", "      - {url: 'http://x', weight: -1}"),
+			`zerohop.yaml:4: clusters[0].endpoints[0].weight: must be between 0 and 1000000, got -1`},
+		{"all weights zero", lines("clusters:", "  - name: a", "    endpoints:", "      - {url: 'http://x', weight: 0}"),
+			`zerohop.yaml:3: clusters[0].endpoints: every endpoint has weight 0`},
+		{"duplicate cluster", lines("clusters:", "  - {name: a, endpoints: [{url: 'http://x'}]}", "  - {name: a, endpoints: [{url: 'http://x'}]}"),
+			`zerohop.yaml:3: clusters[1].name: duplicate cluster name "a" (first defined at line 2)`},
+		{"duplicate route", validTail + lines("  - name: r", "    cluster: api"),
+			`zerohop.yaml:7: routes[1].name: duplicate route name "r" (first defined at line 5)`},
+		{"methods not a list", validTail + lines("    match:", "      methods: GET"),
+			`zerohop.yaml:8: routes[0].match.methods: expected a list, got the string "GET" (for a one-item list write [GET])`},
+		{"lower-case method", validTail + lines("    match: {methods: [get]}"),
+			`zerohop.yaml:7: routes[0].match.methods[0]: method "get" is not upper case; methods are case-sensitive (did you mean "GET"?)`},
+		{"path prefix without slash", validTail + lines("    match:", "      path_prefix: v1"),
+			`zerohop.yaml:8: routes[0].match.path_prefix: must start with "/", got "v1"`},
+		{"prefix and exact", validTail + lines("    match:", "      path_prefix: /a", "      path_exact: /a/b"),
+			`zerohop.yaml:9: routes[0].match.path_exact: set path_prefix or path_exact, not both`},
+		{"bad wildcard", validTail + lines("    match: {host: 'api.*.com'}"),
+			`zerohop.yaml:7: routes[0].match.host: invalid host "api.*.com": a wildcard is only allowed as a leading "*."`},
+		{"host with port", validTail + lines("    match: {host: 'api:80'}"), `invalid host "api:80": must not include a port`},
+		{"header twice", validTail + lines("    match:", "      headers: {X-A: '1', x-a: '2'}"),
+			`zerohop.yaml:8: routes[0].match.headers: header "x-a" is listed twice (header names ignore case)`},
+		{"bad bypass header", validTail + lines("    cache: {bypass: ['Bad Header']}"),
+			`zerohop.yaml:7: routes[0].cache.bypass: invalid header name "Bad Header"`},
+		{"limit typo suppresses missing rate", lines("limits:", "  - name: l", "    rat: 5"),
+			`zerohop.yaml:3: limits[0].rat: unknown field (did you mean "rate"?)`},
+		{"limit rate", lines("limits:", "  - {name: l, rate: -1}"),
+			`zerohop.yaml:2: limits[0].rate: must be a positive number of requests per second, got -1`},
+		{"limit rate nan", lines("limits:", "  - {name: l, rate: .nan}"), `limits[0].rate: must be a positive number of requests per second, got NaN`},
+		{"limit missing rate", lines("limits:", "  - name: l"), `zerohop.yaml:2: limits[0].rate: required: tokens per second, e.g. 100`},
+		{"limit key", lines("limits:", "  - {name: l, rate: 1, key: 'header:'}"),
+			`zerohop.yaml:2: limits[0].key: invalid header name "" in key`},
+		{"version", lines("version: 2"), `zerohop.yaml:1: version: unsupported version 2; this zerohop reads version 1`},
+		{"merge of a scalar", lines("cache:", "  <<: 5"), `zerohop.yaml:2: cache: merge key (<<) needs a mapping or a list of mappings, got the number 5`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, t.TempDir(), tt.yaml)
+			c, err := Load(path)
+			if err == nil {
+				t.Fatalf("Load succeeded (%+v); want error %q", c, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error:\n%v\nwant it to contain:\n%s", err, tt.want)
+			}
+			var list ErrorList
+			if !errors.As(err, &list) {
+				t.Fatalf("error %T is not an ErrorList", err)
+			}
+			// Every problem is reported once: no cascades from one mistake.
+			if len(list) != 1 {
+				t.Errorf("got %d errors, want 1:\n%v", len(list), err)
+			}
+		})
+	}
+}
+
+func TestAllErrorsAreReported(t *testing.T) {
+	path := writeConfig(t, t.TempDir(), lines(
+		"cache:",
+		"  size: 64MB",                  // 2
+		"  heartbeat_interval: 5",       // 3
+		"listeners:",                    // 4
+		"  - name: a",                   // 5
+		"    mode: sideways",            // 6
+		"routes:",                       // 7
+		"  - {name: r, cluster: nope}",  // 8
+		"admin: {address: '0.0.0.0:1'}", // 9
+	))
+	_, err := Load(path)
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("Load error %v is not an ErrorList", err)
+	}
+	var got []int
+	for _, e := range list {
+		got = append(got, e.Line)
+	}
+	if want := []int{2, 3, 6, 8, 9}; !reflect.DeepEqual(got, want) {
+		t.Errorf("error lines = %v, want %v (sorted, all reported):\n%v", got, want, err)
+	}
+	if n := strings.Count(err.Error(), "\n"); n != len(list)-1 {
+		t.Errorf("message has %d lines, want one per error:\n%v", n+1, err)
+	}
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "cache.size" || fe.Line != 2 || !strings.HasSuffix(fe.File, "zerohop.yaml") {
+		t.Errorf("errors.As(*FieldError) = %+v", fe)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "absent.yaml"))
+	if !errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), "config: ") {
+		t.Errorf("Load(absent) = %v; want a config: error wrapping fs.ErrNotExist", err)
+	}
+}
+
+func TestValidateWithoutFile(t *testing.T) {
+	c := Default()
+	c.Cache.Size = 0
+	c.Listeners[0].Mode = "reverse"
+	err := c.Validate()
+	want := "config: listeners[0].mode: reverse mode needs at least one route, but no routes are configured\n" +
+		"config: cache.size: must be greater than 0"
+	if err == nil || err.Error() != want {
+		t.Errorf("Validate() =\n%v\nwant\n%s", err, want)
+	}
+}
+
+func TestAliasBombIsBounded(t *testing.T) {
+	// 2000 aliases to a 2000-endpoint list: 4 million nodes if expanded,
+	// from a file of a few dozen kilobytes.
+	var b strings.Builder
+	b.WriteString("x-eps: &eps [")
+	for i := range 2000 {
+		fmt.Fprintf(&b, "{url: 'http://h%d'},", i)
+	}
+	b.WriteString("]\nx-c: &c {name: a, endpoints: *eps}\nclusters: [")
+	b.WriteString(strings.Repeat("*c, ", 2000))
+	b.WriteString("]\n")
+	start := time.Now()
+	_, err := Parse("bomb.yaml", []byte(b.String()))
+	want := "bomb.yaml:1: document too large or too deeply aliased (more than 200000 nodes)"
+	if err == nil || err.Error() != want {
+		t.Errorf("Parse(bomb) = %.300v; want only %q", err, want)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Parse(bomb) took %v", d)
+	}
+}
+
+func TestMergeKeys(t *testing.T) {
+	c, err := Parse("m.yaml", []byte(lines(
+		"x-base: &base {connect_timeout: 1s, response_timeout: 2s}",
+		"x-more: &more {response_timeout: 9s, max_idle_conns: 3}",
+		"clusters:",
+		"  - <<: [*base, *more]",
+		"    name: a",
+		"    connect_timeout: 7s",
+		"    endpoints: [{url: 'http://a'}]",
+	)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Clusters[0]
+	// Explicit keys win; among merged mappings the first wins.
+	if got.ConnectTimeout != 7*time.Second || got.ResponseTimeout != 2*time.Second || got.MaxIdleConns != 3 {
+		t.Errorf("merged cluster = %+v", got)
+	}
+}
+
+func TestCloneIsDeep(t *testing.T) {
+	c, err := Parse("c.yaml", []byte(validTail+lines(
+		"    match: {methods: [GET], headers: {A: b}}",
+		"    cache: {bypass: [Cookie]}",
+		"invalidation: {redis: {address: 'r:6379'}}",
+	)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Clusters[0].TLS = &UpstreamTLS{ServerName: "s"}
+	orig := c.Clone()
+	cl := c.Clone()
+	if !reflect.DeepEqual(cl, c) {
+		t.Fatal("Clone differs from the original")
+	}
+	cl.Listeners[0].Name = "changed"
+	cl.Clusters[0].Endpoints[0].Weight = 42
+	cl.Clusters[0].TLS.ServerName = "changed"
+	cl.Routes[0].Match.Methods[0] = "PUT"
+	cl.Routes[0].Match.Headers["A"] = "changed"
+	cl.Routes[0].Cache.Bypass[0] = "changed"
+	cl.Invalidation.Redis.Address = "changed"
+	if !reflect.DeepEqual(c, orig) {
+		t.Errorf("changing the clone changed the original:\n%+v", c)
+	}
+	if (*Config)(nil).Clone() != nil {
+		t.Error("nil.Clone() != nil")
+	}
+}
+
+// everyField sets every field of the model to a non-zero value, somewhere.
+// When a field is added to the model, add it here too.
+var everyField = lines(
+	"version: 1",
+	"listeners:",
+	"  - name: in",
+	"    address: 0.0.0.0:8080",
+	"    mode: reverse",
+	"    read_header_timeout: 1s",
+	"    idle_timeout: 2s",
+	"    max_header_bytes: 32KiB",
+	"    max_request_body: 1GiB",
+	"admin: {address: '0.0.0.0:9901', allow_remote: true, token: 0123456789abcdef0123}",
+	"cache:",
+	"  dir: /c",
+	"  size: 1GiB",
+	"  region_size: 8MiB",
+	"  expected_entries: 100000",
+	"  max_object_size: 2MiB",
+	"  max_key_size: 4KiB",
+	"  max_header_bytes: 32KiB",
+	"  heartbeat_interval: 100ms",
+	"  default_ttl: 1m",
+	"  heuristic_max: 1h",
+	"  allow_set_cookie: true",
+	"  stale_if_error: 30s",
+	"  coalesce_timeout: 1s",
+	"store: {path: /s, max_disk: 10GiB, queue: 10, memory_only_on_error: true}",
+	"invalidation:",
+	"  log: /l/inval.log",
+	"  redis: {address: 'r:6379', stream: s, db: 2, username: u, password: p, dial_timeout: 1s}",
+	"clusters:",
+	"  - name: api",
+	"    endpoints: [{url: 'https://a:8443', weight: 5}]",
+	"    connect_timeout: 1s",
+	"    response_timeout: 2s",
+	"    max_idle_conns: 3",
+	"    tls: {ca_file: /ca.pem, insecure_skip_verify: true, server_name: a.internal}",
+	"routes:",
+	"  - name: a",
+	"    match: {host: a.example.com, path_prefix: /a/, methods: [GET], headers: {X-A: b}}",
+	"    cluster: api",
+	"    cache: {enabled: true, ttl_override: 5s, bypass: [Authorization]}",
+	"    timeout: 3s",
+	"  - name: b",
+	"    match: {path_exact: /b}",
+	"    cluster: api",
+	"limits:",
+	"  - {name: l, rate: 1.5, burst: 3, key: 'header:X-Client'}",
+)
+
+// TestEveryFieldDecodes parses everyField and checks, by reflection, that
+// each leaf field of the model was set somewhere: it fails when a field is
+// added without a YAML tag the decoder handles, or without a line above.
+func TestEveryFieldDecodes(t *testing.T) {
+	c, err := Parse("every.yaml", []byte(everyField))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]bool{}
+	var walk func(path string, v reflect.Value)
+	walk = func(path string, v reflect.Value) {
+		switch v.Kind() {
+		case reflect.Pointer:
+			if !v.IsNil() {
+				walk(path, v.Elem())
+			}
+		case reflect.Struct:
+			for i := range v.NumField() {
+				walk(path+"."+v.Type().Field(i).Name, v.Field(i))
+			}
+		case reflect.Slice:
+			if v.Type().Elem().Kind() == reflect.String {
+				set[path] = set[path] || v.Len() > 0
+				return
+			}
+			for i := range v.Len() {
+				walk(path, v.Index(i))
+			}
+		default:
+			set[path] = set[path] || !v.IsZero()
+		}
+	}
+	walk("Config", reflect.ValueOf(c))
+	var all func(path string, t reflect.Type)
+	all = func(path string, typ reflect.Type) {
+		switch typ.Kind() {
+		case reflect.Pointer:
+			all(path, typ.Elem())
+		case reflect.Struct:
+			for i := range typ.NumField() {
+				all(path+"."+typ.Field(i).Name, typ.Field(i).Type)
+			}
+		case reflect.Slice:
+			if typ.Elem().Kind() != reflect.String {
+				all(path, typ.Elem())
+				return
+			}
+			fallthrough
+		default:
+			if !set[path] {
+				t.Errorf("%s is never set by everyField", path)
+			}
+		}
+	}
+	all("Config", reflect.TypeFor[Config]())
+}

@@ -1,0 +1,311 @@
+package config
+
+import (
+	"reflect"
+	"time"
+)
+
+// CurrentVersion is the only config schema version this build reads.
+const CurrentVersion = 1
+
+// Config is the whole zerohop configuration. The zero value is not useful;
+// start from Default or Load. Every field notes its default; "derived"
+// defaults are filled in by Parse from other fields.
+type Config struct {
+	// Version of the schema. Default 1, the only supported value. It lets a
+	// later release change the meaning of a field without guessing.
+	Version int `yaml:"version"`
+
+	// Listeners accept traffic from the app (forward mode) or towards it
+	// (reverse mode). Default: one forward-proxy listener "forward" on
+	// 127.0.0.1:8089. A list in the file replaces the default list.
+	Listeners []Listener `yaml:"listeners"`
+
+	// Admin is the operator endpoint (stats, purge, config dump).
+	Admin Admin `yaml:"admin"`
+
+	// Cache is the shared memory-mapped RFC 9111 cache.
+	Cache Cache `yaml:"cache"`
+
+	// Store is the optional on-disk persistence behind the cache.
+	Store Store `yaml:"store"`
+
+	// Invalidation says where purge events are recorded and received.
+	Invalidation Invalidation `yaml:"invalidation"`
+
+	// Clusters are named groups of upstream endpoints. Default: none.
+	Clusters []Cluster `yaml:"clusters"`
+
+	// Routes map requests to clusters; the first match wins. Default: none.
+	Routes []Route `yaml:"routes"`
+
+	// Limits are named rate limits. Default: none.
+	Limits []RateLimit `yaml:"limits"`
+
+	// Reserved (rejected with "not supported yet" until implemented; add
+	// each as an optional pointer field so old files keep their meaning):
+	//   auth:   API keys and JWT validation
+	//   egress: which hosts forward mode may reach
+}
+
+// ListenerMode says how a listener treats requests.
+type ListenerMode string
+
+// Listener modes.
+const (
+	// ModeForward: the app sends absolute-form requests (HTTP_PROXY) and
+	// zerohop fetches them, routing by host when a route matches.
+	ModeForward ListenerMode = "forward"
+	// ModeReverse: requests are matched against routes and sent to the
+	// route's cluster; a request matching no route is answered 404.
+	ModeReverse ListenerMode = "reverse"
+)
+
+// Listener is one HTTP listening socket.
+type Listener struct {
+	// Name identifies the listener in logs and metrics. Required, unique.
+	Name string `yaml:"name"`
+	// Address is host:port. Default "127.0.0.1:8089". Port 0 picks a free
+	// port (for tests).
+	Address string `yaml:"address"`
+	// Mode is "forward" or "reverse". Default "forward".
+	Mode ListenerMode `yaml:"mode"`
+	// ReadHeaderTimeout bounds reading request headers. Default 10s; 0 = none.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 90s; 0 = none.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes caps request header size. Default 1MiB; must be > 0.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// MaxRequestBody caps request bodies. Default 0 = unlimited (bodies are
+	// streamed, not buffered).
+	MaxRequestBody Size `yaml:"max_request_body"`
+
+	// Reserved: tls (serving TLS to downstream clients).
+}
+
+// Admin is the admin HTTP endpoint.
+type Admin struct {
+	// Address is host:port. Default "127.0.0.1:9901"; "" disables admin.
+	// Must be a loopback address unless AllowRemote is set.
+	Address string `yaml:"address"`
+	// AllowRemote permits a non-loopback Address. Default false: admin
+	// endpoints can purge the cache and must not be open to the pod network
+	// by accident.
+	AllowRemote bool `yaml:"allow_remote"`
+	// Token, if set, is required as "Authorization: Bearer <token>".
+	// Default "" (no token). At least 16 characters, no whitespace. Prefer
+	// supplying it through the environment: a ConfigMap is not a Secret.
+	Token string `yaml:"token"`
+}
+
+// Cache configures the shared memory-mapped cache file.
+type Cache struct {
+	// Dir holds the cache file and is shared with the app's container.
+	// Default "/var/run/zerohop".
+	Dir string `yaml:"dir"`
+	// Size of the cache file. Default 64MiB.
+	Size Size `yaml:"size"`
+	// RegionSize is the unit of allocation and eviction. Default 4MiB;
+	// at most Size/4.
+	RegionSize Size `yaml:"region_size"`
+	// ExpectedEntries sizes the index. Default 0 = derived by the cache
+	// from Size.
+	ExpectedEntries int `yaml:"expected_entries"`
+	// MaxObjectSize is the largest body stored. Default 1MiB. Together with
+	// MaxKeySize, MaxHeaderBytes and RegionOverhead it must fit in one region.
+	MaxObjectSize Size `yaml:"max_object_size"`
+	// MaxKeySize is the largest cache key stored. Default 8KiB.
+	MaxKeySize Size `yaml:"max_key_size"`
+	// MaxHeaderBytes is the largest stored response header block. Default 64KiB.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// HeartbeatInterval is how often the writer proves it is alive to
+	// readers. Default 250ms; must be > 0.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// DefaultTTL applies to responses without explicit freshness. Default 0
+	// = only what RFC 9111 allows (explicit or heuristic freshness).
+	DefaultTTL time.Duration `yaml:"default_ttl"`
+	// HeuristicMax caps heuristic freshness (RFC 9111 §4.2.2). Default 24h.
+	HeuristicMax time.Duration `yaml:"heuristic_max"`
+	// AllowSetCookie stores responses carrying Set-Cookie. Default false:
+	// the cache is shared, and cookies are usually per user.
+	AllowSetCookie bool `yaml:"allow_set_cookie"`
+	// StaleIfError serves a stale entry this long past expiry when the
+	// upstream fails (RFC 5861), unless the response says otherwise.
+	// Default 0 = off.
+	StaleIfError time.Duration `yaml:"stale_if_error"`
+	// CoalesceTimeout is how long concurrent misses for one key wait for
+	// the single in-flight fetch before going upstream themselves.
+	// Default 5s; 0 = no coalescing.
+	CoalesceTimeout time.Duration `yaml:"coalesce_timeout"`
+}
+
+// RegionOverhead is the space reserved in every cache region for the
+// cache's own bookkeeping. The cache package's per-entry layout must stay
+// within it; it appears here because Validate checks that the largest
+// possible entry fits in one region.
+const RegionOverhead = 4 * KiB
+
+// Store is optional on-disk persistence of cache entries.
+type Store struct {
+	// Path of the store directory. Default "" = persistence off.
+	Path string `yaml:"path"`
+	// MaxDisk caps the store's disk usage. Default 1GiB; 0 = no cap.
+	MaxDisk Size `yaml:"max_disk"`
+	// Queue is the number of pending writes buffered before writes are
+	// dropped. Default 1024; must be > 0.
+	Queue int `yaml:"queue"`
+	// MemoryOnlyOnError keeps zerohop serving from memory when the store
+	// cannot be opened or fails, instead of exiting. Default true: a
+	// sidecar that dies takes the app's traffic with it.
+	MemoryOnlyOnError bool `yaml:"memory_only_on_error"`
+}
+
+// Invalidation configures the purge log and optional fan-out.
+type Invalidation struct {
+	// Log is the append-only invalidation log. Default derived:
+	// "<cache.dir>/inval.log".
+	Log string `yaml:"log"`
+	// Redis, if set, receives invalidations from a Redis stream so that
+	// purges reach every replica. Default nil (off).
+	Redis *RedisStream `yaml:"redis,omitempty"`
+}
+
+// RedisStream is a Redis stream to consume invalidations from.
+type RedisStream struct {
+	// Address is host:port of the Redis server. Required.
+	Address string `yaml:"address"`
+	// Stream is the stream key. Default "zerohop:invalidations".
+	Stream string `yaml:"stream"`
+	// DB is the Redis database number. Default 0.
+	DB int `yaml:"db"`
+	// Username for Redis ACL auth. Default "".
+	Username string `yaml:"username"`
+	// Password for Redis auth. Default "". Prefer the environment.
+	Password string `yaml:"password"`
+	// DialTimeout bounds connecting. Default 5s; 0 = none.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+
+	// Reserved: tls.
+}
+
+// Cluster is a named set of upstream endpoints.
+type Cluster struct {
+	// Name is referenced by routes. Required, unique.
+	Name string `yaml:"name"`
+	// Endpoints receive the cluster's traffic, in proportion to weight.
+	// At least one is required.
+	Endpoints []Endpoint `yaml:"endpoints"`
+	// ConnectTimeout bounds dialing an endpoint. Default 5s; 0 = none.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// ResponseTimeout bounds the wait for response headers. Default 30s;
+	// 0 = none.
+	ResponseTimeout time.Duration `yaml:"response_timeout"`
+	// MaxIdleConns is the idle keep-alive pool size per endpoint. Default 64.
+	MaxIdleConns int `yaml:"max_idle_conns"`
+	// TLS configures connections to https endpoints. Default nil = system
+	// roots, server name from the URL. Modelled only; not validated yet.
+	TLS *UpstreamTLS `yaml:"tls,omitempty"`
+
+	// Reserved: health_check, outlier_detection, retries.
+}
+
+// Endpoint is one upstream server.
+type Endpoint struct {
+	// URL is an absolute http or https URL with a host and no path, query
+	// or credentials, e.g. "http://10.0.0.7:8080". Required.
+	URL string `yaml:"url"`
+	// Weight is the relative share of traffic. Default 1; 0 drains the
+	// endpoint; at most MaxWeight.
+	Weight int `yaml:"weight"`
+}
+
+// MaxWeight bounds Endpoint.Weight so that weight sums cannot overflow.
+const MaxWeight = 1_000_000
+
+// UpstreamTLS is TLS towards a cluster's endpoints.
+type UpstreamTLS struct {
+	// CAFile is a PEM bundle of roots to trust. Default "" = system roots.
+	CAFile string `yaml:"ca_file"`
+	// InsecureSkipVerify disables certificate checks. Default false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// ServerName overrides SNI and verification name. Default "" = URL host.
+	ServerName string `yaml:"server_name"`
+
+	// Reserved: cert_file, key_file (client certificates).
+}
+
+// Route sends matching requests to a cluster.
+type Route struct {
+	// Name identifies the route in logs, metrics and limit keys. Required,
+	// unique.
+	Name string `yaml:"name"`
+	// Match selects requests; an empty match matches everything.
+	Match Match `yaml:"match"`
+	// Cluster is the name of the cluster to send to. Required; must exist.
+	Cluster string `yaml:"cluster"`
+	// Cache overrides caching for this route. Default nil = cache per the
+	// global cache section.
+	Cache *RouteCache `yaml:"cache,omitempty"`
+	// Timeout bounds the whole upstream exchange. Default 0 = the
+	// cluster's response_timeout.
+	Timeout time.Duration `yaml:"timeout"`
+
+	// Reserved: weighted_clusters (splits), retries, rate_limits, auth.
+}
+
+// Match is a conjunction: every condition that is set must hold.
+type Match struct {
+	// Host is an exact host name ("api.example.com") or a wildcard for
+	// subdomains ("*.example.com", which does not match "example.com").
+	// Compared case-insensitively, without port. Default "" = any host.
+	Host string `yaml:"host"`
+	// PathPrefix matches paths starting with it. Default "" = any path.
+	PathPrefix string `yaml:"path_prefix"`
+	// PathExact matches one path exactly. Excludes PathPrefix. Default "".
+	PathExact string `yaml:"path_exact"`
+	// Methods lists accepted methods (case-sensitive, e.g. GET). Default
+	// empty = any method.
+	Methods []string `yaml:"methods"`
+	// Headers maps header names to exact required values. Default empty.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// RouteCache is per-route cache policy.
+type RouteCache struct {
+	// Enabled turns caching on for the route. Default true.
+	Enabled bool `yaml:"enabled"`
+	// TTLOverride replaces the freshness lifetime computed from response
+	// headers. Responses RFC 9111 forbids storing are still not stored.
+	// Default 0 = no override.
+	TTLOverride time.Duration `yaml:"ttl_override"`
+	// Bypass lists request header names; a request carrying any of them
+	// skips the cache entirely (no lookup, no store). Default empty.
+	Bypass []string `yaml:"bypass"`
+}
+
+// RateLimit is a named local token-bucket limit.
+type RateLimit struct {
+	// Name identifies the limit. Required, unique.
+	Name string `yaml:"name"`
+	// Rate is tokens added per second. Required, > 0.
+	Rate float64 `yaml:"rate"`
+	// Burst is the bucket size. Default 0 = the rate rounded up (min 1).
+	Burst int `yaml:"burst"`
+	// Key partitions the limit: "remote_addr", "route" or "header:<Name>".
+	// Default "remote_addr".
+	Key string `yaml:"key"`
+
+	// Reserved: redis (a shared limit instead of a local one).
+}
+
+// reservedKeys are keys a future version will accept. Rejecting them with
+// a clear message beats both "unknown field" and silently ignoring them.
+var reservedKeys = map[reflect.Type][]string{
+	reflect.TypeFor[Config]():      {"auth", "egress"},
+	reflect.TypeFor[Listener]():    {"tls"},
+	reflect.TypeFor[RedisStream](): {"tls"},
+	reflect.TypeFor[Cluster]():     {"health_check", "outlier_detection", "retries"},
+	reflect.TypeFor[UpstreamTLS](): {"cert_file", "key_file"},
+	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits", "auth"},
+	reflect.TypeFor[RateLimit]():   {"redis"},
+}
