@@ -1,0 +1,511 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/zerohop/zerohop/proxy/httpcache"
+	"github.com/zerohop/zerohop/shm"
+)
+
+// varyIndexLife is how long a vary index entry stays fresh. It only names
+// the request headers a URL's responses vary on; the variants carry their
+// own freshness.
+const varyIndexLife = 365 * 24 * time.Hour
+
+// serveCached answers a GET or HEAD through the cache (RFC 9111 §4).
+func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, x *exchange) {
+	x.reqDir = httpcache.ParseRequestCacheControl(r.Header)
+	e, fwd := p.lookupStored(x)
+	now := p.opts.Now()
+	var he *httpcache.Entry
+	if e != nil {
+		h := toHTTPEntry(e)
+		he = &h
+	}
+	switch httpcache.Decide(x.reqDir, he, now) {
+	case httpcache.ServeFresh:
+		x.status.Hit = true
+		p.serveEntry(w, r, x, e, "")
+		return
+	case httpcache.ServeStale:
+		x.status.Hit = true
+		p.serveEntry(w, r, x, e, "max-stale")
+		return
+	case httpcache.ServeStaleRevalidate:
+		x.status.Hit = true
+		p.serveEntry(w, r, x, e, "stale-while-revalidate")
+		p.refreshInBackground(x, e)
+		return
+	case httpcache.GatewayTimeout:
+		x.status.Fwd, x.status.Detail = fwdOr(fwd, httpcache.FwdMiss), "only-if-cached"
+		p.fail(w, x, http.StatusGatewayTimeout, "only-if-cached and nothing usable is stored")
+		return
+	case httpcache.Revalidate:
+		x.stored, x.storedHdr = e, headerOf(e)
+		x.revalidating = hasValidators(x.storedHdr)
+		x.status.Fwd = httpcache.FwdStale
+		if x.reqDir.NoCache || x.reqDir.MaxAge.Present || x.reqDir.MinFresh.Present {
+			x.status.Fwd = httpcache.FwdRequest
+		}
+		p.rp.ServeHTTP(w, r)
+		return
+	}
+	// Miss: concurrent misses for one URL make one upstream request; the
+	// others wait for it (bounded) and then look again (RFC 9111 §4 allows
+	// collapsing; nginx proxy_cache_lock, Varnish waiting list).
+	x.status.Fwd = fwdOr(fwd, httpcache.FwdMiss)
+	if x.st.coalesce > 0 && r.Method == http.MethodGet {
+		key := string(x.primary)
+		f, leader := p.flights.join(key)
+		if leader {
+			defer p.flights.finish(key, f)
+		} else if p.waitAndServe(w, r, x, f) {
+			return
+		}
+	}
+	p.rp.ServeHTTP(w, r)
+}
+
+// waitAndServe waits for an in-flight fetch of the same URL and serves what
+// it stored. It returns false when the caller must go upstream itself.
+func (p *Proxy) waitAndServe(w http.ResponseWriter, r *http.Request, x *exchange, f *flight) bool {
+	p.m.coalesced.Inc()
+	t := time.NewTimer(x.st.coalesce)
+	defer t.Stop()
+	select {
+	case <-f.done:
+	case <-t.C:
+		x.status.Detail = "coalesce-timeout"
+		return false
+	case <-r.Context().Done():
+		return true
+	}
+	e, _ := p.lookupStored(x)
+	if e == nil {
+		return false
+	}
+	he := toHTTPEntry(e)
+	if httpcache.Decide(x.reqDir, &he, p.opts.Now()) != httpcache.ServeFresh {
+		return false
+	}
+	x.status = httpcache.CacheStatus{Hit: true}
+	p.serveEntry(w, r, x, e, "collapsed")
+	return true
+}
+
+func fwdOr(f, def httpcache.Fwd) httpcache.Fwd {
+	if f != "" {
+		return f
+	}
+	return def
+}
+
+// lookupStored finds the stored response selected by x's request: the
+// entry under the primary key, or, when that is a vary index, the variant
+// under the key built from the request's selecting header fields (RFC 9111
+// §4.1). It returns nil and the Cache-Status fwd reason on a miss.
+func (p *Proxy) lookupStored(x *exchange) (*shm.Entry, httpcache.Fwd) {
+	x.primary = shm.AppendKey(x.primary[:0], http.MethodGet, x.scheme, x.host, x.target)
+	e, _, ok := p.cache.GetStale(nil, x.primary)
+	if !ok {
+		return nil, httpcache.FwdURIMiss
+	}
+	if e.Flags&shm.FlagVaryIndex == 0 {
+		x.primaryIsIdx, x.primaryVary = false, nil
+		return &e, ""
+	}
+	x.primaryIsIdx, x.primaryVary = true, e.Vary
+	key := shm.AppendVaryFromHeader(bytes.Clone(x.primary), e.Vary, x.in.Header.Values)
+	v, _, ok := p.cache.GetStale(nil, key)
+	if !ok {
+		return nil, httpcache.FwdVaryMiss
+	}
+	return &v, ""
+}
+
+// toHTTPEntry turns an entry's stored metadata back into the policy view.
+func toHTTPEntry(e *shm.Entry) httpcache.Entry {
+	return httpcache.Entry{
+		ResponseTime:         time.UnixMilli(e.StoredMs),
+		CorrectedInitialAge:  time.Duration(e.InitialAge) * time.Second,
+		Lifetime:             time.Duration(e.ExpiresMs-e.StoredMs)*time.Millisecond + time.Duration(e.InitialAge)*time.Second,
+		StaleWhileRevalidate: time.Duration(e.SWR) * time.Second,
+		StaleIfError:         time.Duration(e.SIE) * time.Second,
+		MustRevalidate:       e.Flags&shm.FlagMustRevalidate != 0,
+		NoCache:              e.Flags&shm.FlagNoCache != 0,
+	}
+}
+
+func headerOf(e *shm.Entry) http.Header {
+	h := make(http.Header, 8)
+	for it := shm.NewHeaderIter(e.Headers); it.Next(); {
+		name := string(it.Name())
+		h[name] = append(h[name], string(it.Value()))
+	}
+	return h
+}
+
+func hasValidators(h http.Header) bool { return h.Get("Etag") != "" || h.Get("Last-Modified") != "" }
+
+// serveEntry writes a stored response, with Age (RFC 9111 §4.2.3) and
+// Cache-Status, answering the app's own conditional request with 304.
+func (p *Proxy) serveEntry(w http.ResponseWriter, r *http.Request, x *exchange, e *shm.Entry, detail string) {
+	stored := headerOf(e)
+	now := p.opts.Now()
+	he := toHTTPEntry(e)
+	out := stored
+	code := e.Status
+	if httpcache.NotModified(r, e.Status, stored, he.ResponseTime) {
+		out, code = httpcache.NotModifiedHeader(stored), http.StatusNotModified
+	}
+	h := w.Header()
+	for k, v := range out {
+		h[k] = v
+	}
+	h.Set("Age", httpcache.FormatAge(he.Age(now)))
+	x.status.TTL, x.status.HasTTL = he.TTL(now), true
+	if detail != "" {
+		x.status.Detail = detail
+	}
+	httpcache.AppendCacheStatus(h, x.status)
+	if code == http.StatusNotModified {
+		w.WriteHeader(code)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(e.Body)))
+	w.WriteHeader(code)
+	if r.Method != http.MethodHead {
+		w.Write(e.Body)
+	}
+}
+
+// revalidated handles the upstream's answer to our conditional request
+// (RFC 9111 §4.3.3). It reports true when it has rewritten resp itself.
+func (p *Proxy) revalidated(x *exchange, resp *http.Response) bool {
+	switch {
+	case resp.StatusCode == http.StatusNotModified:
+		merged := httpcache.Freshen(x.storedHdr, resp.Header, x.respTime)
+		resp.Body.Close()
+		e := x.stored
+		// The 304 may change what may be stored (§4.3.4): re-check.
+		check := &http.Response{StatusCode: e.Status, Header: merged, Request: x.in}
+		if ok, _ := httpcache.Storable(x.in, check, x.st.storeOpts); ok && x.in.Method == http.MethodGet {
+			p.store(x, e.Status, stripForStore(merged), e.Body, string(e.ETag))
+			x.status.Stored = true
+		}
+		x.storedHdr = merged
+		p.replaceWithBody(x, resp, e.Status, merged, e.Body, "")
+		return true
+	case httpcache.IsUpstreamError(resp.StatusCode) && p.staleOnError(x):
+		resp.Body.Close()
+		p.replaceWithStored(x, resp, "stale-if-error")
+		return true
+	}
+	return false // a full response: stored like any other
+}
+
+// staleOnError reports whether the stored response may answer an upstream
+// failure (RFC 5861 §4, RFC 9111 §4.2.4).
+func (p *Proxy) staleOnError(x *exchange) bool {
+	if x.stored == nil {
+		return false
+	}
+	return httpcache.CanServeStaleOnError(x.reqDir, toHTTPEntry(x.stored), p.opts.Now())
+}
+
+func (p *Proxy) replaceWithStored(x *exchange, resp *http.Response, detail string) {
+	p.replaceWithBody(x, resp, x.stored.Status, headerOf(x.stored), x.stored.Body, detail)
+}
+
+// replaceWithBody turns resp into the stored response (after a 304 or an
+// upstream error), honouring the app's own conditional.
+func (p *Proxy) replaceWithBody(x *exchange, resp *http.Response, status int, h http.Header, body []byte, detail string) {
+	he := toHTTPEntry(x.stored)
+	if status == x.stored.Status && detail == "" {
+		// freshened: its age restarts at the revalidation
+		he.ResponseTime, he.CorrectedInitialAge = x.respTime, 0
+	}
+	now := p.opts.Now()
+	out := h.Clone()
+	code := status
+	if httpcache.NotModified(x.in, status, h, he.ResponseTime) {
+		out, code = httpcache.NotModifiedHeader(h), http.StatusNotModified
+		body = nil
+	}
+	out.Set("Age", httpcache.FormatAge(he.Age(now)))
+	out.Del("Cache-Status")
+	x.status.TTL, x.status.HasTTL = he.TTL(now), true
+	if detail != "" {
+		x.status.Detail = detail
+	}
+	httpcache.AppendCacheStatus(out, x.status)
+	resp.StatusCode, resp.Status = code, ""
+	resp.Header = out
+	resp.Trailer = nil
+	resp.ContentLength = int64(len(body))
+	if code != http.StatusNotModified {
+		out.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+}
+
+// prepareStore decides, before the body is read, whether the response
+// will be stored.
+func (p *Proxy) prepareStore(x *exchange, resp *http.Response) {
+	x.storeOK = false
+	if x.in.Method != http.MethodGet {
+		return
+	}
+	ok, reason := httpcache.Storable(x.in, resp, x.st.storeOpts)
+	if !ok {
+		x.status.Detail = string(reason)
+		p.m.notStored.WithLabelValues(string(reason)).Inc()
+		return
+	}
+	if resp.ContentLength > x.st.maxObject {
+		x.status.Detail = "too-large"
+		p.m.notStored.WithLabelValues("too-large").Inc()
+		return
+	}
+	x.storeOK = true
+	x.etag = resp.Header.Get("Etag")
+	x.stripFields = httpcache.StrippedFields(resp.Header)
+}
+
+// teeStore keeps a copy of the body (up to the object size cap) while it
+// streams to the app, and stores it once it has been read to the end.
+func (p *Proxy) teeStore(x *exchange, resp *http.Response) {
+	if !x.storeOK {
+		return
+	}
+	h := stripForStore(resp.Header.Clone())
+	for _, f := range x.stripFields {
+		h.Del(f)
+	}
+	status := resp.StatusCode
+	x.status.Stored = true
+	sb := &storingBody{rc: resp.Body, limit: x.st.maxObject}
+	if resp.ContentLength > 0 {
+		sb.buf = make([]byte, 0, resp.ContentLength)
+	}
+	sb.done = func(body []byte) { p.store(x, status, h, body, x.etag) }
+	resp.Body = sb
+}
+
+func stripForStore(h http.Header) http.Header {
+	for _, f := range storeStripped {
+		h.Del(f)
+	}
+	return h
+}
+
+// store writes a response into the cache, with a vary index under the
+// primary key when the response varies.
+func (p *Proxy) store(x *exchange, status int, h http.Header, body []byte, etag string) {
+	he := httpcache.NewEntry(status, h, x.reqTime, x.respTime, x.st.freshOpts)
+	cc := httpcache.ParseCacheControl(h)
+	lifetime := he.Lifetime
+	switch {
+	case x.route != nil && x.route.ttlOverride > 0:
+		lifetime = time.Duration(x.route.ttlOverride) * time.Millisecond
+	case x.st.cfg.Cache.DefaultTTL > 0 && !cc.MaxAge.Present && !cc.SMaxAge.Present && h.Get("Expires") == "":
+		lifetime = x.st.cfg.Cache.DefaultTTL
+	}
+	if lifetime <= 0 && !hasValidators(h) {
+		p.m.notStored.WithLabelValues("no-freshness").Inc()
+		return // never usable without a validator to revalidate with
+	}
+	initAge := he.CorrectedInitialAge.Truncate(time.Second)
+	it := shm.Item{
+		Key:          x.primary,
+		Status:       status,
+		Header:       h,
+		Body:         body,
+		StoredMs:     x.respTime.UnixMilli(),
+		ExpiresMs:    x.respTime.Add(lifetime - initAge).UnixMilli(),
+		InitialAge:   uint32(initAge / time.Second),
+		SWR:          uint32(he.StaleWhileRevalidate / time.Second),
+		SIE:          uint32(he.StaleIfError / time.Second),
+		ETag:         etag,
+		LastModified: h.Get("Last-Modified"),
+		Tags:         httpcache.SurrogateKeys(h),
+	}
+	if it.SIE == 0 && x.st.sie > 0 {
+		it.SIE = uint32(x.st.sie / time.Second)
+	}
+	if he.MustRevalidate {
+		it.Flags |= shm.FlagMustRevalidate
+	}
+	if he.NoCache {
+		it.Flags |= shm.FlagNoCache
+	}
+	if cc.Public || cc.SMaxAge.Present || cc.MustRevalidate {
+		it.Flags |= shm.FlagAuthShared
+	}
+	names, _ := httpcache.VaryNames(h)
+	if len(names) > 0 {
+		fields := make([]shm.VaryField, len(names))
+		for i, n := range names {
+			vals := x.in.Header.Values(n)
+			fields[i] = shm.VaryField{Name: n, Present: len(vals) > 0, Value: shm.NormalizeFieldValue(vals)}
+		}
+		it.Key = shm.AppendVary(bytes.Clone(x.primary), fields)
+		it.Vary = names
+		it.Tags = append(it.Tags, shm.VariantTag(x.primary))
+	}
+	if err := p.cache.Put(&it); err != nil {
+		p.m.notStored.WithLabelValues("cache-error").Inc()
+		p.log.Debug("not stored", "request_id", x.reqID, "err", err)
+		return
+	}
+	p.m.stored.Inc()
+	switch {
+	case len(names) > 0 && !(x.primaryIsIdx && sameNames(x.primaryVary, names)):
+		idx := shm.Item{Key: x.primary, Flags: shm.FlagVaryIndex, Vary: names,
+			StoredMs: it.StoredMs, ExpiresMs: x.respTime.Add(varyIndexLife).UnixMilli()}
+		p.cache.Put(&idx)
+		x.primaryIsIdx, x.primaryVary = true, nil
+	case len(names) == 0 && x.primaryIsIdx:
+		// The URL stopped varying: its variants are no longer selectable.
+		p.cache.PurgeTag(shm.VariantTag(x.primary), false)
+	}
+}
+
+func sameNames(block []byte, names []string) bool {
+	it := shm.NewStringIter(block)
+	for _, n := range names {
+		if !it.Next() || it.String() != n {
+			return false
+		}
+	}
+	return !it.Next()
+}
+
+// invalidateAfterUnsafe removes what an unsafe request may have changed
+// (RFC 9111 §4.4): the target URI and same-origin Location and
+// Content-Location, on a non-error response.
+func (p *Proxy) invalidateAfterUnsafe(x *exchange, resp *http.Response) {
+	if p.cache == nil || resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return
+	}
+	for _, u := range httpcache.InvalidationURIs(x.in, resp.StatusCode, resp.Header) {
+		p.InvalidateURL(u.Scheme, u.Host, u.RequestURI())
+	}
+}
+
+// InvalidateURL removes the stored responses for a URL, every Vary variant
+// included. It reports whether anything was removed.
+func (p *Proxy) InvalidateURL(scheme, host, target string) bool {
+	if p.cache == nil {
+		return false
+	}
+	key := shm.AppendKey(nil, http.MethodGet, scheme, host, target)
+	n := 0
+	if p.cache.Delete(key) {
+		n++
+	}
+	n += p.cache.PurgeTag(shm.VariantTag(key), false)
+	return n > 0
+}
+
+// refreshInBackground revalidates a stale entry once, for
+// stale-while-revalidate (RFC 5861 §3), unless a fetch is already running.
+func (p *Proxy) refreshInBackground(x *exchange, e *shm.Entry) {
+	key := string(x.primary)
+	f, leader := p.flights.join(key)
+	if !leader {
+		return
+	}
+	y := &exchange{p: p, st: x.st, lis: x.lis, route: x.route, cluster: x.cluster,
+		reqID: x.reqID + "-bg", start: p.opts.Now(), scheme: x.scheme, host: x.host, target: x.target,
+		cacheable: true, primary: bytes.Clone(x.primary), primaryIsIdx: x.primaryIsIdx, primaryVary: x.primaryVary,
+		stored: e, storedHdr: headerOf(e), refresh: true}
+	y.revalidating = hasValidators(y.storedHdr)
+	y.status.Fwd = httpcache.FwdStale
+	ctx, cancel := context.WithTimeout(p.bgCtx, time.Minute)
+	req := x.in.Clone(context.WithValue(ctx, ctxKey{}, y))
+	req.Method, req.Body, req.ContentLength = http.MethodGet, http.NoBody, 0
+	y.in = req
+	p.m.refreshes.Inc()
+	p.bg.Add(1)
+	go func() {
+		defer p.bg.Done()
+		defer cancel()
+		defer p.flights.finish(key, f)
+		p.rp.ServeHTTP(discard{h: http.Header{}}, req)
+	}()
+}
+
+// discard is the ResponseWriter of a background revalidation.
+type discard struct{ h http.Header }
+
+func (d discard) Header() http.Header         { return d.h }
+func (d discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d discard) WriteHeader(int)             {}
+
+// storingBody tees an upstream body into a buffer while the proxy copies
+// it to the app, and hands the buffer to done after a clean EOF.
+type storingBody struct {
+	rc    io.ReadCloser
+	buf   []byte
+	limit int64
+	over  bool
+	done  func([]byte)
+}
+
+func (s *storingBody) Read(b []byte) (int, error) {
+	n, err := s.rc.Read(b)
+	if !s.over && n > 0 {
+		if int64(len(s.buf)+n) > s.limit {
+			s.over, s.buf = true, nil
+		} else {
+			s.buf = append(s.buf, b[:n]...)
+		}
+	}
+	if err == io.EOF && !s.over && s.done != nil {
+		done := s.done
+		s.done = nil
+		done(s.buf)
+	}
+	return n, err
+}
+
+func (s *storingBody) Close() error { return s.rc.Close() }
+
+// flights are in-flight upstream fetches, by primary key.
+type flights struct {
+	mu sync.Mutex
+	m  map[string]*flight
+}
+
+type flight struct{ done chan struct{} }
+
+// join returns the flight for key, creating it (leader=true) if none.
+func (fs *flights) join(key string) (f *flight, leader bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f, ok := fs.m[key]; ok {
+		return f, false
+	}
+	if fs.m == nil {
+		fs.m = map[string]*flight{}
+	}
+	f = &flight{done: make(chan struct{})}
+	fs.m[key] = f
+	return f, true
+}
+
+func (fs *flights) finish(key string, f *flight) {
+	fs.mu.Lock()
+	if fs.m[key] == f {
+		delete(fs.m, key)
+	}
+	fs.mu.Unlock()
+	close(f.done)
+}

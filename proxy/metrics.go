@@ -1,0 +1,117 @@
+package proxy
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zerohop/zerohop/shm"
+)
+
+// metrics are the proxy's Prometheus series. Label values are bounded:
+// listener, route and cluster names come from the configuration, cache is
+// a Cache-Status fwd value or "hit", and code is a status class.
+type metrics struct {
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	upstreamErrors *prometheus.CounterVec
+	notStored      *prometheus.CounterVec
+	stored         prometheus.Counter
+	coalesced      prometheus.Counter
+	refreshes      prometheus.Counter
+	reloads        prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, cache *shm.Writer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zerohop_requests_total", Help: "Requests handled by the sidecar.",
+		}, []string{"listener", "route", "cache", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "zerohop_request_duration_seconds", Help: "Time from request to the end of the response.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"listener", "route", "cache"}),
+		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zerohop_upstream_errors_total", Help: "Upstream exchanges that failed (connect, reset, timeout).",
+		}, []string{"cluster"}),
+		notStored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zerohop_cache_not_stored_total", Help: "Cacheable-method responses not stored, by reason.",
+		}, []string{"reason"}),
+		stored:    prometheus.NewCounter(prometheus.CounterOpts{Name: "zerohop_cache_stored_total", Help: "Responses stored in the shared cache."}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{Name: "zerohop_cache_coalesced_total", Help: "Misses that waited for an in-flight fetch of the same URL."}),
+		refreshes: prometheus.NewCounter(prometheus.CounterOpts{Name: "zerohop_cache_background_refreshes_total", Help: "Background revalidations (stale-while-revalidate)."}),
+		reloads:   prometheus.NewCounter(prometheus.CounterOpts{Name: "zerohop_config_reloads_total", Help: "Configuration reloads applied."}),
+	}
+	cs := []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.notStored, m.stored, m.coalesced, m.refreshes, m.reloads}
+	if cache != nil {
+		cs = append(cs, shmCollector{cache})
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(listener, route, cache string, code int, d time.Duration) {
+	class := strconv.Itoa(code/100) + "xx"
+	m.requests.WithLabelValues(listener, route, cache, class).Inc()
+	m.duration.WithLabelValues(listener, route, cache).Observe(d.Seconds())
+}
+
+// shmCollector exports the counters the cache writer keeps in the file
+// header, read at scrape time.
+type shmCollector struct{ w *shm.Writer }
+
+var shmDescs = map[string]*prometheus.Desc{}
+
+func shmDesc(name, help string) *prometheus.Desc {
+	if d, ok := shmDescs[name]; ok {
+		return d
+	}
+	d := prometheus.NewDesc("zerohop_shm_"+name, help, nil, nil)
+	shmDescs[name] = d
+	return d
+}
+
+var shmSeries = []struct {
+	name, help string
+	counter    bool
+	get        func(shm.Stats, shm.ReadStats) uint64
+}{
+	{"entries", "Live entries in the shared cache.", false, func(s shm.Stats, _ shm.ReadStats) uint64 { return s.Entries }},
+	{"inserts_total", "Entries written.", true, func(s shm.Stats, _ shm.ReadStats) uint64 { return s.Inserts }},
+	{"replaces_total", "Inserts that replaced the same key.", true, func(s shm.Stats, _ shm.ReadStats) uint64 { return s.Replaces }},
+	{"deletes_total", "Entries removed by delete or purge.", true, func(s shm.Stats, _ shm.ReadStats) uint64 { return s.Deletes }},
+	{"evictions_total", "Entries pushed out of a full bucket pair.", true, func(s shm.Stats, _ shm.ReadStats) uint64 { return s.Evictions }},
+	{"reclaimed_total", "Entries whose arena region was reused.", true, func(s shm.Stats, _ shm.ReadStats) uint64 { return s.Reclaimed }},
+	{"bytes_written_total", "Bytes written to the arena.", true, func(s shm.Stats, _ shm.ReadStats) uint64 { return s.BytesWritten }},
+	{"rejected_total", "Entries over a configured limit.", true, func(s shm.Stats, _ shm.ReadStats) uint64 { return s.Rejected }},
+	{"sidecar_hits_total", "Lookups by the sidecar that hit.", true, func(_ shm.Stats, r shm.ReadStats) uint64 { return r.Hits }},
+	{"sidecar_misses_total", "Lookups by the sidecar that missed.", true, func(_ shm.Stats, r shm.ReadStats) uint64 { return r.Misses }},
+	{"corrupt_total", "Lookups whose copy failed verification.", true, func(_ shm.Stats, r shm.ReadStats) uint64 { return r.Corrupt }},
+}
+
+func init() {
+	for _, s := range shmSeries {
+		shmDesc(s.name, s.help)
+	}
+}
+
+func (c shmCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, s := range shmSeries {
+		ch <- shmDescs[s.name]
+	}
+}
+
+func (c shmCollector) Collect(ch chan<- prometheus.Metric) {
+	st, rs := c.w.Stats(), c.w.ReadStats()
+	for _, s := range shmSeries {
+		t := prometheus.GaugeValue
+		if s.counter {
+			t = prometheus.CounterValue
+		}
+		ch <- prometheus.MustNewConstMetric(shmDescs[s.name], t, float64(s.get(st, rs)))
+	}
+}

@@ -1,0 +1,222 @@
+// Package proxy is zerohop's sidecar proxy: it takes the app's outbound
+// HTTP (as a forward proxy or through reverse-proxy routes), forwards
+// misses to upstream clusters, and fills the shared-memory cache with
+// responses a shared cache may store under RFC 9111, so that the app's next
+// read of the same URL is a zero-hop hit.
+//
+// It is built on httputil.ReverseProxy: Rewrite picks the upstream,
+// ModifyResponse stores, revalidates, compresses and invalidates, and
+// ErrorHandler serves stale-if-error. Cache policy comes from package
+// httpcache; the cache itself is an shm.Writer.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/proxy/httpcache"
+	"github.com/zerohop/zerohop/shm"
+)
+
+// Options are the proxy's collaborators. Only Config is required.
+type Options struct {
+	// Cache is the shared-memory cache the proxy fills and serves from.
+	// Nil disables caching (a plain forwarding proxy).
+	Cache *shm.Writer
+	// Logger receives operational messages. Default slog.Default().
+	Logger *slog.Logger
+	// AccessLog receives one line per request. Nil disables access logs.
+	AccessLog *slog.Logger
+	// Registerer receives the proxy's Prometheus metrics. Nil: a private
+	// registry (see Proxy.Gatherer).
+	Registerer prometheus.Registerer
+	// Now is the clock (for tests). Default time.Now.
+	Now func() time.Time
+}
+
+// Proxy is the sidecar proxy. Its handlers are safe for concurrent use and
+// keep serving across Reload.
+type Proxy struct {
+	opts    Options
+	log     *slog.Logger
+	cache   *shm.Writer
+	st      atomic.Pointer[state]
+	rp      *httputil.ReverseProxy
+	egress  *http.Transport // forward-mode requests that match no route
+	flights flights
+	m       *metrics
+	reg     *prometheus.Registry
+	bg      sync.WaitGroup // background revalidations
+	bgCtx   context.Context
+	bgStop  context.CancelFunc
+	reqSeq  atomic.Uint64
+}
+
+// state is everything a reload replaces, swapped atomically; a request
+// uses the state it started with to the end.
+type state struct {
+	cfg       *config.Config
+	routes    []*route
+	clusters  map[string]*cluster
+	storeOpts httpcache.StoreOptions
+	freshOpts httpcache.FreshnessOptions
+	maxObject int64
+	coalesce  time.Duration
+	sie       time.Duration
+}
+
+// New builds a proxy for cfg (already validated by config.Load or
+// config.Parse).
+func New(cfg *config.Config, opts Options) (*Proxy, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	p := &Proxy{opts: opts, log: opts.Logger, cache: opts.Cache}
+	reg := opts.Registerer
+	if reg == nil {
+		p.reg = prometheus.NewRegistry()
+		reg = p.reg
+	}
+	m, err := newMetrics(reg, opts.Cache)
+	if err != nil {
+		return nil, err
+	}
+	p.m = m
+	p.egress, _ = newTransport(5*time.Second, 30*time.Second, 64, nil)
+	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      dispatch{p},
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		BufferPool:     newBufferPool(),
+		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
+	st, err := p.compile(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	p.st.Store(st)
+	return p, nil
+}
+
+// Reload switches to cfg. In-flight requests finish on the old
+// configuration; clusters whose configuration did not change keep their
+// warm connection pools. On error the old configuration stays.
+func (p *Proxy) Reload(cfg *config.Config) error {
+	old := p.st.Load()
+	st, err := p.compile(cfg, old)
+	if err != nil {
+		return err
+	}
+	p.st.Store(st)
+	// Pools of clusters that went away or changed: let in-flight requests
+	// finish, then drop the idle connections.
+	for name, c := range old.clusters {
+		if nc, ok := st.clusters[name]; !ok || nc != c {
+			t := c.transport
+			time.AfterFunc(30*time.Second, t.CloseIdleConnections)
+		}
+	}
+	p.m.reloads.Inc()
+	return nil
+}
+
+func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
+	st := &state{cfg: cfg, clusters: map[string]*cluster{}}
+	for _, cc := range cfg.Clusters {
+		if old != nil {
+			if c, ok := old.clusters[cc.Name]; ok && c.sameConfig(cc) {
+				st.clusters[cc.Name] = c
+				continue
+			}
+		}
+		c, err := newCluster(cc)
+		if err != nil {
+			return nil, err
+		}
+		st.clusters[cc.Name] = c
+	}
+	for _, rc := range cfg.Routes {
+		r := compileRoute(rc, st.clusters)
+		if r.cluster == nil {
+			return nil, fmt.Errorf("proxy: route %q: unknown cluster %q", rc.Name, rc.Cluster)
+		}
+		st.routes = append(st.routes, r)
+	}
+	cc := cfg.Cache
+	st.storeOpts = httpcache.StoreOptions{AllowSetCookie: cc.AllowSetCookie}
+	st.freshOpts = httpcache.FreshnessOptions{HeuristicMax: cc.HeuristicMax}
+	st.maxObject = int64(cc.MaxObjectSize)
+	st.coalesce = cc.CoalesceTimeout
+	st.sie = cc.StaleIfError
+	return st, nil
+}
+
+// Config returns the configuration in use.
+func (p *Proxy) Config() *config.Config { return p.st.Load().cfg }
+
+// Gatherer returns the private metrics registry, or nil when metrics go to
+// Options.Registerer.
+func (p *Proxy) Gatherer() prometheus.Gatherer {
+	if p.reg == nil {
+		return nil
+	}
+	return p.reg
+}
+
+// Close stops background revalidations and waits for them.
+func (p *Proxy) Close() error {
+	p.bgStop()
+	p.bg.Wait()
+	p.egress.CloseIdleConnections()
+	for _, c := range p.st.Load().clusters {
+		c.transport.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Handler returns the HTTP handler for a listener.
+func (p *Proxy) Handler(l config.Listener) http.Handler {
+	return &listenerHandler{p: p, l: l}
+}
+
+type listenerHandler struct {
+	p *Proxy
+	l config.Listener
+}
+
+// dispatch sends each outgoing request through its cluster's pool.
+type dispatch struct{ p *Proxy }
+
+func (d dispatch) RoundTrip(r *http.Request) (*http.Response, error) {
+	x := exchangeFrom(r.Context())
+	if x != nil && x.cluster != nil {
+		return x.cluster.transport.RoundTrip(r)
+	}
+	return d.p.egress.RoundTrip(r)
+}
+
+// errUpstreamTimeout marks a route timeout, answered 504.
+var errUpstreamTimeout = errors.New("proxy: upstream timeout")
+
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }

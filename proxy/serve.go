@@ -1,0 +1,264 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/proxy/httpcache"
+	"github.com/zerohop/zerohop/shm"
+)
+
+// exchange is one request's journey through the proxy, carried in the
+// request context so that the ReverseProxy hooks see it.
+type exchange struct {
+	p     *Proxy
+	st    *state
+	lis   *config.Listener
+	in    *http.Request
+	route *route
+	// cluster is where the request goes; nil means the request's own
+	// absolute URL (forward mode, no route).
+	cluster *cluster
+	reqID   string
+	start   time.Time
+
+	scheme, host, target string
+
+	// Cache state.
+	cacheable    bool   // GET or HEAD that may be looked up and stored
+	primary      []byte // primary key
+	primaryVary  []byte // vary block of a stored vary index under primary, if any
+	primaryIsIdx bool
+	stored       *shm.Entry // the stored response used for revalidation or stale
+	storedHdr    http.Header
+	revalidating bool
+	refresh      bool // a background revalidation: nobody reads the response
+	storeOK      bool
+	etag         string   // the upstream's ETag, before compression changes it
+	stripFields  []string // fields a qualified private/no-cache forbids storing
+	reqDir       httpcache.Directives
+	status       httpcache.CacheStatus
+	reqTime      time.Time
+	respTime     time.Time
+
+	// What happened, for logs and metrics.
+	upstream   string
+	upstreamMs float64
+	code       int
+}
+
+type ctxKey struct{}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	x, _ := ctx.Value(ctxKey{}).(*exchange)
+	return x
+}
+
+func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := h.p
+	x := &exchange{p: p, st: p.st.Load(), lis: &h.l, in: r, start: p.opts.Now()}
+	x.reqID = r.Header.Get("X-Request-Id")
+	if x.reqID == "" || len(x.reqID) > 128 {
+		x.reqID = newRequestID()
+		r.Header.Set("X-Request-Id", x.reqID)
+	}
+	rec := &recorder{ResponseWriter: w}
+	rec.Header().Set("X-Request-Id", x.reqID)
+	defer p.finish(x, rec)
+
+	if h.l.MaxRequestBody > 0 && r.Body != nil {
+		r.Body = http.MaxBytesReader(rec, r.Body, int64(h.l.MaxRequestBody))
+	}
+	if r.Method == http.MethodConnect {
+		if h.l.Mode != config.ModeForward {
+			p.fail(rec, x, http.StatusMethodNotAllowed, "CONNECT is only accepted by forward-proxy listeners")
+			return
+		}
+		p.tunnel(rec, r, x)
+		return
+	}
+	if !p.resolve(rec, r, x) {
+		return
+	}
+	ctx := context.WithValue(r.Context(), ctxKey{}, x)
+	if x.route != nil && x.route.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, x.route.cfg.Timeout, errUpstreamTimeout)
+		defer cancel()
+	}
+	r = r.WithContext(ctx)
+	x.in = r
+	if x.cacheable {
+		p.serveCached(rec, r, x)
+		return
+	}
+	p.forward(rec, r, x)
+}
+
+// resolve works out the request's URL parts and route. It answers the
+// request itself (and returns false) when it cannot be proxied.
+func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) bool {
+	forward := x.lis.Mode == config.ModeForward
+	if forward {
+		if !r.URL.IsAbs() || r.URL.Host == "" {
+			p.fail(w, x, http.StatusBadRequest, "this listener is a forward proxy: send absolute-form requests (set HTTP_PROXY)")
+			return false
+		}
+		if r.URL.Scheme != "http" {
+			p.fail(w, x, http.StatusBadRequest, "forward proxy: only http URLs are fetched; https goes through CONNECT")
+			return false
+		}
+		x.scheme, x.host, x.target = "http", r.URL.Host, r.URL.RequestURI()
+	} else {
+		x.scheme, x.host, x.target = "http", r.Host, r.RequestURI
+		if r.URL.IsAbs() || x.target == "" {
+			x.target = r.URL.RequestURI()
+		}
+	}
+	host := hostOnly(x.host)
+	for _, rt := range x.st.routes {
+		if rt.matches(r, host, r.URL.Path) {
+			x.route, x.cluster = rt, rt.cluster
+			break
+		}
+	}
+	if x.route == nil && !forward {
+		p.fail(w, x, http.StatusNotFound, "no route matches this request")
+		return false
+	}
+	x.cacheable = p.cache != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		(x.route == nil || x.route.cache)
+	if x.cacheable && x.route != nil {
+		for _, b := range x.route.bypass {
+			if r.Header.Get(b) != "" {
+				x.cacheable = false
+				x.status.Fwd, x.status.Detail = httpcache.FwdBypass, "route-bypass"
+			}
+		}
+	}
+	if !x.cacheable && x.status.Fwd == "" {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			x.status.Fwd = httpcache.FwdMethod
+		} else {
+			x.status.Fwd = httpcache.FwdBypass
+		}
+	}
+	return true
+}
+
+// forward sends the request upstream with no cache lookup.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
+	p.rp.ServeHTTP(w, r)
+}
+
+// fail answers with a short plain-text error of the proxy's own.
+func (p *Proxy) fail(w http.ResponseWriter, x *exchange, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if x.status.Fwd == "" && !x.status.Hit {
+		x.status.Fwd = httpcache.FwdMiss
+	}
+	if x.status.Detail == "" {
+		x.status.Detail = "proxy-error"
+	}
+	httpcache.AppendCacheStatus(h, x.status)
+	w.WriteHeader(code)
+	w.Write([]byte("zerohop: " + msg + "\n"))
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// recorder remembers what was written, for logs and metrics. It unwraps
+// for http.ResponseController, so hijacking (Upgrade, CONNECT) and flushing
+// (server-sent events) reach the real connection.
+type recorder struct {
+	http.ResponseWriter
+	code  int
+	bytes int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Flush() { http.NewResponseController(r.ResponseWriter).Flush() }
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// finish records the access-log line and metrics of x.
+func (p *Proxy) finish(x *exchange, rec *recorder) {
+	if x.refresh {
+		return
+	}
+	d := p.opts.Now().Sub(x.start)
+	routeName := ""
+	if x.route != nil {
+		routeName = x.route.name
+	}
+	cacheLabel := "none"
+	switch {
+	case x.status.Hit:
+		cacheLabel = "hit"
+	case x.status.Fwd != "":
+		cacheLabel = string(x.status.Fwd)
+	}
+	code := rec.code
+	if code == 0 {
+		code = 499 // the client went away before a response
+	}
+	p.m.observe(x.lis.Name, routeName, cacheLabel, code, d)
+	if p.opts.AccessLog != nil {
+		p.opts.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
+			slog.String("request_id", x.reqID),
+			slog.String("listener", x.lis.Name),
+			slog.String("method", x.in.Method),
+			slog.String("host", x.host),
+			slog.String("target", x.target),
+			slog.Int("status", code),
+			slog.String("route", routeName),
+			slog.String("upstream", x.upstream),
+			slog.String("cache", x.status.String()),
+			slog.Int("bytes", int(rec.bytes)),
+			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+			slog.Float64("upstream_ms", x.upstreamMs),
+			slog.String("traceparent", x.in.Header.Get("Traceparent")),
+			slog.String("remote", x.in.RemoteAddr),
+		)
+	}
+}
+
+// hopHeaders are removed before a response is stored (ReverseProxy has
+// already removed them from what it forwards).
+var storeStripped = []string{"Age", "Cache-Status", "X-Request-Id", "Connection", "Keep-Alive",
+	"Proxy-Connection", "Transfer-Encoding", "Upgrade", "Trailer", "Te", "Set-Cookie", "Set-Cookie2"}
+
+func isUnsafe(method string) bool {
+	switch strings.ToUpper(method) {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return false
+	}
+	return true
+}

@@ -1,0 +1,128 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+
+	"github.com/zerohop/zerohop/proxy/httpcache"
+)
+
+// rewrite builds the upstream request (httputil.ReverseProxy.Rewrite):
+// hop-by-hop fields are already gone; the app's headers go through.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	x := exchangeFrom(pr.In.Context())
+	if x.cluster != nil {
+		ep := x.cluster.pick()
+		pr.SetURL(ep.url)
+		x.upstream = x.cluster.name + "/" + ep.url.Host
+	} else {
+		// Forward mode, no route: the absolute URL the app asked for.
+		pr.Out.Host = pr.In.URL.Host
+		x.upstream = pr.In.URL.Host
+	}
+	pr.SetXForwarded()
+	appendForwarded(pr.Out.Header, pr.In)
+	pr.Out.Header.Set("X-Request-Id", x.reqID)
+	if x.revalidating {
+		// Our validators replace the app's: the answer updates the stored
+		// response, and the app's own conditional is then evaluated
+		// against it (RFC 9111 §4.3.1, §4.3.2).
+		for _, f := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
+			pr.Out.Header.Del(f)
+		}
+		httpcache.AddValidators(pr.Out.Header, x.storedHdr)
+	}
+	x.reqTime = p.opts.Now()
+}
+
+// appendForwarded adds an RFC 7239 Forwarded element for this hop.
+func appendForwarded(h http.Header, in *http.Request) {
+	ip, _, err := net.SplitHostPort(in.RemoteAddr)
+	if err != nil {
+		return
+	}
+	if strings.Contains(ip, ":") {
+		ip = `"[` + ip + `]"`
+	}
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	el := "for=" + ip + ";proto=" + proto
+	if in.Host != "" && !strings.ContainsAny(in.Host, "\";,") {
+		el += `;host="` + in.Host + `"`
+	}
+	if prior := h.Get("Forwarded"); prior != "" {
+		el = prior + ", " + el
+	}
+	h.Set("Forwarded", el)
+}
+
+// modifyResponse runs on every upstream response before it is copied to
+// the app (httputil.ReverseProxy.ModifyResponse).
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	x := exchangeFrom(resp.Request.Context())
+	x.respTime = p.opts.Now()
+	x.upstreamMs = float64(x.respTime.Sub(x.reqTime).Microseconds()) / 1000
+	x.status.FwdStatus = resp.StatusCode
+
+	if isUnsafe(x.in.Method) {
+		p.invalidateAfterUnsafe(x, resp)
+	}
+	if x.revalidating {
+		if done := p.revalidated(x, resp); done {
+			return nil
+		}
+	} else if x.stored != nil && httpcache.IsUpstreamError(resp.StatusCode) && p.staleOnError(x) {
+		// RFC 5861 §4: the upstream answered with an error; serve stale.
+		resp.Body.Close()
+		p.replaceWithStored(x, resp, "stale-if-error")
+		return nil
+	}
+	if x.cacheable {
+		p.prepareStore(x, resp)
+	}
+	p.compress(x, resp)
+	if x.cacheable {
+		p.teeStore(x, resp)
+	}
+	httpcache.AppendCacheStatus(resp.Header, x.status)
+	return nil
+}
+
+// errorHandler answers when the upstream could not be reached or failed
+// mid-exchange (httputil.ReverseProxy.ErrorHandler).
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	x := exchangeFrom(r.Context())
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil && context.Cause(r.Context()) != errUpstreamTimeout {
+		return // the app went away; nobody to answer
+	}
+	if x.stored != nil && p.staleOnError(x) {
+		p.serveEntry(w, r, x, x.stored, "stale-if-error")
+		return
+	}
+	code := http.StatusBadGateway
+	msg := "upstream unavailable"
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || context.Cause(r.Context()) == errUpstreamTimeout || (errors.As(err, &ne) && ne.Timeout()) {
+		code, msg = http.StatusGatewayTimeout, "upstream timed out"
+	}
+	if x.status.Fwd == "" {
+		x.status.Fwd = httpcache.FwdMiss
+	}
+	x.status.Detail = "upstream-error"
+	p.log.Warn("upstream error", "request_id", x.reqID, "upstream", x.upstream, "err", err)
+	p.m.upstreamErrors.WithLabelValues(clusterName(x)).Inc()
+	p.fail(w, x, code, msg)
+}
+
+func clusterName(x *exchange) string {
+	if x.cluster != nil {
+		return x.cluster.name
+	}
+	return "egress"
+}
