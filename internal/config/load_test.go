@@ -239,7 +239,7 @@ func TestBadConfigs(t *testing.T) {
 		{"negative size", lines("cache:", "  size: -1"), `zerohop.yaml:2: cache.size: invalid size "-1": must not be negative`},
 		{"size wrong type", lines("cache:", "  size: [1]"), `zerohop.yaml:2: cache.size: expected a size such as "64MiB", got a list`},
 		{"region too large", lines("cache:", "  size: 8MiB"),
-			`zerohop.yaml:2: cache.size: region_size 4MiB is too large for size 8MiB: the cache needs at least 4 regions (region_size ≤ size/4 = 2MiB)`},
+			`zerohop.yaml:2: cache.size: region_size 4MiB is too large for size 8MiB: the cache needs at least 4 regions plus its index (region_size ≤ size/5 = 1677721)`},
 		{"object does not fit", lines("cache:", "  max_object_size: 4MiB"),
 			`zerohop.yaml:2: cache.max_object_size: the largest entry does not fit in a region: max_object_size 4MiB + max_key_size 8KiB + max_header_bytes 64KiB + 4KiB overhead > region_size 4MiB`},
 		{"zero size", lines("cache:", "  max_key_size: 0"), `zerohop.yaml:2: cache.max_key_size: must be greater than 0`},

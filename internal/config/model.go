@@ -106,7 +106,7 @@ type Cache struct {
 	// Size of the cache file. Default 64MiB.
 	Size Size `yaml:"size"`
 	// RegionSize is the unit of allocation and eviction. Default 4MiB;
-	// at most Size/4.
+	// at most Size/5 (four regions and the index).
 	RegionSize Size `yaml:"region_size"`
 	// ExpectedEntries sizes the index. Default 0 = derived by the cache
 	// from Size.

@@ -217,10 +217,10 @@ func (v *validator) cache(c *Cache) {
 		}
 		related = related && s.size > 0 && !v.failed[s.path]
 	}
-	if related && c.RegionSize > c.Size/4 {
+	if related && c.RegionSize > c.Size/5 {
 		v.errorf(v.first("cache.region_size", "cache.size"),
-			"region_size %v is too large for size %v: the cache needs at least 4 regions (region_size ≤ size/4 = %v)",
-			c.RegionSize, c.Size, c.Size/4)
+			"region_size %v is too large for size %v: the cache needs at least 4 regions plus its index (region_size ≤ size/5 = %v)",
+			c.RegionSize, c.Size, c.Size/5)
 	}
 	// Sum in float64: the fields are each < 2^63 but their sum may not be.
 	if need := float64(c.MaxObjectSize) + float64(c.MaxKeySize) + float64(c.MaxHeaderBytes) + float64(RegionOverhead); related && need > float64(c.RegionSize) {

@@ -1,0 +1,205 @@
+// Package sidecar assembles the zerohop daemon: the cache writer, the
+// proxy, its listeners, the admin endpoint and configuration reloads, with
+// a graceful shutdown that drains requests and marks the cache file
+// cleanly closed.
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/proxy"
+	"github.com/zerohop/zerohop/shm"
+)
+
+// Options tune a Sidecar beyond its configuration.
+type Options struct {
+	// Logger receives operational logs. Default slog.Default().
+	Logger *slog.Logger
+	// AccessLog receives one JSON line per request. Nil: none.
+	AccessLog io.Writer
+	// Override is applied to every configuration, the first and each
+	// reloaded one, before validation (flags and environment variables).
+	Override func(*config.Config)
+}
+
+// Sidecar is a running zerohop daemon.
+type Sidecar struct {
+	opts    Options
+	log     *slog.Logger
+	cache   *shm.Writer
+	proxy   *proxy.Proxy
+	reg     *prometheus.Registry
+	servers []*http.Server
+	addrs   map[string]string
+	admin   *http.Server
+	adminLn net.Listener
+	ready   atomic.Bool
+	mu      sync.Mutex // serialises Reload and Shutdown
+	cfg     *config.Config
+	wg      sync.WaitGroup
+}
+
+// Start opens the cache, builds the proxy and starts serving cfg's
+// listeners and admin endpoint. cfg must be valid.
+func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Sidecar{opts: opts, log: opts.Logger, cfg: cfg, addrs: map[string]string{}}
+	cc := cfg.Cache
+	w, err := shm.OpenWriter(cc.Dir, &shm.Options{
+		Size:              int64(cc.Size),
+		RegionSize:        int64(cc.RegionSize),
+		ExpectedEntries:   int64(cc.ExpectedEntries),
+		MaxKeySize:        int(cc.MaxKeySize),
+		MaxHeaderBytes:    int(cc.MaxHeaderBytes),
+		HeartbeatInterval: cc.HeartbeatInterval,
+		Logger:            opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: cache: %w", err)
+	}
+	s.cache = w
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	po := proxy.Options{Cache: w, Logger: opts.Logger, Registerer: s.reg}
+	if opts.AccessLog != nil {
+		po.AccessLog = slog.New(slog.NewJSONHandler(opts.AccessLog, nil))
+	}
+	p, err := proxy.New(cfg, po)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sidecar: %w", err)
+	}
+	s.proxy = p
+	for _, l := range cfg.Listeners {
+		if err := s.listen(l); err != nil {
+			s.Shutdown(context.Background())
+			return nil, err
+		}
+	}
+	if cfg.Admin.Address != "" {
+		if err := s.startAdmin(cfg.Admin); err != nil {
+			s.Shutdown(context.Background())
+			return nil, err
+		}
+	}
+	s.ready.Store(true)
+	s.log.Info("zerohop sidecar ready", "listeners", s.addrs, "admin", s.AdminAddr(), "cache", cc.Dir)
+	return s, nil
+}
+
+func (s *Sidecar) listen(l config.Listener) error {
+	ln, err := net.Listen("tcp", l.Address)
+	if err != nil {
+		return fmt.Errorf("sidecar: listener %q: %w", l.Name, err)
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true) // h2c from the app
+	srv := &http.Server{
+		Handler:           s.proxy.Handler(l),
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    int(l.MaxHeaderBytes),
+		Protocols:         &protos,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.servers = append(s.servers, srv)
+	s.addrs[l.Name] = ln.Addr().String()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("listener stopped", "listener", l.Name, "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr returns the address a listener is bound to (useful with port 0).
+func (s *Sidecar) Addr(listener string) string { return s.addrs[listener] }
+
+// AdminAddr returns the admin endpoint's address, or "" when disabled.
+func (s *Sidecar) AdminAddr() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+// Cache returns the cache writer.
+func (s *Sidecar) Cache() *shm.Writer { return s.cache }
+
+// Proxy returns the proxy.
+func (s *Sidecar) Proxy() *proxy.Proxy { return s.proxy }
+
+// Reload applies a new configuration (after Options.Override). Changes to
+// listeners, admin and the cache file's layout need a restart: they are
+// kept as they are and reported.
+func (s *Sidecar) Reload(cfg *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := cfg.Clone()
+	if !reflect.DeepEqual(next.Listeners, s.cfg.Listeners) || next.Admin != s.cfg.Admin {
+		s.log.Warn("config reload: listener and admin changes take effect after a restart")
+		next.Listeners, next.Admin = s.cfg.Listeners, s.cfg.Admin
+	}
+	cur, nc := s.cfg.Cache, &next.Cache
+	if nc.Dir != cur.Dir || nc.Size != cur.Size || nc.RegionSize != cur.RegionSize || nc.ExpectedEntries != cur.ExpectedEntries ||
+		nc.MaxKeySize != cur.MaxKeySize || nc.MaxHeaderBytes != cur.MaxHeaderBytes || nc.HeartbeatInterval != cur.HeartbeatInterval {
+		s.log.Warn("config reload: cache file layout changes take effect after a restart")
+		nc.Dir, nc.Size, nc.RegionSize, nc.ExpectedEntries = cur.Dir, cur.Size, cur.RegionSize, cur.ExpectedEntries
+		nc.MaxKeySize, nc.MaxHeaderBytes, nc.HeartbeatInterval = cur.MaxKeySize, cur.MaxHeaderBytes, cur.HeartbeatInterval
+	}
+	if err := s.proxy.Reload(next); err != nil {
+		return err
+	}
+	s.cfg = next
+	s.log.Info("configuration reloaded", "routes", len(next.Routes), "clusters", len(next.Clusters))
+	return nil
+}
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx ends,
+// then marks the cache file cleanly closed so the next sidecar adopts it.
+func (s *Sidecar) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ready.Store(false)
+	var errs []error
+	for _, srv := range s.servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+			srv.Close()
+		}
+	}
+	if s.admin != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		s.admin.Shutdown(sctx)
+		cancel()
+	}
+	s.wg.Wait()
+	if s.proxy != nil {
+		s.proxy.Close()
+	}
+	if s.cache != nil {
+		if err := s.cache.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		s.cache = nil
+	}
+	return errors.Join(errs...)
+}
