@@ -1,0 +1,291 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zerohop/zerohop/shm"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "zerohop-bin-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "zerohop")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// daemon is a real zerohop process.
+type daemon struct {
+	cmd    *exec.Cmd
+	listen string
+	admin  string
+	dir    string
+	stderr *bytes.Buffer
+	exited chan struct{} // closed when the process has exited
+	err    error         // its exit status, once exited is closed
+}
+
+func startDaemon(t *testing.T, env ...string) *daemon {
+	t.Helper()
+	d := &daemon{listen: freeAddr(t), admin: freeAddr(t), dir: t.TempDir(), stderr: &bytes.Buffer{}, exited: make(chan struct{})}
+	d.cmd = exec.Command(bin, "run")
+	d.cmd.Env = append(os.Environ(),
+		"ZEROHOP_LISTEN="+d.listen, "ZEROHOP_ADMIN="+d.admin, "ZEROHOP_CACHE_DIR="+d.dir,
+		"ZEROHOP_CACHE_SIZE=32MiB", "ZEROHOP_ACCESS_LOG=off", "ZEROHOP_LOG_FORMAT=text")
+	d.cmd.Env = append(d.cmd.Env, env...)
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.err = d.cmd.Wait(); close(d.exited) }()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.exited
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + d.admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return d
+			}
+		}
+		select {
+		case <-d.exited:
+			t.Fatalf("zerohop exited before ready: %v\n%s", d.err, d.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("zerohop not ready in 20s\n%s", d.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (d *daemon) client() *http.Client {
+	u := &url.URL{Scheme: "http", Host: d.listen}
+	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u)}, Timeout: 10 * time.Second}
+}
+
+// TestRunServeDrainAdopt runs the binary on defaults plus environment
+// variables, proxies a cacheable request, sends SIGTERM while a slow
+// request is in flight (it must complete), and checks that the cache file
+// was closed cleanly: the next writer adopts it, entry included.
+func TestRunServeDrainAdopt(t *testing.T) {
+	var hits atomic.Int64
+	release := make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		w.Header().Set("Cache-Control", "max-age=300")
+		io.WriteString(w, "body of "+r.URL.Path)
+	}))
+	defer origin.Close()
+	defer close(release)
+	d := startDaemon(t)
+	c := d.client()
+
+	for i, want := range []string{"fwd=uri-miss", "hit"} {
+		resp, err := c.Get(origin.URL + "/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "body of /a" || !strings.Contains(resp.Header.Get("Cache-Status"), want) {
+			t.Fatalf("request %d: %q, Cache-Status %q; want %q", i, b, resp.Header.Get("Cache-Status"), want)
+		}
+	}
+	if hits.Load() != 1 {
+		t.Fatalf("origin saw %d requests; want 1", hits.Load())
+	}
+
+	// Admin probes and metrics are up on loopback.
+	for _, path := range []string{"/healthz", "/metrics", "/stats"} {
+		resp, err := http.Get("http://" + d.admin + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("admin %s: %v %v", path, err, resp)
+		}
+		resp.Body.Close()
+	}
+
+	slow := make(chan string, 1)
+	go func() {
+		resp, err := c.Get(origin.URL + "/slow")
+		if err != nil {
+			slow <- "error: " + err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		slow <- string(b)
+	}()
+	for hits.Load() < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the drain has begun
+	release <- struct{}{}
+	if got := <-slow; got != "body of /slow" {
+		t.Fatalf("in-flight request during drain: %q", got)
+	}
+	select {
+	case <-d.exited:
+		if d.err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", d.err, d.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("zerohop did not exit after SIGTERM")
+	}
+
+	w, err := shm.OpenWriter(d.dir, &shm.Options{Size: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if s := w.Stats(); s.AdoptGen != 1 || s.Entries < 1 {
+		t.Fatalf("after a clean shutdown the file should be adopted with its entries: %+v", s)
+	}
+}
+
+// TestReloadOnConfigChange rewrites the config file under a running
+// daemon: a new route takes effect without a restart; a broken file is
+// rejected and the running configuration keeps serving.
+func TestReloadOnConfigChange(t *testing.T) {
+	a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "A") }))
+	defer a.Close()
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "B") }))
+	defer b.Close()
+	cfgPath := filepath.Join(t.TempDir(), "zerohop.yaml")
+	write := func(upstream string) {
+		yaml := fmt.Sprintf("listeners:\n  - {name: app, mode: reverse}\nclusters:\n  - name: svc\n    endpoints: [{url: %q}]\nroutes:\n  - {name: all, cluster: svc}\n", upstream)
+		if err := os.WriteFile(cfgPath+".tmp", []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Rename(cfgPath+".tmp", cfgPath)
+	}
+	write(a.URL)
+	d := startDaemon(t, "ZEROHOP_CONFIG="+cfgPath)
+	get := func() string {
+		resp, err := http.Get("http://" + d.listen + "/x")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	if got := get(); got != "A" {
+		t.Fatalf("before reload: %q", got)
+	}
+	write(b.URL)
+	waitFor(t, func() bool { return get() == "B" }, "reload to upstream B")
+	os.WriteFile(cfgPath, []byte("routes: [oops\n"), 0o644)
+	time.Sleep(300 * time.Millisecond)
+	if got := get(); got != "B" {
+		t.Fatalf("after a broken config: %q; want the old config still serving", got)
+	}
+	if !strings.Contains(d.stderr.String(), "config reload rejected") {
+		t.Errorf("the rejected reload was not logged:\n%s", d.stderr)
+	}
+}
+
+func waitFor(t *testing.T, f func() bool, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for !f() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func TestValidateCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("cache: {size: 64MiB}\n"), 0o644)
+	os.WriteFile(bad, []byte("cache:\n  size: 64MB\nroutes:\n  - {name: r, cluster: nope}\n"), 0o644)
+	for _, tt := range []struct {
+		file     string
+		wantCode int
+		want     []string
+	}{
+		{good, 0, []string{"good.yaml: ok"}},
+		{bad, 1, []string{"bad.yaml:2: cache.size:", "bad.yaml:4: routes[0].cluster: unknown cluster"}},
+		{filepath.Join(dir, "missing.yaml"), 1, []string{"missing.yaml"}},
+	} {
+		out, err := exec.Command(bin, "validate", tt.file).CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != tt.wantCode {
+			t.Errorf("validate %s: exit %d; want %d\n%s", tt.file, code, tt.wantCode, out)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("validate %s: output lacks %q:\n%s", tt.file, w, out)
+			}
+		}
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "cache format 1.") {
+		t.Fatalf("version: %v %s", err, out)
+	}
+}
+
+func TestBadFlagFromEnvironment(t *testing.T) {
+	cmd := exec.Command(bin, "run")
+	cmd.Env = append(os.Environ(), "ZEROHOP_CACHE_SIZE=lots", "ZEROHOP_CACHE_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--cache-size") {
+		t.Fatalf("want a clear error naming --cache-size, got %v: %s", err, out)
+	}
+}
