@@ -17,6 +17,7 @@ func newApp() *cli.App {
 			newValidateCommand(),
 			newVersionCommand(),
 			newDemoCommand(),
+			newBenchCommand(),
 		},
 	}
 }
