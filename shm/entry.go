@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"bytes"
 	"net/http"
 	"sort"
 
@@ -264,4 +265,18 @@ func DecodeEntry(b []byte, seed uint64) (Entry, bool) {
 		return Entry{}, false
 	}
 	return decodeEntry(b, le.Uint64(b[ePos:]), le.Uint64(b[eHash:]), seed)
+}
+
+// Clone returns a copy of e that owns its bytes, for keeping an entry
+// beyond the life of the buffer it was copied into.
+func (e *Entry) Clone() Entry {
+	if e.Raw == nil {
+		return *e
+	}
+	c, ok := parseEntry(bytes.Clone(e.Raw))
+	if !ok {
+		return Entry{}
+	}
+	c.ExpiresMs = e.ExpiresMs // effective expiry, as the lookup set it
+	return c
 }

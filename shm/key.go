@@ -3,6 +3,8 @@ package shm
 import (
 	"sort"
 	"strings"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // A cache key is bytes, built the same way by every writer and reader in any
@@ -160,8 +162,19 @@ func (it *StringIter) Bytes() []byte { return it.cur }
 // String returns the current string as a new string.
 func (it *StringIter) String() string { return string(it.cur) }
 
+// len16 is a str16 length prefix. It saturates at 0xffff instead of
+// wrapping, so an overlong field cannot make two requests share a key; such
+// a key is longer than 65535 bytes, which the writer never stores
+// (MaxKeySize is at most 65535), so it can only miss.
+func len16(n int) uint16 {
+	if n > 0xffff {
+		return 0xffff
+	}
+	return uint16(n)
+}
+
 func appendStr16(dst []byte, s string) []byte {
-	dst = le.AppendUint16(dst, uint16(len(s)))
+	dst = le.AppendUint16(dst, len16(len(s)))
 	return append(dst, s...)
 }
 
@@ -172,7 +185,7 @@ func appendStr32(dst []byte, s string) []byte {
 
 // appendLower16 appends str16(lower(s)) without allocating.
 func appendLower16(dst []byte, s string) []byte {
-	dst = le.AppendUint16(dst, uint16(len(s)))
+	dst = le.AppendUint16(dst, len16(len(s)))
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if 'A' <= c && c <= 'Z' {
@@ -241,4 +254,23 @@ func cut16(b []byte) (field, rest []byte, ok bool) {
 		return nil, nil, false
 	}
 	return b[2 : 2+n], b[2+n:], true
+}
+
+// VariantTagPrefix starts the reserved tag that links a Vary variant to its
+// primary key. Tags starting with a NUL byte are the writer's bookkeeping,
+// not surrogate keys.
+const VariantTagPrefix = "\x00vary:"
+
+// VariantTag is the tag a variant entry carries so that invalidating its
+// URL (the primary key) can find every variant: xxhash64 of the primary key
+// (seed 0) in lower-case hex after VariantTagPrefix.
+func VariantTag(primary []byte) string {
+	const hexdigits = "0123456789abcdef"
+	h := xxhash.Sum64(primary)
+	var b [len(VariantTagPrefix) + 16]byte
+	copy(b[:], VariantTagPrefix)
+	for i := 0; i < 16; i++ {
+		b[len(VariantTagPrefix)+i] = hexdigits[(h>>(60-4*i))&0xf]
+	}
+	return string(b[:])
 }

@@ -27,7 +27,7 @@ type Options struct {
 	// ExpectedEntries sizes the index for about 80% slot load. Default
 	// Size/1024 (1 KiB per entry).
 	ExpectedEntries int64
-	// MaxKeySize bounds a canonical key. Default 8 KiB.
+	// MaxKeySize bounds a canonical key. Default 8 KiB; at most 65535.
 	MaxKeySize int
 	// MaxHeaderBytes bounds an entry's encoded header block. Default 64 KiB.
 	MaxHeaderBytes int
@@ -111,6 +111,9 @@ func OpenWriter(dir string, opts *Options) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.MaxKeySize > 0xffff {
+		return nil, fmt.Errorf("%w: max key size %d is over 65535 (key fields have 16-bit lengths)", ErrOptions, o.MaxKeySize)
+	}
 	if int64(o.MaxKeySize)+EntryHeaderSize > want.regionSize {
 		return nil, fmt.Errorf("%w: max key size %d does not fit a region", ErrOptions, o.MaxKeySize)
 	}
@@ -142,7 +145,7 @@ func (w *Writer) open(want layoutParams) error {
 	path := filepath.Join(w.dir, FileName)
 	old, oldMM, err := mapForWrite(path)
 	switch {
-	case err == nil && sameLayout(old.geo, want) && State(old.state.Load()) == StateClean:
+	case err == nil && sameLayout(old.geo, want) && State(old.state.Load()) == StateClean && consistentHead(old):
 		w.mm, w.v = oldMM, old
 		w.adopt()
 		return nil
@@ -169,6 +172,16 @@ func (w *Writer) open(want layoutParams) error {
 		oldMM.Unmap()
 	}
 	return nil
+}
+
+// consistentHead checks the header words adoption takes over: a clean file
+// can still be damaged (a disk-backed volume after an OS crash, a writer
+// killed during its own adoption), and a wild head would make the next Put
+// reclaim billions of regions.
+func consistentHead(v *view) bool {
+	g := &v.geo
+	head, tail := v.head.Load(), v.tail.Load()
+	return tail%g.regionSize == 0 && tail <= head && head-tail <= g.arenaLen && head%EntryAlign == 0
 }
 
 func sameLayout(g geometry, p layoutParams) bool {
@@ -255,21 +268,41 @@ func (w *Writer) create(path string, p layoutParams) (err error) {
 	return nil
 }
 
-// adopt takes over a cleanly closed file: rebuild the private tag index and
-// recount the live entries from the index.
+// adopt takes over a cleanly closed file. It does not trust the index: a
+// bucket left mid-update is reset, and every slot whose entry does not
+// verify (position, hash, length, checksum) is cleared; then it rebuilds the
+// private tag index and recounts the live entries.
 func (w *Writer) adopt() {
 	v := w.v
+	g := &v.geo
 	w.head = v.head.Load()
 	tail := v.tail.Load()
 	var live uint64
-	w.forEachSlot(func(b, so int, tag, pos, meta uint64) {
-		if pos < tail {
-			w.clearSlot(b, so)
-			return
+	for i := uint64(0); i < 1<<g.bucketLog2; i++ {
+		b := int(g.indexOff + i*BucketSize)
+		if seq := u32at(w.mm, b+offBucketSeq); seq.Load()&1 != 0 {
+			for s := 0; s < SlotsPerBucket; s++ {
+				w.clearSlot(b, b+offSlots+s*SlotSize)
+			}
+			seq.Add(1) // even again; clearSlot kept the parity
+			continue
 		}
-		live++
-		w.indexTags(pos)
-	})
+		for s := 0; s < SlotsPerBucket; s++ {
+			so := b + offSlots + s*SlotSize
+			tag := u64at(w.mm, so+offSlotTag).Load()
+			if tag == 0 {
+				continue
+			}
+			pos := u64at(w.mm, so+offSlotPos).Load()
+			n := u64at(w.mm, so+offSlotMeta).Load() & 0xffffffff
+			if pos < tail || pos >= w.head || !w.verifyAt(pos, n, tag) {
+				w.clearSlot(b, so)
+				continue
+			}
+			live++
+			w.indexTags(pos)
+		}
+	}
 	v.stats[statEntries].Store(live)
 	now := uint64(w.opts.Now().UnixMilli())
 	u64at(w.mm, offWriterStart).Store(now)
@@ -381,6 +414,9 @@ func (w *Writer) put(it *Item, hdrs []byte) error {
 	case len(it.ETag) > 0xffff || len(it.LastModified) > 0xffff || it.Status < 0 || it.Status > 0xffff:
 		v.stats[statRejected].Add(1)
 		return fmt.Errorf("%w: validator or status out of range", ErrTooLarge)
+	case !fits16(it.Tags) || !fits16(it.Vary):
+		v.stats[statRejected].Add(1)
+		return fmt.Errorf("%w: a tag or vary name over 65535 bytes", ErrTooLarge)
 	}
 	n := it.encodedLen(hdrs)
 	if uint64(n) > v.geo.regionSize {
@@ -399,9 +435,11 @@ func (w *Writer) put(it *Item, hdrs []byte) error {
 	} else {
 		v.stats[statEntries].Add(1)
 	}
+	// The slot holds fresh-until in unix seconds, rounded up, saturating
+	// at the u32 maximum (year 2106) rather than wrapping into the past.
 	expS := uint64(0)
 	if it.ExpiresMs > 0 {
-		expS = uint64((it.ExpiresMs + 999) / 1000)
+		expS = min(uint64((it.ExpiresMs+999)/1000), 0xffffffff)
 	}
 	meta := uint64(n) | expS<<32
 	seq := u32at(w.mm, b+offBucketSeq)
@@ -422,6 +460,16 @@ func (w *Writer) put(it *Item, hdrs []byte) error {
 	v.stats[statInserts].Add(1)
 	v.stats[statBytesWritten].Add(uint64(n))
 	return nil
+}
+
+// fits16 reports whether every string has a length that fits a u16.
+func fits16(ss []string) bool {
+	for _, s := range ss {
+		if len(s) > 0xffff {
+			return false
+		}
+	}
+	return true
 }
 
 // chooseSlot picks where hash h goes: the slot already holding its tag,
@@ -494,7 +542,13 @@ func (w *Writer) enterRegion(k uint64) {
 		return
 	}
 	w.v.tail.Store(newTail)
-	for r := oldTail / g.regionSize; r < newTail/g.regionSize; r++ {
+	// Regions more than a lap behind were reclaimed when the ring last
+	// passed them; walking them again would only cost time.
+	first := oldTail / g.regionSize
+	if last := newTail / g.regionSize; last-first > g.regionCount {
+		first = last - g.regionCount
+	}
+	for r := first; r < newTail/g.regionSize; r++ {
 		w.reclaimRegion(r)
 	}
 }
@@ -570,18 +624,41 @@ func (w *Writer) forEachSlot(f func(bucket, slot int, tag, pos, meta uint64)) {
 	}
 }
 
-// entryAt returns the writer's own entry bytes at pos (no verification:
-// the writer wrote them).
+// entryAt returns the writer's own entry at pos, parsed in place. Lengths
+// are bounds-checked (the index of an adopted file could be damaged) but
+// the checksum is not verified: adopt verified it, or the writer wrote it.
 func (w *Writer) entryAt(pos uint64) (Entry, bool) {
+	g := &w.v.geo
+	in := pos % g.regionSize
+	if pos%EntryAlign != 0 || in+EntryHeaderSize > g.regionSize {
+		return Entry{}, false
+	}
 	off := w.v.phys(pos)
 	if le.Uint32(w.mm[off+eKind:]) != KindEntry {
 		return Entry{}, false
 	}
 	n := uint64(le.Uint32(w.mm[off+eTotalLen:]))
-	if n < EntryHeaderSize || off+n > uint64(len(w.mm)) {
+	if n < EntryHeaderSize || in+n > g.regionSize {
 		return Entry{}, false
 	}
 	return parseEntry(w.mm[off : off+n])
+}
+
+// verifyAt checks, in place, that the slot (pos, length n, tag) points at
+// an intact entry: the checks a reader makes on its copy.
+func (w *Writer) verifyAt(pos, n, tag uint64) bool {
+	g := &w.v.geo
+	if n < EntryHeaderSize || n%EntryAlign != 0 || pos%EntryAlign != 0 || pos%g.regionSize+n > g.regionSize {
+		return false
+	}
+	off := w.v.phys(pos)
+	b := w.mm[off : off+n]
+	h := le.Uint64(b[eHash:])
+	if slotTag(h) != tag {
+		return false
+	}
+	_, ok := decodeEntry(b, pos, h, g.seed)
+	return ok
 }
 
 func (w *Writer) indexTags(pos uint64) {
