@@ -18,6 +18,8 @@ func newApp() *cli.App {
 			newVersionCommand(),
 			newDemoCommand(),
 			newBenchCommand(),
+			newProbeCommand(),
+			newInjectCommand(),
 		},
 	}
 }

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/internal/inject"
+)
+
+func newInjectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "inject",
+		Usage:     "add the zerohop sidecar, shared volume and mounts to Pod/Deployment/… manifests (like istioctl kube-inject)",
+		ArgsUsage: "[FILE|-]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "image", Value: "ghcr.io/zerohop/zerohop:latest", EnvVars: []string{"ZEROHOP_IMAGE"}},
+			&cli.StringFlag{Name: "configmap", Value: "zerohop", Usage: "ConfigMap holding zerohop.yaml (\"\" runs on defaults)"},
+			&cli.StringFlag{Name: "config", Usage: "the zerohop.yaml the sidecar will use, for paths, ports and sizes (default: embedded defaults)"},
+		},
+		Action: func(c *cli.Context) error {
+			var in []byte
+			var err error
+			switch f := c.Args().First(); f {
+			case "", "-":
+				in, err = io.ReadAll(os.Stdin)
+			default:
+				in, err = os.ReadFile(f)
+			}
+			if err != nil {
+				return err
+			}
+			cfg := config.Default()
+			if p := c.String("config"); p != "" {
+				if cfg, err = config.Load(p); err != nil {
+					return err
+				}
+			}
+			out, err := inject.Manifests(in, inject.Options{Image: c.String("image"), ConfigMap: c.String("configmap"), Config: cfg})
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(c.App.Writer, string(out))
+			return err
+		},
+	}
+}
