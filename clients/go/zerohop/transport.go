@@ -151,7 +151,7 @@ func (c *Client) response(req *http.Request, e *shm.Entry, bp *[]byte, age, ttl 
 	}
 	h["Age"] = []string{strconv.FormatInt(age, 10)}
 	status := e.Status
-	if notModified(req, e) {
+	if notModified(req, h) {
 		status = http.StatusNotModified
 		c.notModified.Add(1)
 	}
@@ -194,13 +194,17 @@ func (c *Client) response(req *http.Request, e *shm.Entry, bp *[]byte, age, ttl 
 }
 
 // notModified evaluates the app's own conditional request against the
-// stored validators (RFC 9110 §13.1.2, §13.1.3; If-None-Match wins).
-func notModified(req *http.Request, e *shm.Entry) bool {
+// validators of the stored response h (RFC 9110 §13.1.2, §13.1.3;
+// If-None-Match wins). The response's ETag field is what the app saw; the
+// entry's own ETag is the upstream validator, which differs for a variant
+// the sidecar compressed.
+func notModified(req *http.Request, h http.Header) bool {
 	if inm := req.Header.Values("If-None-Match"); len(inm) > 0 {
-		if len(e.ETag) == 0 {
+		etag := h.Get("Etag")
+		if etag == "" {
 			return false
 		}
-		etag := strings.TrimPrefix(string(e.ETag), "W/")
+		etag = strings.TrimPrefix(etag, "W/")
 		for _, line := range inm {
 			for _, t := range strings.Split(line, ",") {
 				t = strings.TrimSpace(t)
@@ -212,14 +216,15 @@ func notModified(req *http.Request, e *shm.Entry) bool {
 		return false
 	}
 	ims := req.Header.Get("If-Modified-Since")
-	if ims == "" || len(e.LastModified) == 0 {
+	lms := h.Get("Last-Modified")
+	if ims == "" || lms == "" {
 		return false
 	}
 	t, err := http.ParseTime(ims)
 	if err != nil {
 		return false
 	}
-	lm, err := http.ParseTime(string(e.LastModified))
+	lm, err := http.ParseTime(lms)
 	return err == nil && !lm.After(t)
 }
 
