@@ -131,10 +131,16 @@ func (p *Proxy) lookupStored(x *exchange) (*shm.Entry, httpcache.Fwd) {
 
 // toHTTPEntry turns an entry's stored metadata back into the policy view.
 func toHTTPEntry(e *shm.Entry) httpcache.Entry {
+	lifetime := time.Duration(e.ExpiresMs-e.StoredMs)*time.Millisecond + time.Duration(e.InitialAge)*time.Second
+	if e.ExpiresMs <= 0 {
+		// Soft-purged (shm MarkStale, PurgeTag soft): stale since it was
+		// received, so that stale-while-revalidate still applies.
+		lifetime = 0
+	}
 	return httpcache.Entry{
 		ResponseTime:         time.UnixMilli(e.StoredMs),
 		CorrectedInitialAge:  time.Duration(e.InitialAge) * time.Second,
-		Lifetime:             time.Duration(e.ExpiresMs-e.StoredMs)*time.Millisecond + time.Duration(e.InitialAge)*time.Second,
+		Lifetime:             lifetime,
 		StaleWhileRevalidate: time.Duration(e.SWR) * time.Second,
 		StaleIfError:         time.Duration(e.SIE) * time.Second,
 		MustRevalidate:       e.Flags&shm.FlagMustRevalidate != 0,
@@ -193,10 +199,15 @@ func (p *Proxy) revalidated(x *exchange, resp *http.Response) bool {
 		merged := httpcache.Freshen(x.storedHdr, resp.Header, x.respTime)
 		resp.Body.Close()
 		e := x.stored
+		if et := x.storedHdr.Get("Etag"); et != "" && et != string(e.ETag) {
+			// A representation the proxy encoded keeps its own ETag; the
+			// 304 repeats the upstream's (see compress).
+			merged.Set("Etag", et)
+		}
 		// The 304 may change what may be stored (§4.3.4): re-check.
 		check := &http.Response{StatusCode: e.Status, Header: merged, Request: x.in}
 		if ok, _ := httpcache.Storable(x.in, check, x.st.storeOpts); ok && x.in.Method == http.MethodGet {
-			p.store(x, e.Status, stripForStore(merged), e.Body, string(e.ETag))
+			p.store(x, e.Status, merged.Clone(), e.Body, string(e.ETag))
 			x.status.Stored = true
 		}
 		x.storedHdr = merged
@@ -228,8 +239,10 @@ func (p *Proxy) replaceWithStored(x *exchange, resp *http.Response, detail strin
 func (p *Proxy) replaceWithBody(x *exchange, resp *http.Response, status int, h http.Header, body []byte, detail string) {
 	he := toHTTPEntry(x.stored)
 	if status == x.stored.Status && detail == "" {
-		// freshened: its age restarts at the revalidation
-		he.ResponseTime, he.CorrectedInitialAge = x.respTime, 0
+		// Freshened by a 304: its age and lifetime are those of the
+		// updated header, from the revalidation on (RFC 9111 §4.3.4).
+		fe, _, lifetime := p.freshness(x, status, h)
+		he.ResponseTime, he.CorrectedInitialAge, he.Lifetime = x.respTime, fe.CorrectedInitialAge, lifetime
 	}
 	now := p.opts.Now()
 	out := h.Clone()
@@ -273,6 +286,12 @@ func (p *Proxy) prepareStore(x *exchange, resp *http.Response) {
 		p.m.notStored.WithLabelValues("too-large").Inc()
 		return
 	}
+	if _, _, lifetime := p.freshness(x, resp.StatusCode, resp.Header); lifetime <= 0 && !hasValidators(resp.Header) {
+		// store would drop it: do not buffer it, nor report it stored.
+		x.status.Detail = "no-freshness"
+		p.m.notStored.WithLabelValues("no-freshness").Inc()
+		return
+	}
 	x.storeOK = true
 	x.etag = resp.Header.Get("Etag")
 	x.stripFields = httpcache.StrippedFields(resp.Header)
@@ -284,7 +303,7 @@ func (p *Proxy) teeStore(x *exchange, resp *http.Response) {
 	if !x.storeOK {
 		return
 	}
-	h := stripForStore(resp.Header.Clone())
+	h := resp.Header.Clone() // store strips it after reading Age
 	for _, f := range x.stripFields {
 		h.Del(f)
 	}
@@ -305,9 +324,11 @@ func stripForStore(h http.Header) http.Header {
 	return h
 }
 
-// store writes a response into the cache, with a vary index under the
-// primary key when the response varies.
-func (p *Proxy) store(x *exchange, status int, h http.Header, body []byte, etag string) {
+// freshness returns the policy view of a response with status and header
+// h (which must still carry the upstream's Age), its directives, and the
+// lifetime the proxy gives it (route ttl_override and cache.default_ttl
+// applied).
+func (p *Proxy) freshness(x *exchange, status int, h http.Header) (httpcache.Entry, httpcache.Directives, time.Duration) {
 	he := httpcache.NewEntry(status, h, x.reqTime, x.respTime, x.st.freshOpts)
 	cc := httpcache.ParseCacheControl(h)
 	lifetime := he.Lifetime
@@ -317,6 +338,16 @@ func (p *Proxy) store(x *exchange, status int, h http.Header, body []byte, etag 
 	case x.st.cfg.Cache.DefaultTTL > 0 && !cc.MaxAge.Present && !cc.SMaxAge.Present && h.Get("Expires") == "":
 		lifetime = x.st.cfg.Cache.DefaultTTL
 	}
+	return he, cc, lifetime
+}
+
+// store writes a response into the cache, with a vary index under the
+// primary key when the response varies. h is the response header as
+// received (Age included, for corrected_initial_age, RFC 9111 §4.2.3);
+// store owns it and strips what must not be stored.
+func (p *Proxy) store(x *exchange, status int, h http.Header, body []byte, etag string) {
+	he, cc, lifetime := p.freshness(x, status, h)
+	h = stripForStore(h)
 	if lifetime <= 0 && !hasValidators(h) {
 		p.m.notStored.WithLabelValues("no-freshness").Inc()
 		return // never usable without a validator to revalidate with
@@ -431,6 +462,14 @@ func (p *Proxy) refreshInBackground(x *exchange, e *shm.Entry) {
 	ctx, cancel := context.WithTimeout(p.bgCtx, time.Minute)
 	req := x.in.Clone(context.WithValue(ctx, ctxKey{}, y))
 	req.Method, req.Body, req.ContentLength = http.MethodGet, http.NoBody, 0
+	// The refresh is the cache's own request: the triggering client's
+	// conditionals, range and cache directives would get an answer the
+	// cache cannot store (a 304 without stored validators, a 206, a
+	// no-store).
+	for _, f := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since",
+		"If-Range", "Range", "Cache-Control", "Pragma"} {
+		req.Header.Del(f)
+	}
 	y.in = req
 	p.m.refreshes.Inc()
 	p.bg.Add(1)

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
-	"log/slog"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -27,6 +29,9 @@ type exchange struct {
 	cluster *cluster
 	reqID   string
 	start   time.Time
+	// outHdr is the header map of the app's response writer (nil for a
+	// background revalidation).
+	outHdr http.Header
 
 	scheme, host, target string
 
@@ -70,10 +75,24 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &recorder{ResponseWriter: w}
 	rec.Header().Set("X-Request-Id", x.reqID)
+	x.outHdr = rec.Header()
 	defer p.finish(x, rec)
 
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// net/http frames a request that has both Transfer-Encoding and
+		// Content-Length by Transfer-Encoding and drops Content-Length,
+		// but keeps the connection open, which RFC 9112 §6.1 requires
+		// closing (request smuggling). The two cannot be told apart
+		// here, so every chunked request closes its connection.
+		rec.Header().Set("Connection", "close")
+	}
 	if h.l.MaxRequestBody > 0 && r.Body != nil {
-		r.Body = http.MaxBytesReader(rec, r.Body, int64(h.l.MaxRequestBody))
+		if r.ContentLength > int64(h.l.MaxRequestBody) {
+			p.fail(rec, x, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		// w, not rec: the server then closes the connection on overflow.
+		r.Body = http.MaxBytesReader(w, r.Body, int64(h.l.MaxRequestBody))
 	}
 	if r.Method == http.MethodConnect {
 		if h.l.Mode != config.ModeForward {
@@ -142,6 +161,15 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 			}
 		}
 	}
+	if x.cacheable {
+		for _, f := range unkeyedOverrides {
+			if _, ok := r.Header[f]; ok {
+				x.cacheable = false
+				x.status.Fwd, x.status.Detail = httpcache.FwdBypass, "unkeyed-override"
+				break
+			}
+		}
+	}
 	if !x.cacheable && x.status.Fwd == "" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			x.status.Fwd = httpcache.FwdMethod
@@ -150,6 +178,19 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 		}
 	}
 	return true
+}
+
+// unkeyedOverrides are request fields that some origins and frameworks
+// let override the URL, scheme or method of a request. The cache key does
+// not include them, so a response to a request carrying one is neither
+// looked up nor stored: otherwise one request could plant a response that
+// every other request for the URL then gets (cache poisoning through
+// unkeyed input). X-Forwarded-For/-Host/-Proto and Forwarded are not
+// listed: the proxy replaces them.
+var unkeyedOverrides = []string{
+	"X-Original-Url", "X-Rewrite-Url", "X-Forwarded-Scheme", "X-Forwarded-Port",
+	"X-Forwarded-Prefix", "X-Forwarded-Server", "X-Host",
+	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
 }
 
 // forward sends the request upstream with no cache lookup.
@@ -162,6 +203,7 @@ func (p *Proxy) fail(w http.ResponseWriter, x *exchange, code int, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Request-Id", x.reqID) // a forwarded 1xx clears the header map
 	if x.status.Fwd == "" && !x.status.Hit {
 		x.status.Fwd = httpcache.FwdMiss
 	}
@@ -205,6 +247,16 @@ func (r *recorder) Write(b []byte) (int, error) {
 }
 
 func (r *recorder) Flush() { http.NewResponseController(r.ResponseWriter).Flush() }
+
+// Hijack takes the connection over (Upgrade, CONNECT). The exchange is
+// recorded as 101 unless the caller records another status.
+func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(r.ResponseWriter).Hijack()
+	if err == nil && r.code == 0 {
+		r.code = http.StatusSwitchingProtocols
+	}
+	return c, brw, err
+}
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 

@@ -34,7 +34,14 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		for _, f := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
 			pr.Out.Header.Del(f)
 		}
-		httpcache.AddValidators(pr.Out.Header, x.storedHdr)
+		validators := x.storedHdr
+		if up := string(x.stored.ETag); up != "" && up != validators.Get("Etag") {
+			// The stored representation is one the proxy encoded, with an
+			// ETag of its own (see compress): validate with the upstream's.
+			validators = validators.Clone()
+			validators.Set("Etag", up)
+		}
+		httpcache.AddValidators(pr.Out.Header, validators)
 	}
 	x.reqTime = p.opts.Now()
 }
@@ -69,6 +76,13 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x.respTime = p.opts.Now()
 	x.upstreamMs = float64(x.respTime.Sub(x.reqTime).Microseconds()) / 1000
 	x.status.FwdStatus = resp.StatusCode
+	// The app's response carries the proxy's X-Request-Id once: drop an
+	// upstream echo, and restore it in case a forwarded 1xx (103 Early
+	// Hints) cleared the writer's header map.
+	resp.Header.Del("X-Request-Id")
+	if x.outHdr != nil {
+		x.outHdr.Set("X-Request-Id", x.reqID)
+	}
 
 	if isUnsafe(x.in.Method) {
 		p.invalidateAfterUnsafe(x, resp)
@@ -101,6 +115,10 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil && context.Cause(r.Context()) != errUpstreamTimeout {
 		return // the app went away; nobody to answer
 	}
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		p.fail(w, x, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
 	if x.stored != nil && p.staleOnError(x) {
 		p.serveEntry(w, r, x, x.stored, "stale-if-error")
 		return
@@ -110,6 +128,10 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || context.Cause(r.Context()) == errUpstreamTimeout || (errors.As(err, &ne) && ne.Timeout()) {
 		code, msg = http.StatusGatewayTimeout, "upstream timed out"
+	} else if x.stored != nil && toHTTPEntry(x.stored).MustRevalidate {
+		// RFC 9111 §5.2.2.2: disconnected, a must-revalidate response is
+		// not reused and the generated error SHOULD be 504.
+		code, msg = http.StatusGatewayTimeout, "upstream unreachable; the stored response must be revalidated"
 	}
 	if x.status.Fwd == "" {
 		x.status.Fwd = httpcache.FwdMiss
