@@ -112,7 +112,11 @@ func fwdOr(f, def httpcache.Fwd) httpcache.Fwd {
 // §4.1). It returns nil and the Cache-Status fwd reason on a miss.
 func (p *Proxy) lookupStored(x *exchange) (*shm.Entry, httpcache.Fwd) {
 	x.primary = shm.AppendKey(x.primary[:0], http.MethodGet, x.scheme, x.host, x.target)
-	e, _, ok := p.cache.GetStale(nil, x.primary)
+	if x.buf == nil {
+		x.buf = p.bufs.Get().(*[]byte)
+	}
+	e, out, ok := p.cache.GetStale(*x.buf, x.primary)
+	*x.buf = out
 	if !ok {
 		return nil, httpcache.FwdURIMiss
 	}
@@ -120,13 +124,24 @@ func (p *Proxy) lookupStored(x *exchange) (*shm.Entry, httpcache.Fwd) {
 		x.primaryIsIdx, x.primaryVary = false, nil
 		return &e, ""
 	}
-	x.primaryIsIdx, x.primaryVary = true, e.Vary
-	key := shm.AppendVaryFromHeader(bytes.Clone(x.primary), e.Vary, x.in.Header.Values)
-	v, _, ok := p.cache.GetStale(nil, key)
+	// The variant is copied into the same buffer: keep the names.
+	x.primaryIsIdx, x.primaryVary = true, bytes.Clone(e.Vary)
+	key := shm.AppendVaryFromHeader(bytes.Clone(x.primary), x.primaryVary, x.in.Header.Values)
+	v, out, ok := p.cache.GetStale(*x.buf, key)
+	*x.buf = out
 	if !ok {
 		return nil, httpcache.FwdVaryMiss
 	}
 	return &v, ""
+}
+
+// releaseBuf returns the exchange's lookup buffer, once nothing refers to
+// the entries copied into it.
+func (p *Proxy) releaseBuf(x *exchange) {
+	if x.buf != nil {
+		p.bufs.Put(x.buf)
+		x.buf = nil
+	}
 }
 
 // toHTTPEntry turns an entry's stored metadata back into the policy view.
@@ -151,10 +166,29 @@ func toHTTPEntry(e *shm.Entry) httpcache.Entry {
 func headerOf(e *shm.Entry) http.Header {
 	h := make(http.Header, 8)
 	for it := shm.NewHeaderIter(e.Headers); it.Next(); {
-		name := string(it.Name())
+		name := internName(it.Name())
 		h[name] = append(h[name], string(it.Value()))
 	}
 	return h
+}
+
+// commonNames interns the field names most stored responses carry, so that
+// serving a hit does not allocate them.
+var commonNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{"Accept-Ranges", "Cache-Control", "Content-Encoding", "Content-Language",
+		"Content-Length", "Content-Location", "Content-Type", "Date", "Etag", "Expires", "Last-Modified",
+		"Link", "Server", "Surrogate-Key", "Cache-Tag", "Vary", "Via", "X-Content-Type-Options", "Access-Control-Allow-Origin"} {
+		m[n] = n
+	}
+	return m
+}()
+
+func internName(b []byte) string {
+	if s, ok := commonNames[string(b)]; ok {
+		return s
+	}
+	return string(b)
 }
 
 func hasValidators(h http.Header) bool { return h.Get("Etag") != "" || h.Get("Last-Modified") != "" }
@@ -162,17 +196,26 @@ func hasValidators(h http.Header) bool { return h.Get("Etag") != "" || h.Get("La
 // serveEntry writes a stored response, with Age (RFC 9111 §4.2.3) and
 // Cache-Status, answering the app's own conditional request with 304.
 func (p *Proxy) serveEntry(w http.ResponseWriter, r *http.Request, x *exchange, e *shm.Entry, detail string) {
-	stored := headerOf(e)
 	now := p.opts.Now()
 	he := toHTTPEntry(e)
-	out := stored
 	code := e.Status
-	if httpcache.NotModified(r, e.Status, stored, he.ResponseTime) {
-		out, code = httpcache.NotModifiedHeader(stored), http.StatusNotModified
-	}
 	h := w.Header()
-	for k, v := range out {
-		h[k] = v
+	if r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == "" {
+		// The common case: copy the stored fields straight into the
+		// response, without an intermediate map.
+		for it := shm.NewHeaderIter(e.Headers); it.Next(); {
+			name := internName(it.Name())
+			h[name] = append(h[name], string(it.Value()))
+		}
+	} else {
+		stored := headerOf(e)
+		out := stored
+		if httpcache.NotModified(r, e.Status, stored, he.ResponseTime) {
+			out, code = httpcache.NotModifiedHeader(stored), http.StatusNotModified
+		}
+		for k, v := range out {
+			h[k] = v
+		}
 	}
 	h.Set("Age", httpcache.FormatAge(he.Age(now)))
 	x.status.TTL, x.status.HasTTL = he.TTL(now), true
@@ -453,10 +496,11 @@ func (p *Proxy) refreshInBackground(x *exchange, e *shm.Entry) {
 	if !leader {
 		return
 	}
+	owned := e.Clone() // e lives in the request's buffer, released when it ends
 	y := &exchange{p: p, st: x.st, lis: x.lis, route: x.route, cluster: x.cluster,
 		reqID: x.reqID + "-bg", start: p.opts.Now(), scheme: x.scheme, host: x.host, target: x.target,
 		cacheable: true, primary: bytes.Clone(x.primary), primaryIsIdx: x.primaryIsIdx, primaryVary: x.primaryVary,
-		stored: e, storedHdr: headerOf(e), refresh: true}
+		stored: &owned, storedHdr: headerOf(e), refresh: true}
 	y.revalidating = hasValidators(y.storedHdr)
 	y.status.Fwd = httpcache.FwdStale
 	ctx, cancel := context.WithTimeout(p.bgCtx, time.Minute)

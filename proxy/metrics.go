@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ type metrics struct {
 	coalesced      prometheus.Counter
 	refreshes      prometheus.Counter
 	reloads        prometheus.Counter
+	series         sync.Map // seriesKey -> *series
 }
 
 func newMetrics(reg prometheus.Registerer, cache *shm.Writer) (*metrics, error) {
@@ -54,10 +56,30 @@ func newMetrics(reg prometheus.Registerer, cache *shm.Writer) (*metrics, error) 
 	return m, nil
 }
 
+type seriesKey struct {
+	listener, route, cache string
+	class                  int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// observe counts a request. The label lookup (hashing four strings) is
+// done once per label set, not per request.
 func (m *metrics) observe(listener, route, cache string, code int, d time.Duration) {
-	class := strconv.Itoa(code/100) + "xx"
-	m.requests.WithLabelValues(listener, route, cache, class).Inc()
-	m.duration.WithLabelValues(listener, route, cache).Observe(d.Seconds())
+	k := seriesKey{listener, route, cache, code / 100}
+	s, ok := m.series.Load(k)
+	if !ok {
+		s, _ = m.series.LoadOrStore(k, &series{
+			requests: m.requests.WithLabelValues(listener, route, cache, strconv.Itoa(code/100)+"xx"),
+			duration: m.duration.WithLabelValues(listener, route, cache),
+		})
+	}
+	ss := s.(*series)
+	ss.requests.Inc()
+	ss.duration.Observe(d.Seconds())
 }
 
 // shmCollector exports the counters the cache writer keeps in the file

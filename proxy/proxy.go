@@ -58,7 +58,7 @@ type Proxy struct {
 	bg      sync.WaitGroup // background revalidations
 	bgCtx   context.Context
 	bgStop  context.CancelFunc
-	reqSeq  atomic.Uint64
+	bufs    sync.Pool // *[]byte lookup buffers
 }
 
 // state is everything a reload replaces, swapped atomically; a request
@@ -84,6 +84,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		opts.Now = time.Now
 	}
 	p := &Proxy{opts: opts, log: opts.Logger, cache: opts.Cache}
+	p.bufs.New = func() any { b := make([]byte, 16<<10); return &b }
 	reg := opts.Registerer
 	if reg == nil {
 		p.reg = prometheus.NewRegistry()

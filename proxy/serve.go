@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/zerohop/zerohop/internal/config"
@@ -45,6 +47,7 @@ type exchange struct {
 	revalidating bool
 	refresh      bool // a background revalidation: nobody reads the response
 	storeOK      bool
+	buf          *[]byte  // pooled lookup buffer; entries above alias it
 	etag         string   // the upstream's ETag, before compression changes it
 	stripFields  []string // fields a qualified private/no-cache forbids storing
 	reqDir       httpcache.Directives
@@ -77,6 +80,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.Header().Set("X-Request-Id", x.reqID)
 	x.outHdr = rec.Header()
 	defer p.finish(x, rec)
+	defer p.releaseBuf(x)
 
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 		// net/http frames a request that has both Transfer-Encoding and
@@ -215,9 +219,19 @@ func (p *Proxy) fail(w http.ResponseWriter, x *exchange, code int, msg string) {
 	w.Write([]byte("zerohop: " + msg + "\n"))
 }
 
+// Request ids are a random per-process prefix and a counter: unique
+// without a random read per request.
+var (
+	reqIDPrefix [8]byte
+	reqIDSeq    atomic.Uint64
+)
+
+func init() { rand.Read(reqIDPrefix[:]) }
+
 func newRequestID() string {
 	var b [16]byte
-	rand.Read(b[:])
+	copy(b[:8], reqIDPrefix[:])
+	binary.BigEndian.PutUint64(b[8:], reqIDSeq.Add(1))
 	return hex.EncodeToString(b[:])
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 
 	"github.com/zerohop/zerohop/proxy/httpcache"
@@ -26,6 +27,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.SetXForwarded()
 	appendForwarded(pr.Out.Header, pr.In)
+	pr.Out.Header.Add("Via", viaValue(pr.In.ProtoMajor, pr.In.ProtoMinor))
 	pr.Out.Header.Set("X-Request-Id", x.reqID)
 	if x.revalidating {
 		// Our validators replace the app's: the answer updates the stored
@@ -44,6 +46,15 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		httpcache.AddValidators(pr.Out.Header, validators)
 	}
 	x.reqTime = p.opts.Now()
+}
+
+// viaValue is this hop's Via element (RFC 9110 §7.6.3): the protocol
+// version it received, and the pseudonym "zerohop".
+func viaValue(major, minor int) string {
+	if major >= 2 {
+		return strconv.Itoa(major) + " zerohop"
+	}
+	return strconv.Itoa(major) + "." + strconv.Itoa(minor) + " zerohop"
 }
 
 // appendForwarded adds an RFC 7239 Forwarded element for this hop.
@@ -76,6 +87,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x.respTime = p.opts.Now()
 	x.upstreamMs = float64(x.respTime.Sub(x.reqTime).Microseconds()) / 1000
 	x.status.FwdStatus = resp.StatusCode
+	resp.Header.Add("Via", viaValue(resp.ProtoMajor, resp.ProtoMinor))
 	// The app's response carries the proxy's X-Request-Id once: drop an
 	// upstream echo, and restore it in case a forwarded 1xx (103 Early
 	// Hints) cleared the writer's header map.
