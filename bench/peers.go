@@ -193,7 +193,8 @@ func startVarnish(dir, listen, origin string) (*process, error) {
 	if err := os.WriteFile(vf, []byte(vcl), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := startProcess("varnish", dir, bin, "-F", "-n", filepath.Join(dir, "varnish"), "-a", listen,
+	// -j none: no privilege drop, so varnishd can read the private temp dir.
+	p, err := startProcess("varnish", dir, bin, "-F", "-j", "none", "-n", filepath.Join(dir, "varnish"), "-a", listen,
 		"-f", vf, "-s", "malloc,64m", "-p", "thread_pools=1")
 	if err != nil {
 		return nil, err

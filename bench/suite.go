@@ -95,6 +95,7 @@ type env struct {
 	redis     *process
 	redisSock string
 	body      []byte
+	skipped   map[string]string // peer -> why it did not start
 }
 
 func (o *Options) defaults() {
@@ -126,7 +127,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	e := &env{opts: o, dir: dir, body: []byte(strings.Repeat("z", o.BodySize))}
+	e := &env{opts: o, dir: dir, body: []byte(strings.Repeat("z", o.BodySize)), skipped: map[string]string{}}
 	defer e.stop()
 	if err := e.start(); err != nil {
 		return nil, err
@@ -276,6 +277,7 @@ func (e *env) start() error {
 		p, err := start(d, addr, strings.TrimPrefix(e.originURL, "http://"))
 		if err != nil {
 			fmt.Fprintf(e.opts.Progress, "peer %s: %v (its scenarios are skipped)\n", name, err)
+			e.skipped[name] = err.Error()
 			return nil, ""
 		}
 		return p, addr
@@ -287,6 +289,7 @@ func (e *env) start() error {
 		e.redis, e.redisSock = p, sock
 	} else {
 		fmt.Fprintf(e.opts.Progress, "peer redis: %v (its scenario is skipped)\n", err)
+		e.skipped["redis"] = err.Error()
 	}
 	return nil
 }
@@ -396,20 +399,20 @@ func (e *env) scenarios() []scenario {
 			scenario{name: "nginx-proxy-pass", modes: latency, server: nginxPID,
 				op: func(w int) op { return httpOp("", "http://"+e.nginxAddr+"/nocache/item", w) }})
 	} else {
-		ss = append(ss, scenario{name: "nginx-cache-hit", skip: "nginx not installed"}, scenario{name: "nginx-proxy-pass", skip: "nginx not installed"})
+		ss = append(ss, scenario{name: "nginx-cache-hit", skip: e.why("nginx")}, scenario{name: "nginx-proxy-pass", skip: e.why("nginx")})
 	}
 	if e.varnish != nil {
 		ss = append(ss, scenario{name: "varnish-hit", modes: latency, server: func() int { return e.varnish.pid() },
 			warm: func() error { return warmDirect("http://" + e.varnAddr + "/cache/item") },
 			op:   func(w int) op { return httpOp("", "http://"+e.varnAddr+"/cache/item", w) }})
 	} else {
-		ss = append(ss, scenario{name: "varnish-hit", skip: "varnish not installed"})
+		ss = append(ss, scenario{name: "varnish-hit", skip: e.why("varnish")})
 	}
 	if e.haproxy != nil {
 		ss = append(ss, scenario{name: "haproxy-proxy", modes: latency, server: func() int { return e.haproxy.pid() },
 			op: func(w int) op { return httpOp("", "http://"+e.haAddr+"/nocache/item", w) }})
 	} else {
-		ss = append(ss, scenario{name: "haproxy-proxy", skip: "haproxy not installed"})
+		ss = append(ss, scenario{name: "haproxy-proxy", skip: e.why("haproxy")})
 	}
 	if e.redis != nil {
 		var rc *redis.Client
@@ -423,9 +426,20 @@ func (e *env) scenarios() []scenario {
 				return func(int) error { return rc.Get(ctx, "item").Err() }
 			}})
 	} else {
-		ss = append(ss, scenario{name: "redis-get-uds", skip: "redis-server not installed"})
+		ss = append(ss, scenario{name: "redis-get-uds", skip: e.why("redis")})
 	}
 	return append(ss, e.warmRestartScenario())
+}
+
+// why says why a peer's scenarios are skipped.
+func (e *env) why(peer string) string {
+	if s, ok := e.skipped[peer]; ok {
+		if strings.Contains(s, errPeerMissing.Error()) {
+			return peer + " not installed"
+		}
+		return s
+	}
+	return peer + " not installed"
 }
 
 func warmVia(proxy, target string) error { return httpOp(proxy, target, 1)(0) }
