@@ -14,7 +14,8 @@ import (
 //	secondary = primary u16(n) n × ( str16(name) u8(present) str32(value) )
 //
 // strN(x) is x's length as a little-endian uN followed by x's bytes. method is
-// as sent (case-sensitive; HEAD is looked up as GET); scheme is lower-cased;
+// as sent (case-sensitive; callers look HEAD up as GET, since a HEAD is
+// answered from a stored GET); scheme is lower-cased (ASCII);
 // host is lower-cased with the scheme's default port removed; target is the
 // path and query exactly as sent. The secondary part lists the request header
 // names a response's Vary named, lower-cased, sorted and deduplicated, each
@@ -86,7 +87,7 @@ func AppendVaryFromHeader(dst []byte, varyBlock []byte, get func(name string) []
 func VaryNames(lines []string) (names []string, star bool) {
 	for _, line := range lines {
 		for _, n := range strings.Split(line, ",") {
-			n = strings.ToLower(strings.TrimSpace(n))
+			n = asciiLower(strings.Trim(n, " \t"))
 			switch n {
 			case "":
 				continue
@@ -116,19 +117,76 @@ func NormalizeFieldValue(lines []string) string {
 	return string(appendNormalized(nil, lines))
 }
 
+// appendNormalized joins the field lines with commas and drops optional
+// whitespace around list commas and at the ends of each member. Commas and
+// spaces inside quoted strings are data and stay as they are.
 func appendNormalized(dst []byte, lines []string) []byte {
 	first := true
 	for _, line := range lines {
-		for _, part := range strings.Split(line, ",") {
-			part = strings.Trim(part, " \t")
+		for _, part := range splitList(line) {
 			if !first {
 				dst = append(dst, ',')
 			}
 			first = false
-			dst = append(dst, part...)
+			dst = append(dst, strings.Trim(part, " \t")...)
 		}
 	}
 	return dst
+}
+
+// splitList splits a field value at commas outside quoted strings
+// (RFC 9110 §5.6.1, §5.6.4: quoted-string with backslash escapes).
+func splitList(s string) []string {
+	var parts []string
+	start, quoted := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case quoted && c == '\\':
+			i++ // the escaped byte is data
+		case c == '"':
+			quoted = !quoted
+		case c == ',' && !quoted:
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, s[start:])
+}
+
+// asciiLower lower-cases ASCII letters only: field names and schemes are
+// ASCII tokens, and Unicode case folding would merge bytes that differ.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // StringIter walks a block of u16-length-prefixed strings (vary and tag
@@ -201,9 +259,9 @@ func appendLower16(dst []byte, s string) []byte {
 func trimDefaultPort(scheme, host string) string {
 	var port string
 	switch {
-	case strings.EqualFold(scheme, "http"):
+	case asciiEqualFold(scheme, "http"):
 		port = ":80"
-	case strings.EqualFold(scheme, "https"):
+	case asciiEqualFold(scheme, "https"):
 		port = ":443"
 	default:
 		return host

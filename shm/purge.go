@@ -39,11 +39,20 @@ func (w *Writer) MarkStale(key []byte) (ok bool) {
 	return ok
 }
 
+// markStale makes the slot's fresh-until the current second, unless it is
+// already earlier. The entry is then stale from the purge on, not since it
+// was stored, so its stale-while-revalidate window counts from the purge:
+// a soft purge serves the old response while one refresh runs.
 func (w *Writer) markStale(b, so int) {
 	meta := u64at(w.mm, so+offSlotMeta)
+	m := meta.Load()
+	now := uint64(w.opts.Now().Unix())
+	if m>>32 <= now {
+		return
+	}
 	seq := u32at(w.mm, b+offBucketSeq)
 	seq.Add(1)
-	meta.Store(meta.Load() & 0xffffffff)
+	meta.Store(m&0xffffffff | now<<32)
 	seq.Add(1)
 }
 

@@ -24,6 +24,7 @@ type geometry struct {
 	maxHeaders   uint32
 	createdMs    uint64
 	minorVersion uint16
+	features     uint64
 }
 
 // view is a mapped cache file with typed pointers to its shared words.
@@ -123,6 +124,7 @@ func parseLayout(m []byte) (geometry, error) {
 		return g, fmt.Errorf("%w: header checksum mismatch", ErrCorrupt)
 	}
 	g.minorVersion = le.Uint16(m[offMinor:])
+	g.features = le.Uint64(m[offFeatures:])
 	g.seed = le.Uint64(m[offSeed:])
 	g.bucketLog2 = le.Uint32(m[offBucketLog2:])
 	g.regionSize = uint64(le.Uint32(m[offRegionSize:]))

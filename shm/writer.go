@@ -145,7 +145,11 @@ func (w *Writer) open(want layoutParams) error {
 	path := filepath.Join(w.dir, FileName)
 	old, oldMM, err := mapForWrite(path)
 	switch {
-	case err == nil && sameLayout(old.geo, want) && State(old.state.Load()) == StateClean && consistentHead(old):
+	case err == nil && sameLayout(old.geo, want) && State(old.state.Load()) == StateClean && consistentHead(old) &&
+		old.geo.minorVersion == MinorVersion && old.geo.features == 0:
+		// Only a file of exactly this format is adopted; another minor
+		// version or feature set is rebuilt (salvaging its entries), so
+		// the header never advertises what this writer does not maintain.
 		w.mm, w.v = oldMM, old
 		w.adopt()
 		return nil
@@ -393,6 +397,14 @@ func (w *Writer) Put(it *Item) error {
 	defer w.mu.Unlock()
 	if w.closed {
 		return ErrClosed
+	}
+	for name := range it.Header {
+		if len(name) > 0xffff {
+			// The header block has 16-bit name lengths: a longer name
+			// would spill into the next fields (a forged header).
+			w.v.stats[statRejected].Add(1)
+			return fmt.Errorf("%w: a header name over 65535 bytes", ErrTooLarge)
+		}
 	}
 	w.scratch = AppendHeaderBlock(w.scratch[:0], it.Header)
 	var err error
