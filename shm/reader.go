@@ -172,23 +172,25 @@ func (r *Reader) get(dst, key []byte, freshAt, nowMs int64) (e Entry, out []byte
 		r.maybeRemap(nowMs)
 		return Entry{}, dst, false
 	}
-	if ok, err := r.serving(m, nowMs); !ok {
-		if err != nil {
-			r.c.faults.Add(1)
-			r.nextCheck.Store(0)
-		} else {
-			r.c.writerStale.Add(1)
-		}
-		r.c.misses.Add(1)
-		r.maybeRemap(nowMs)
-		return Entry{}, dst, false
-	}
 	o := outMiss
 	out = dst
-	if err := guard(func() { e, out, o = m.lookup(dst, key, freshAt, &r.c) }); err != nil {
+	live := false
+	// One fault guard covers the health check and the lookup.
+	err := guard(func() {
+		if live = r.live(m, nowMs); live {
+			e, out, o = m.lookup(dst, key, freshAt, &r.c)
+		}
+	})
+	switch {
+	case err != nil:
 		r.c.faults.Add(1)
 		r.c.misses.Add(1)
 		r.nextCheck.Store(0)
+		r.maybeRemap(nowMs)
+		return Entry{}, dst, false
+	case !live:
+		r.c.writerStale.Add(1)
+		r.c.misses.Add(1)
 		r.maybeRemap(nowMs)
 		return Entry{}, dst, false
 	}
@@ -196,14 +198,18 @@ func (r *Reader) get(dst, key []byte, freshAt, nowMs int64) (e Entry, out []byte
 	return e, out, o == outHit
 }
 
+// live reports whether m has a live writer with a recent heartbeat (or the
+// reader is offline). It reads the mapping: call it under guard.
+func (r *Reader) live(m *mapped, nowMs int64) bool {
+	st := State(m.state.Load())
+	return r.opts.Offline && st != StateAbandoned ||
+		st == StateLive && nowMs-int64(m.heartbeat.Load()) <= r.opts.MaxWriterSilence.Milliseconds()
+}
+
 // serving reports whether m has a live writer with a recent heartbeat; err
 // is set when reading the header faulted.
 func (r *Reader) serving(m *mapped, nowMs int64) (ok bool, err error) {
-	err = guard(func() {
-		st := State(m.state.Load())
-		ok = r.opts.Offline && st != StateAbandoned ||
-			st == StateLive && nowMs-int64(m.heartbeat.Load()) <= r.opts.MaxWriterSilence.Milliseconds()
-	})
+	err = guard(func() { ok = r.live(m, nowMs) })
 	return ok, err
 }
 
