@@ -20,6 +20,7 @@ func newApp() *cli.App {
 			newBenchCommand(),
 			newProbeCommand(),
 			newInjectCommand(),
+			newPurgeCommand(),
 		},
 	}
 }

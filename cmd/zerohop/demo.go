@@ -62,7 +62,7 @@ func runDemo(out io.Writer, hits int) error {
 	cfg := config.Default()
 	cfg.Cache.Dir = dir
 	cfg.Cache.Size = 32 * config.MiB
-	cfg.Invalidation.Log = dir + "/inval.log"
+	cfg.Invalidation.Log = dir + "/inval/inval.log"
 	cfg.Listeners[0].Address = "127.0.0.1:0"
 	cfg.Admin.Address = "127.0.0.1:0"
 	if err := cfg.Validate(); err != nil {

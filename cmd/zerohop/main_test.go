@@ -289,3 +289,78 @@ func TestBadFlagFromEnvironment(t *testing.T) {
 		t.Fatalf("want a clear error naming --cache-size, got %v: %s", err, out)
 	}
 }
+
+// TestPurge purges through the admin endpoint and through 'zerohop purge'
+// (both append to the log the sidecar tails) and checks that the purged
+// URL then goes upstream again.
+func TestPurge(t *testing.T) {
+	var hits atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=300")
+		w.Header().Set("Surrogate-Key", "group-"+r.URL.Query().Get("g"))
+		io.WriteString(w, "body of "+r.URL.String())
+	}))
+	defer origin.Close()
+	d := startDaemon(t)
+	c := d.client()
+	get := func(path string) string {
+		resp, err := c.Get(origin.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.Header.Get("Cache-Status")
+	}
+	for _, tt := range []struct {
+		name  string
+		path  string
+		purge func(t *testing.T)
+	}{
+		{"admin POST /purge by URL", "/a?g=1", func(t *testing.T) {
+			resp, err := http.PostForm("http://"+d.admin+"/purge", url.Values{"key": {origin.URL + "/a?g=1"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(b), `"applied":true`) {
+				t.Fatalf("purge: %d %s", resp.StatusCode, b)
+			}
+		}},
+		{"zerohop purge --tag", "/b?g=2", func(t *testing.T) {
+			out, err := exec.Command(bin, "purge", "--tag", "group-2", "--cache-dir", d.dir).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "applied") {
+				t.Fatalf("zerohop purge: %v %s", err, out)
+			}
+		}},
+		{"zerohop purge --prefix", "/c/x?g=3", func(t *testing.T) {
+			out, err := exec.Command(bin, "purge", "--prefix", origin.URL+"/c/", "--cache-dir", d.dir).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "applied") {
+				t.Fatalf("zerohop purge: %v %s", err, out)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			get(tt.path)
+			if cs := get(tt.path); !strings.Contains(cs, "hit") {
+				t.Fatalf("not cached before the purge: %q", cs)
+			}
+			before := hits.Load()
+			tt.purge(t)
+			if cs := get(tt.path); strings.Contains(cs, "hit") || hits.Load() != before+1 {
+				t.Fatalf("after the purge: Cache-Status %q, origin requests +%d; want a miss", cs, hits.Load()-before)
+			}
+		})
+	}
+	// Bad input is refused with a clear error, nothing appended.
+	resp, err := http.PostForm("http://"+d.admin+"/purge", url.Values{"key": {"not a url"}})
+	if err != nil || resp.StatusCode != 400 {
+		t.Errorf("purge of a bad URL: %v %v; want 400", err, resp)
+	}
+	out, err := exec.Command(bin, "purge", "--cache-dir", d.dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "exactly one") {
+		t.Errorf("purge with nothing to purge: %v %s", err, out)
+	}
+}

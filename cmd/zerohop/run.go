@@ -122,7 +122,7 @@ func overridesFrom(c *cli.Context) (func(*config.Config), error) {
 		if dir != "" {
 			cfg.Cache.Dir = dir
 			if cfg.Invalidation.Log == "" || strings.HasPrefix(cfg.Invalidation.Log, config.DefaultCacheDir) {
-				cfg.Invalidation.Log = dir + "/inval.log"
+				cfg.Invalidation.Log = dir + "/inval/inval.log"
 			}
 		}
 		if size > 0 {

@@ -13,7 +13,7 @@ const (
 	DefaultCacheDir        = "/var/run/zerohop"
 	DefaultRedisStream     = "zerohop:invalidations"
 	defaultListenerName    = "forward"
-	invalidationLogName    = "inval.log"
+	invalidationLogName    = "inval/inval.log" // a subdirectory the app mounts read-write
 )
 
 // Default returns the built-in configuration used when zerohop runs

@@ -31,7 +31,7 @@ routes:
 	fmt.Println(cfg.Cache.Dir, cfg.Cache.Size, cfg.Invalidation.Log)
 	// Output:
 	// reverse api 1
-	// /var/run/zerohop 64MiB /var/run/zerohop/inval.log
+	// /var/run/zerohop 64MiB /var/run/zerohop/inval/inval.log
 }
 
 func ExampleParse_errors() {

@@ -48,7 +48,7 @@ func TestDefaultIsValid(t *testing.T) {
 	if c.Admin.Address != "127.0.0.1:9901" || c.Cache.Dir != "/var/run/zerohop" || c.Cache.Size != 64*MiB {
 		t.Errorf("unexpected defaults: admin %q, cache %q %v", c.Admin.Address, c.Cache.Dir, c.Cache.Size)
 	}
-	if c.Invalidation.Log != "/var/run/zerohop/inval.log" {
+	if c.Invalidation.Log != "/var/run/zerohop/inval/inval.log" {
 		t.Errorf("invalidation.log = %q", c.Invalidation.Log)
 	}
 	if Default() == Default() || &Default().Listeners[0] == &Default().Listeners[0] {
@@ -159,7 +159,7 @@ func TestFileOverlaysDefaults(t *testing.T) {
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: MiB}}
 	want.Cache.Dir = "/srv/cache"
 	want.Cache.Size = GiB
-	want.Invalidation.Log = "/srv/cache/inval.log" // derived from the new dir
+	want.Invalidation.Log = "/srv/cache/inval/inval.log" // derived from the new dir
 	want.Clusters = []Cluster{{Name: "api", ConnectTimeout: 5 * time.Second, ResponseTimeout: 30 * time.Second,
 		MaxIdleConns: 64, Endpoints: []Endpoint{{URL: "https://api.internal", Weight: 3}, {URL: "http://[::1]:8080", Weight: 0}}}}
 	want.Routes = []Route{{Name: "r", Cluster: "api", Cache: &RouteCache{Enabled: false},
@@ -476,7 +476,7 @@ var everyField = lines(
 	"  allow_set_cookie: true",
 	"  stale_if_error: 30s",
 	"  coalesce_timeout: 1s",
-	"store: {path: /s, max_disk: 10GiB, queue: 10, memory_only_on_error: true}",
+	"store: {path: /s, max_disk: 10GiB, queue: 10, memory_only_on_error: true, ready_after_refill: 0.5}",
 	"invalidation:",
 	"  log: /l/inval.log",
 	"  redis: {address: 'r:6379', stream: s, db: 2, username: u, password: p, dial_timeout: 1s}",

@@ -158,12 +158,17 @@ type Store struct {
 	// cannot be opened or fails, instead of exiting. Default true: a
 	// sidecar that dies takes the app's traffic with it.
 	MemoryOnlyOnError bool `yaml:"memory_only_on_error"`
+	// ReadyAfterRefill is the share (0 to 1) of a warm-start refill from
+	// the store that must be done before /readyz reports ready. Default 0:
+	// ready at once, the refill continuing while traffic is served.
+	ReadyAfterRefill float64 `yaml:"ready_after_refill"`
 }
 
 // Invalidation configures the purge log and optional fan-out.
 type Invalidation struct {
 	// Log is the append-only invalidation log. Default derived:
-	// "<cache.dir>/inval.log".
+	// "<cache.dir>/inval/inval.log": a subdirectory, so that the app, which
+	// mounts the cache directory read-only, can mount it read-write to append.
 	Log string `yaml:"log"`
 	// Redis, if set, receives invalidations from a Redis stream so that
 	// purges reach every replica. Default nil (off).

@@ -256,6 +256,9 @@ func (v *validator) store(s *Store) {
 	if s.Queue <= 0 {
 		v.errorf("store.queue", "must be greater than 0, got %d", s.Queue)
 	}
+	if s.ReadyAfterRefill < 0 || s.ReadyAfterRefill > 1 {
+		v.errorf("store.ready_after_refill", "must be between 0 and 1, got %v", s.ReadyAfterRefill)
+	}
 }
 
 func (v *validator) invalidation(c *Config) {

@@ -205,9 +205,22 @@ func PodSpec(spec *corev1.PodSpec, o Options) error {
 		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: ConfigVolume, VolumeSource: corev1.VolumeSource{
 			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: o.ConfigMap}}}})
 	}
+	logDir := path.Dir(cfg.Invalidation.Log)
+	logSub, inCache := strings.CutPrefix(logDir, strings.TrimSuffix(cacheDir, "/")+"/")
+	if spec.SecurityContext == nil {
+		spec.SecurityContext = &corev1.PodSecurityContext{}
+	}
+	if spec.SecurityContext.FSGroup == nil {
+		// Apps append purges to the log; a common group lets them write.
+		g := uid
+		spec.SecurityContext.FSGroup = &g
+	}
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: CacheVolume, MountPath: cacheDir, ReadOnly: true})
+		if inCache {
+			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: CacheVolume, MountPath: logDir, SubPath: logSub})
+		}
 		setEnv(c, "HTTP_PROXY", "http://"+listen)
 		setEnv(c, "NO_PROXY", "127.0.0.1,localhost")
 		setEnv(c, "ZEROHOP_CACHE_DIR", cacheDir)
@@ -284,6 +297,7 @@ func Verify(spec *corev1.PodSpec, cfg *config.Config) []error {
 		}
 		return nil
 	}
+	logDir := path.Dir(cfg.Invalidation.Log)
 	if m := mountOf(sc); m == nil || m.MountPath != cfg.Cache.Dir || m.ReadOnly {
 		bad("sidecar: must mount %q read-write at cache.dir %s", CacheVolume, cfg.Cache.Dir)
 	}
@@ -306,6 +320,17 @@ func Verify(spec *corev1.PodSpec, cfg *config.Config) []error {
 		c := &spec.Containers[i]
 		if m := mountOf(c); m == nil || m.MountPath != cfg.Cache.Dir || !m.ReadOnly {
 			bad("container %s: must mount %q read-only at %s", c.Name, CacheVolume, cfg.Cache.Dir)
+		}
+		if strings.HasPrefix(logDir, strings.TrimSuffix(cfg.Cache.Dir, "/")+"/") {
+			ok := false
+			for _, m := range c.VolumeMounts {
+				ok = ok || (m.Name == CacheVolume && m.MountPath == logDir && !m.ReadOnly &&
+					path.Join(cfg.Cache.Dir, m.SubPath) == logDir)
+			}
+			if !ok {
+				bad("container %s: must mount %q subPath %s read-write at %s (the invalidation log)", c.Name, CacheVolume,
+					strings.TrimPrefix(logDir, strings.TrimSuffix(cfg.Cache.Dir, "/")+"/"), logDir)
+			}
 		}
 		for _, e := range c.Env {
 			switch e.Name {

@@ -36,6 +36,7 @@ func (s *Sidecar) startAdmin(a config.Admin) error {
 		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("POST /purge", s.handlePurge)
 	if os.Getenv("ZEROHOP_PPROF") == "1" {
 		// Profiling for operators chasing a problem; off by default.
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

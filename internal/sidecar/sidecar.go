@@ -50,6 +50,7 @@ type Sidecar struct {
 	mu      sync.Mutex // serialises Reload and Shutdown
 	cfg     *config.Config
 	wg      sync.WaitGroup
+	inval   *invalidation
 }
 
 // Start opens the cache, builds the proxy and starts serving cfg's
@@ -85,6 +86,11 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
 	s.proxy = p
+	if err := s.startInvalidation(cfg, nil); err != nil {
+		p.Close()
+		w.Close()
+		return nil, err
+	}
 	for _, l := range cfg.Listeners {
 		if err := s.listen(l); err != nil {
 			s.Shutdown(context.Background())
@@ -192,6 +198,9 @@ func (s *Sidecar) Shutdown(ctx context.Context) error {
 		cancel()
 	}
 	s.wg.Wait()
+	if s.inval != nil {
+		s.inval.stop()
+	}
 	if s.proxy != nil {
 		s.proxy.Close()
 	}

@@ -14,14 +14,17 @@
 package zerohop
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -48,6 +51,9 @@ type Options struct {
 	MaxWriterSilence time.Duration
 	// BufferSize is the initial size of pooled lookup buffers. Default 64 KiB.
 	BufferSize int
+	// InvalidationLog is the log Invalidate appends to. Default
+	// <dir>/inval/inval.log (mounted read-write into the app).
+	InvalidationLog string
 }
 
 // Client reads the shared cache and forwards misses. It is safe for
@@ -59,6 +65,10 @@ type Client struct {
 	bufSize  int
 
 	hits, misses, bypassed, notModified atomic.Uint64
+
+	logPath string
+	logMu   sync.Mutex
+	log     *invalidate.Log
 }
 
 // Open maps the cache in dir read-only. It fails if the sidecar has not
@@ -69,7 +79,41 @@ func Open(dir string, opts *Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newClient(r, opts)
+	c, err := newClient(r, opts)
+	if err != nil {
+		return nil, err
+	}
+	c.logPath = optsOrZero(opts).InvalidationLog
+	if c.logPath == "" {
+		c.logPath = filepath.Join(dir, "inval", "inval.log")
+	}
+	return c, nil
+}
+
+// Invalidate appends rec (build it with invalidate.KeyRecord, PrefixRecord,
+// TagRecord or AllRecord) to the invalidation log the sidecar applies, and
+// waits until the sidecar has applied it, so that the app's next read
+// cannot return what it purged (read-your-purge). It returns the record's
+// sequence number; when ctx ends first, the record is still in the log and
+// will be applied.
+func (c *Client) Invalidate(ctx context.Context, rec invalidate.Record) (uint64, error) {
+	c.logMu.Lock()
+	if c.log == nil {
+		host, _ := os.Hostname()
+		lg, err := invalidate.OpenLog(c.logPath, &invalidate.LogOptions{Origin: "app@" + host})
+		if err != nil {
+			c.logMu.Unlock()
+			return 0, err
+		}
+		c.log = lg
+	}
+	lg := c.log
+	c.logMu.Unlock()
+	seq, err := lg.Append(ctx, rec)
+	if err != nil {
+		return 0, err
+	}
+	return seq, invalidate.WaitApplied(ctx, c.r, seq)
 }
 
 func optsOrZero(o *Options) Options {
@@ -165,5 +209,14 @@ func (c *Client) Stats() Stats {
 // sidecar's heartbeat is recent).
 func (c *Client) Healthy() bool { return c.r.Healthy(time.Now().UnixMilli()) }
 
-// Close unmaps the cache. The transport keeps working, through the sidecar.
-func (c *Client) Close() error { return c.r.Close() }
+// Close unmaps the cache and closes the invalidation log. The transport
+// keeps working, through the sidecar.
+func (c *Client) Close() error {
+	c.logMu.Lock()
+	if c.log != nil {
+		c.log.Close()
+		c.log = nil
+	}
+	c.logMu.Unlock()
+	return c.r.Close()
+}

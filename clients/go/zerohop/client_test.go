@@ -230,7 +230,8 @@ func TestImportClosure(t *testing.T) {
 	for _, d := range deps {
 		for _, banned := range []string{
 			"github.com/cockroachdb/", "github.com/zerohop/zerohop/proxy", "github.com/zerohop/zerohop/store",
-			"github.com/zerohop/zerohop/invalidate", "github.com/zerohop/zerohop/cmd", "github.com/zerohop/zerohop/internal/",
+			"github.com/zerohop/zerohop/invalidate/", "github.com/zerohop/zerohop/cmd", "github.com/zerohop/zerohop/internal/",
+			"github.com/fsnotify/",
 			"github.com/prometheus/", "github.com/urfave/", "github.com/redis/", "gopkg.in/yaml",
 		} {
 			if strings.HasPrefix(d, banned) {
