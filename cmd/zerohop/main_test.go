@@ -364,3 +364,73 @@ func TestPurge(t *testing.T) {
 		t.Errorf("purge with nothing to purge: %v %s", err, out)
 	}
 }
+
+// TestPurgeAcrossPods runs two sidecars (two "pods", each with its own
+// cache directory) bridged through a real redis-server on loopback: a purge
+// appended in one is applied in the other.
+func TestPurgeAcrossPods(t *testing.T) {
+	redisBin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server not installed (CI installs it)")
+	}
+	redisAddr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(redisAddr)
+	rs := exec.Command(redisBin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := rs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.Process.Kill(); rs.Wait() })
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", redisAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "redis-server")
+
+	var hits atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=300")
+		io.WriteString(w, "shared body")
+	}))
+	defer origin.Close()
+	cfg := filepath.Join(t.TempDir(), "zerohop.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("invalidation:\n  redis: {address: %q, stream: \"zerohop:test\"}\n", redisAddr)), 0o644)
+	a := startDaemon(t, "ZEROHOP_CONFIG="+cfg, "POD_NAME=pod-a")
+	b := startDaemon(t, "ZEROHOP_CONFIG="+cfg, "POD_NAME=pod-b")
+	status := func(d *daemon) string {
+		resp, err := d.client().Get(origin.URL + "/shared")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.Header.Get("Cache-Status")
+	}
+	for _, d := range []*daemon{a, b} {
+		status(d)
+		if cs := status(d); !strings.Contains(cs, "hit") {
+			t.Fatalf("not cached: %q", cs)
+		}
+	}
+	resp, err := http.PostForm("http://"+a.admin+"/purge", url.Values{"key": {origin.URL + "/shared"}})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("purge in pod A: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if cs := status(a); strings.Contains(cs, "hit") {
+		t.Fatalf("pod A still hits after its own purge: %q", cs)
+	}
+	// Pod B applies the record when it arrives through Redis.
+	waitFor(t, func() bool {
+		m, err := http.Get("http://" + b.admin + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer m.Body.Close()
+		body, _ := io.ReadAll(m.Body)
+		return strings.Contains(string(body), `zerohop_invalidation_bridge_total{direction="received"} 1`)
+	}, "pod B to receive the purge through Redis")
+	waitFor(t, func() bool { return !strings.Contains(status(b), "hit") }, "pod B to drop the purged URL")
+}
