@@ -56,7 +56,7 @@ func TestSuiteSmoke(t *testing.T) {
 	}
 	var progress bytes.Buffer
 	rep, err := Run(context.Background(), Options{Zerohop: bin, Duration: 300 * time.Millisecond, Rate: 200, Conns: 2,
-		Only: []string{"app-hit", "origin", "sidecar", "nginx", "warm-restart"}, Progress: &progress})
+		Only: []string{"app-hit", "origin", "sidecar", "nginx", "invalidation", "warm-restart"}, Progress: &progress})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
@@ -74,7 +74,7 @@ func TestSuiteSmoke(t *testing.T) {
 			t.Errorf("%s %s: n=%d errors=%d p50=%v", r.Scenario, r.Mode, r.N, r.Errors, r.P50us)
 		}
 	}
-	for _, s := range []string{"app-hit-lookup", "app-hit-roundtrip", "origin-direct", "sidecar-hit", "sidecar-miss", "warm-restart"} {
+	for _, s := range []string{"app-hit-lookup", "app-hit-roundtrip", "origin-direct", "sidecar-hit", "sidecar-miss", "invalidation", "warm-restart"} {
 		if !seen[s] {
 			t.Errorf("scenario %s did not run", s)
 		}

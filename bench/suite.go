@@ -428,7 +428,7 @@ func (e *env) scenarios() []scenario {
 	} else {
 		ss = append(ss, scenario{name: "redis-get-uds", skip: e.why("redis")})
 	}
-	return append(ss, e.warmRestartScenario())
+	return append(ss, e.invalidationScenario(), e.warmRestartScenario())
 }
 
 // why says why a peer's scenarios are skipped.

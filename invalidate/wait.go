@@ -16,16 +16,17 @@ type AppliedSeq interface {
 
 // WaitApplied's polling: a short spin, then sleeps with backoff.
 const (
-	waitSpin       = time.Millisecond
+	waitSpin       = 5 * time.Millisecond
 	waitMinBackoff = 50 * time.Microsecond
 	waitMaxBackoff = 2 * time.Millisecond
 )
 
 // WaitApplied waits until src reports seq applied, or ctx ends. It polls:
-// for the first millisecond it spins on the load, yielding now and then (the
-// sidecar usually applies a record within tens of microseconds, and many
-// kernels cannot sleep for less than a millisecond), then it sleeps from
-// 50µs doubling to 2ms.
+// for the first 5ms it spins on the load, yielding now and then (the
+// sidecar usually applies a record within tens of microseconds, at worst a
+// few milliseconds, and many kernels cannot sleep for less than a
+// millisecond, which would add a whole sleep to the wait), then it sleeps
+// from 50µs doubling to 2ms. A purge is rare; the spin is bounded.
 // Append then WaitApplied is read-your-purge.
 func WaitApplied(ctx context.Context, src AppliedSeq, seq uint64) error {
 	if src.InvalidationSeq() >= seq {
