@@ -86,6 +86,12 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
 	s.proxy = p
+	if cfg.Store.Path != "" {
+		// Persistence (issue: Pebble tier) is not in this build yet; say so
+		// rather than let an operator believe restarts come back warm.
+		s.log.Warn("store.path is set but this build has no persistent store yet: the cache is memory-only",
+			"store.path", cfg.Store.Path)
+	}
 	if err := s.startInvalidation(cfg, nil); err != nil {
 		p.Close()
 		w.Close()
