@@ -1,42 +1,16 @@
 package invalidate_test
 
 import (
-	"fmt"
-	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/zerohop/zerohop/internal/testproc"
 )
 
-// Multi-process tests re-run this test binary as a child with roleEnv set;
-// the child runs the registered role and exits with its result.
-const roleEnv = "ZEROHOP_INVAL_ROLE"
+// Multi-process tests re-run this test binary as a child (internal/testproc).
 
-var roles = map[string]func() int{}
+func registerRole(name string, f func() int) { testproc.Register(name, f) }
 
-func registerRole(name string, f func() int) {
-	if _, dup := roles[name]; dup {
-		panic("duplicate role " + name)
-	}
-	roles[name] = f
-}
+func roleCommand(role string, env ...string) *exec.Cmd { return testproc.Command(role, env...) }
 
-// roleCommand returns a command running role in a child process with extra
-// environment variables (KEY=VALUE).
-func roleCommand(role string, env ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), roleEnv+"="+role), env...)
-	cmd.Stderr = os.Stderr
-	return cmd
-}
-
-func TestMain(m *testing.M) {
-	if role := os.Getenv(roleEnv); role != "" {
-		f, ok := roles[role]
-		if !ok {
-			fmt.Fprintf(os.Stderr, "unknown role %q\n", role)
-			os.Exit(2)
-		}
-		os.Exit(f())
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testproc.Main(m) }

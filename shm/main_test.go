@@ -1,45 +1,16 @@
 package shm_test
 
 import (
-	"fmt"
-	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/zerohop/zerohop/internal/testproc"
 )
 
-// Multi-process tests re-run this test binary as a child with
-// ZEROHOP_SHM_ROLE set; the child runs the registered role and exits.
-// Roles are registered from init functions in the test files that use them.
+// Multi-process tests re-run this test binary as a child (internal/testproc).
 
-const roleEnv = "ZEROHOP_SHM_ROLE"
+func registerRole(name string, f func() int) { testproc.Register(name, f) }
 
-var roles = map[string]func() int{}
+func roleCommand(role string, env ...string) *exec.Cmd { return testproc.Command(role, env...) }
 
-// registerRole adds a child-process role; f's result is the exit code.
-func registerRole(name string, f func() int) {
-	if _, dup := roles[name]; dup {
-		panic("duplicate role " + name)
-	}
-	roles[name] = f
-}
-
-// roleCommand returns a command running role in a child process, with
-// extra environment variables (KEY=VALUE).
-func roleCommand(role string, env ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), roleEnv+"="+role), env...)
-	cmd.Stderr = os.Stderr
-	return cmd
-}
-
-func TestMain(m *testing.M) {
-	if role := os.Getenv(roleEnv); role != "" {
-		f, ok := roles[role]
-		if !ok {
-			fmt.Fprintf(os.Stderr, "unknown role %q\n", role)
-			os.Exit(2)
-		}
-		os.Exit(f())
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testproc.Main(m) }
