@@ -2,7 +2,7 @@
 GO        ?= go
 PKGS      := ./...
 # Packages whose concurrency matters run under the race detector.
-RACE_PKGS := ./shm/... ./clients/... ./internal/... ./proxy/... ./invalidate/...
+RACE_PKGS := ./shm/... ./clients/... ./internal/... ./proxy/... ./invalidate/... ./store/...
 
 .PHONY: all build run test test-long bench fuzz lint vet fmt clean
 
@@ -26,7 +26,7 @@ test: vet
 # Long torture and crash runs: >= 10M verified reads, 300 writer kills.
 # ZEROHOP_TORTURE_DURATION=10m turns the torture test into a soak.
 test-long:
-	ZEROHOP_LONG=1 $(GO) test -count=1 -timeout 90m -run 'Torture|Crash|Soak' -v ./shm/...
+	ZEROHOP_LONG=1 $(GO) test -count=1 -timeout 90m -run 'Torture|Crash|Soak' -v ./shm/... ./store/...
 
 # The side-by-side suite (nginx, Varnish, HAProxy, Redis when installed),
 # then the Go benchmarks with percentiles.
