@@ -115,7 +115,7 @@ func (p *Proxy) lookupStored(x *exchange) (*shm.Entry, httpcache.Fwd) {
 	if x.buf == nil {
 		x.buf = p.bufs.Get().(*[]byte)
 	}
-	e, out, ok := p.cache.GetStale(*x.buf, x.primary)
+	e, out, ok := p.ops.GetStale(*x.buf, x.primary)
 	*x.buf = out
 	if !ok {
 		return nil, httpcache.FwdURIMiss
@@ -127,7 +127,7 @@ func (p *Proxy) lookupStored(x *exchange) (*shm.Entry, httpcache.Fwd) {
 	// The variant is copied into the same buffer: keep the names.
 	x.primaryIsIdx, x.primaryVary = true, bytes.Clone(e.Vary)
 	key := shm.AppendVaryFromHeader(bytes.Clone(x.primary), x.primaryVary, x.in.Header.Values)
-	v, out, ok := p.cache.GetStale(*x.buf, key)
+	v, out, ok := p.ops.GetStale(*x.buf, key)
 	*x.buf = out
 	if !ok {
 		return nil, httpcache.FwdVaryMiss
@@ -433,7 +433,7 @@ func (p *Proxy) store(x *exchange, status int, h http.Header, body []byte, etag 
 		it.Vary = names
 		it.Tags = append(it.Tags, shm.VariantTag(x.primary))
 	}
-	if err := p.cache.Put(&it); err != nil {
+	if err := p.ops.Put(&it); err != nil {
 		p.m.notStored.WithLabelValues("cache-error").Inc()
 		p.log.Debug("not stored", "request_id", x.reqID, "err", err)
 		return
@@ -443,11 +443,11 @@ func (p *Proxy) store(x *exchange, status int, h http.Header, body []byte, etag 
 	case len(names) > 0 && !(x.primaryIsIdx && sameNames(x.primaryVary, names)):
 		idx := shm.Item{Key: x.primary, Flags: shm.FlagVaryIndex, Vary: names,
 			StoredMs: it.StoredMs, ExpiresMs: x.respTime.Add(varyIndexLife).UnixMilli()}
-		p.cache.Put(&idx)
+		p.ops.Put(&idx)
 		x.primaryIsIdx, x.primaryVary = true, nil
 	case len(names) == 0 && x.primaryIsIdx:
 		// The URL stopped varying: its variants are no longer selectable.
-		p.cache.PurgeTag(shm.VariantTag(x.primary), false)
+		p.ops.PurgeTag(shm.VariantTag(x.primary), false)
 	}
 }
 
@@ -481,10 +481,10 @@ func (p *Proxy) InvalidateURL(scheme, host, target string) bool {
 	}
 	key := shm.AppendKey(nil, http.MethodGet, scheme, host, target)
 	n := 0
-	if p.cache.Delete(key) {
+	if p.ops.Delete(key) {
 		n++
 	}
-	n += p.cache.PurgeTag(shm.VariantTag(key), false)
+	n += p.ops.PurgeTag(shm.VariantTag(key), false)
 	return n > 0
 }
 

@@ -39,8 +39,22 @@ type Options struct {
 	// Registerer receives the proxy's Prometheus metrics. Nil: a private
 	// registry (see Proxy.Gatherer).
 	Registerer prometheus.Registerer
+	// Tier, if set, is where the proxy puts, looks up and removes entries
+	// instead of Cache: a store.Tier, which keeps the persistent tier
+	// behind shared memory (misses there are promoted from it, and puts and
+	// purges reach it in order). Cache still provides the statistics.
+	Tier Cache
 	// Now is the clock (for tests). Default time.Now.
 	Now func() time.Time
+}
+
+// Cache is what the proxy does with the cache: the shared-memory writer
+// itself, or a store.Tier with the persistent tier behind it.
+type Cache interface {
+	Put(it *shm.Item) error
+	GetStale(dst, key []byte) (shm.Entry, []byte, bool)
+	Delete(key []byte) bool
+	PurgeTag(tag string, soft bool) int
 }
 
 // Proxy is the sidecar proxy. Its handlers are safe for concurrent use and
@@ -48,7 +62,8 @@ type Options struct {
 type Proxy struct {
 	opts    Options
 	log     *slog.Logger
-	cache   *shm.Writer
+	cache   *shm.Writer // statistics; nil: no caching
+	ops     Cache       // puts, lookups and purges
 	st      atomic.Pointer[state]
 	rp      *httputil.ReverseProxy
 	egress  *http.Transport // forward-mode requests that match no route
@@ -84,6 +99,12 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		opts.Now = time.Now
 	}
 	p := &Proxy{opts: opts, log: opts.Logger, cache: opts.Cache}
+	switch {
+	case opts.Tier != nil:
+		p.ops = opts.Tier
+	case opts.Cache != nil:
+		p.ops = opts.Cache
+	}
 	p.bufs.New = func() any { b := make([]byte, 16<<10); return &b }
 	reg := opts.Registerer
 	if reg == nil {

@@ -434,3 +434,66 @@ func TestPurgeAcrossPods(t *testing.T) {
 	}, "pod B to receive the purge through Redis")
 	waitFor(t, func() bool { return !strings.Contains(status(b), "hit") }, "pod B to drop the purged URL")
 }
+
+// TestWarmRestartFromStore: a sidecar with a persistent store caches a
+// URL and stops; a new sidecar with an empty cache directory (the pod was
+// rescheduled, its tmpfs lost) and the same store answers the URL without
+// asking the origin.
+func TestWarmRestartFromStore(t *testing.T) {
+	var hits atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=300")
+		io.WriteString(w, "persisted body")
+	}))
+	defer origin.Close()
+	storeDir := filepath.Join(t.TempDir(), "store")
+	cfg := filepath.Join(t.TempDir(), "zerohop.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("store: {path: %q}\n", storeDir)), 0o644)
+	get := func(d *daemon) (string, string) {
+		resp, err := d.client().Get(origin.URL + "/p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), resp.Header.Get("Cache-Status")
+	}
+	a := startDaemon(t, "ZEROHOP_CONFIG="+cfg)
+	if body, _ := get(a); body != "persisted body" || hits.Load() != 1 {
+		t.Fatalf("first request: %q, origin hits %d", body, hits.Load())
+	}
+	a.cmd.Process.Signal(syscall.SIGTERM) // drains the store's queue, syncs
+	select {
+	case <-a.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	b := startDaemon(t, "ZEROHOP_CONFIG="+cfg) // a new, empty cache directory
+	var body, cs string
+	waitFor(t, func() bool { body, cs = get(b); return strings.Contains(cs, "hit") }, "a hit after the restart")
+	if body != "persisted body" || hits.Load() != 1 {
+		t.Fatalf("after restart: %q (%s), origin hits %d; want the persisted body without asking the origin", body, cs, hits.Load())
+	}
+}
+
+// TestUnusableStoreRunsMemoryOnly: a store path that cannot be a store
+// (a regular file) must not stop the sidecar, which serves memory-only and
+// says so.
+func TestUnusableStoreRunsMemoryOnly(t *testing.T) {
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, []byte("x"), 0o644)
+	cfg := filepath.Join(t.TempDir(), "zerohop.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("store: {path: %q}\n", notDir)), 0o644)
+	d := startDaemon(t, "ZEROHOP_CONFIG="+cfg)
+	if !strings.Contains(d.stderr.String(), "MEMORY-ONLY") {
+		t.Errorf("no loud warning:\n%s", d.stderr)
+	}
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer origin.Close()
+	resp, err := d.client().Get(origin.URL + "/x")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("memory-only sidecar does not serve: %v %v", err, resp)
+	}
+	resp.Body.Close()
+}

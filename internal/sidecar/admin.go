@@ -33,6 +33,10 @@ func (s *Sidecar) startAdmin(a config.Admin) error {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		if !s.refillReady() {
+			http.Error(w, "warming: refilling the cache from the store", http.StatusServiceUnavailable)
+			return
+		}
 		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))

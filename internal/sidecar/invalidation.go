@@ -33,9 +33,10 @@ type invalidation struct {
 	wg      sync.WaitGroup
 }
 
-// startInvalidation starts tailing cfg's invalidation log. extra, if set,
-// is applied to each record after the cache (the persistent store).
-func (s *Sidecar) startInvalidation(cfg *config.Config, extra func(invalidate.Record) error) error {
+// startInvalidation starts tailing cfg's invalidation log. With a store,
+// records are applied through the tier, reaching shared memory and the
+// store in order.
+func (s *Sidecar) startInvalidation(cfg *config.Config, withStore bool) error {
 	iv := &invalidation{path: cfg.Invalidation.Log}
 	// The directory is shared with the app, which appends purges: setgid
 	// and group-writable, so containers running as other users in the
@@ -47,13 +48,8 @@ func (s *Sidecar) startInvalidation(cfg *config.Config, extra func(invalidate.Re
 	os.Chmod(filepath.Dir(iv.path), 0o2775)
 	iv.applier = invalidate.NewCacheApplier(s.cache)
 	apply := iv.applier.Apply
-	if extra != nil {
-		apply = func(r invalidate.Record) error {
-			if err := iv.applier.Apply(r); err != nil {
-				return err
-			}
-			return extra(r)
-		}
+	if withStore {
+		apply = s.storeApply(iv.applier)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	iv.cancel = cancel

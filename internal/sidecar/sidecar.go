@@ -22,6 +22,7 @@ import (
 	"github.com/zerohop/zerohop/internal/config"
 	"github.com/zerohop/zerohop/proxy"
 	"github.com/zerohop/zerohop/shm"
+	"github.com/zerohop/zerohop/store"
 )
 
 // Options tune a Sidecar beyond its configuration.
@@ -51,6 +52,11 @@ type Sidecar struct {
 	cfg     *config.Config
 	wg      sync.WaitGroup
 	inval   *invalidation
+
+	store     *store.Store // nil: memory only
+	tier      *store.Tier  // the cache as the proxy uses it (writer + store)
+	refilling atomic.Bool
+	bgCancel  context.CancelFunc
 }
 
 // Start opens the cache, builds the proxy and starts serving cfg's
@@ -76,25 +82,29 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 	s.cache = w
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	po := proxy.Options{Cache: w, Logger: opts.Logger, Registerer: s.reg}
+	st, err := s.openStore(cfg)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	s.store = st
+	s.tier = store.NewTier(w, st)
+	if st != nil {
+		s.reg.MustRegister(storeCollector{st})
+	}
+	po := proxy.Options{Cache: w, Tier: s.tier, Logger: opts.Logger, Registerer: s.reg}
 	if opts.AccessLog != nil {
 		po.AccessLog = slog.New(slog.NewJSONHandler(opts.AccessLog, nil))
 	}
 	p, err := proxy.New(cfg, po)
 	if err != nil {
-		w.Close()
+		s.closeCache()
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
 	s.proxy = p
-	if cfg.Store.Path != "" {
-		// Persistence (issue: Pebble tier) is not in this build yet; say so
-		// rather than let an operator believe restarts come back warm.
-		s.log.Warn("store.path is set but this build has no persistent store yet: the cache is memory-only",
-			"store.path", cfg.Store.Path)
-	}
-	if err := s.startInvalidation(cfg, nil); err != nil {
+	if err := s.startInvalidation(cfg, st != nil); err != nil {
 		p.Close()
-		w.Close()
+		s.closeCache()
 		return nil, err
 	}
 	for _, l := range cfg.Listeners {
@@ -109,6 +119,9 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 			return nil, err
 		}
 	}
+	var bg context.Context
+	bg, s.bgCancel = context.WithCancel(context.Background())
+	s.startRefill(bg)
 	s.ready.Store(true)
 	s.log.Info("zerohop sidecar ready", "listeners", s.addrs, "admin", s.AdminAddr(), "cache", cc.Dir)
 	return s, nil
@@ -203,12 +216,31 @@ func (s *Sidecar) Shutdown(ctx context.Context) error {
 		s.admin.Shutdown(sctx)
 		cancel()
 	}
+	if s.bgCancel != nil {
+		s.bgCancel() // a refill still running stops
+	}
 	s.wg.Wait()
 	if s.inval != nil {
 		s.inval.stop()
 	}
 	if s.proxy != nil {
 		s.proxy.Close()
+	}
+	if err := s.closeCache(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// closeCache closes the store (draining its queue) and then the cache
+// file, cleanly, so the next sidecar adopts it.
+func (s *Sidecar) closeCache() error {
+	var errs []error
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("store: %w", err))
+		}
+		s.store = nil
 	}
 	if s.cache != nil {
 		if err := s.cache.Close(); err != nil {

@@ -1,0 +1,139 @@
+package sidecar
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/invalidate"
+	"github.com/zerohop/zerohop/shm"
+	"github.com/zerohop/zerohop/store"
+)
+
+// openStore opens the persistent tier when cfg asks for one. If it cannot
+// be opened and memory_only_on_error is set, the sidecar keeps serving from
+// shared memory alone, loudly: a crash loop would lose the shared-memory
+// tier too.
+func (s *Sidecar) openStore(cfg *config.Config) (*store.Store, error) {
+	if cfg.Store.Path == "" {
+		return nil, nil
+	}
+	st, err := store.Open(cfg.Store.Path, &store.Options{
+		MaxDisk: int64(cfg.Store.MaxDisk),
+		Queue:   cfg.Store.Queue,
+		Logger:  s.log,
+	})
+	if err != nil {
+		if !cfg.Store.MemoryOnlyOnError {
+			return nil, fmt.Errorf("sidecar: store: %w", err)
+		}
+		s.log.Error("persistent store unavailable: running MEMORY-ONLY, restarts will start cold",
+			"path", cfg.Store.Path, "err", err)
+		return nil, nil
+	}
+	return st, nil
+}
+
+// startRefill refills a new or rebuilt cache file from the store in the
+// background, while the proxy serves.
+func (s *Sidecar) startRefill(ctx context.Context) {
+	if s.store == nil || s.cache.Stats().AdoptGen != 0 {
+		return // no store, or the file was adopted warm
+	}
+	s.refilling.Store(true)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.refilling.Store(false)
+		n, err := s.tier.Refill(ctx, nil)
+		s.log.Info("warm start: refilled the cache from the store", "entries", n, "err", err)
+	}()
+}
+
+// refillReady reports whether /readyz may say ready: the configured share
+// of a running refill is done.
+func (s *Sidecar) refillReady() bool {
+	want := s.cfg.Store.ReadyAfterRefill
+	return want <= 0 || s.store == nil || !s.refilling.Load() || s.store.RefillProgress().Fraction() >= want
+}
+
+// storeApply applies an invalidation record through the tier, so that it
+// reaches shared memory and the store in order, with its sequence number
+// committed in the same store batch. Unknown kinds go to the cache applier,
+// which counts and skips them.
+func (s *Sidecar) storeApply(a *invalidate.CacheApplier) func(invalidate.Record) error {
+	return func(rec invalidate.Record) error {
+		if rec.Kind == invalidate.KindMark {
+			return nil
+		}
+		if !rec.Kind.Known() || !rec.Mode.Known() {
+			return a.Apply(rec)
+		}
+		inv := store.Invalidation{Soft: rec.Mode == invalidate.Soft, Seq: rec.Seq}
+		switch rec.Kind {
+		case invalidate.KindKey:
+			scheme, host, target, err := invalidate.SplitURL(string(rec.Payload))
+			if err != nil {
+				return fmt.Errorf("%w: %v", invalidate.ErrBadPayload, err)
+			}
+			inv.Kind, inv.Key = store.InvalidateURL, shm.AppendKey(nil, http.MethodGet, scheme, host, target)
+		case invalidate.KindPrefix:
+			scheme, host, prefix, err := invalidate.SplitPrefix(string(rec.Payload))
+			if err != nil {
+				return fmt.Errorf("%w: %v", invalidate.ErrBadPayload, err)
+			}
+			inv.Kind, inv.Scheme, inv.Host, inv.Target = store.InvalidatePrefix, scheme, host, prefix
+		case invalidate.KindTag:
+			if len(rec.Payload) == 0 {
+				return fmt.Errorf("%w: empty tag (record %d)", invalidate.ErrBadPayload, rec.Seq)
+			}
+			inv.Kind, inv.Tag = store.InvalidateTag, string(rec.Payload)
+		case invalidate.KindAll:
+			inv.Kind = store.InvalidateAll
+		}
+		if _, err := s.tier.Invalidate(inv); err != nil {
+			if s.store.Err() != nil {
+				// The store has failed and distrusts itself (it empties
+				// on the next open): nothing purged can come back from it.
+				s.log.Warn("invalidation not persisted: the store has failed", "seq", rec.Seq, "err", err)
+				return nil
+			}
+			return err // retried by the tailer
+		}
+		return nil
+	}
+}
+
+// storeCollector exports the store's counters at scrape time.
+type storeCollector struct{ s *store.Store }
+
+var (
+	storeOpsDesc   = prometheus.NewDesc("zerohop_store_ops_total", "Persistent store operations.", []string{"op"}, nil)
+	storeBytesDesc = prometheus.NewDesc("zerohop_store_bytes", "Persistent store sizes.", []string{"what"}, nil)
+	storeRefill    = prometheus.NewDesc("zerohop_store_refill_progress", "Share of the warm-start refill done (1 when finished).", nil, nil)
+	storeFailed    = prometheus.NewDesc("zerohop_store_failed", "1 if the store has failed and persistence is off.", nil, nil)
+)
+
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{storeOpsDesc, storeBytesDesc, storeRefill, storeFailed} {
+		ch <- d
+	}
+}
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	for op, v := range map[string]uint64{"written": st.Written, "dropped": st.Dropped, "evicted": st.Evicted,
+		"expired": st.Expired, "corrupt": st.Corrupt, "hits": st.Hits, "misses": st.Misses, "promoted": st.Promoted} {
+		ch <- prometheus.MustNewConstMetric(storeOpsDesc, prometheus.CounterValue, float64(v), op)
+	}
+	ch <- prometheus.MustNewConstMetric(storeBytesDesc, prometheus.GaugeValue, float64(st.DiskBytes), "disk")
+	ch <- prometheus.MustNewConstMetric(storeBytesDesc, prometheus.GaugeValue, float64(st.LiveBytes), "live")
+	ch <- prometheus.MustNewConstMetric(storeRefill, prometheus.GaugeValue, c.s.RefillProgress().Fraction())
+	failed := 0.0
+	if c.s.Err() != nil {
+		failed = 1
+	}
+	ch <- prometheus.MustNewConstMetric(storeFailed, prometheus.GaugeValue, failed)
+}
