@@ -47,7 +47,17 @@ func (s *Sidecar) startRefill(ctx context.Context) {
 	go func() {
 		defer s.wg.Done()
 		defer s.refilling.Store(false)
-		n, err := s.tier.Refill(ctx, nil)
+		s.log.Info("warm start: refilling the cache from the store while serving")
+		lastTenth := -1
+		n, err := s.tier.Refill(ctx, func(done, total int) {
+			if total <= 0 {
+				return
+			}
+			if tenth := done * 10 / total; tenth != lastTenth {
+				lastTenth = tenth
+				s.log.Info("warm start: refill progress", "done", done, "total", total, "percent", tenth*10)
+			}
+		})
 		s.log.Info("warm start: refilled the cache from the store", "entries", n, "err", err)
 	}()
 }
