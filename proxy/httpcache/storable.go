@@ -16,8 +16,7 @@ type Reason string
 const (
 	ReasonMethod         Reason = "method"          // only GET responses are stored (RFC 9111 §3)
 	ReasonStatus         Reason = "status"          // non-final, 304, 407 or out-of-range status (RFC 9111 §3)
-	ReasonPartial        Reason = "partial"         // 206: range responses are not supported (RFC 9111 §3.3)
-	ReasonRange          Reason = "range"           // the request carried Range (not supported)
+	ReasonPartial        Reason = "partial"         // 206: partial content is not stored (RFC 9111 §3.3)
 	ReasonNoStore        Reason = "no-store"        // request or response no-store (RFC 9111 §5.2.1.5, §5.2.2.5)
 	ReasonPrivate        Reason = "private"         // unqualified private (RFC 9111 §5.2.2.7)
 	ReasonAuthorization  Reason = "authorization"   // Authorization without public/s-maxage/must-revalidate (RFC 9111 §3.5)
@@ -25,6 +24,11 @@ const (
 	ReasonSetCookie      Reason = "set-cookie"      // Set-Cookie present and StoreOptions.AllowSetCookie is false
 	ReasonVaryStar       Reason = "vary-star"       // Vary: * can never be matched (RFC 9111 §4.1)
 	ReasonNoFreshness    Reason = "no-freshness"    // no explicit freshness, not public, not heuristically cacheable (RFC 9111 §3)
+
+	// ReasonRange is no longer returned: a 200 to a request that carried
+	// Range is a complete response (the server ignored Range) and is
+	// stored like any other. Kept for compatibility.
+	ReasonRange Reason = "range"
 )
 
 // StoreOptions tunes Storable.
@@ -43,8 +47,12 @@ type StoreOptions struct {
 // header before storing.
 //
 // It is stricter than RFC 9111 where the proxy lacks support: only GET is
-// stored (HEAD is answered from a stored GET), and neither 206 responses
-// nor responses to requests with Range are stored. A response carrying
+// stored (HEAD is answered from a stored GET), and 206 responses are not
+// stored, since the cache keeps complete responses only (RFC 9111 §3.3
+// allows but does not require storing parts); a cache answers Range
+// requests from a stored complete response instead (see RangeApplies). A
+// 200 to a request that carried Range is complete and may be stored. A
+// response carrying
 // Cache-Control: no-cache is stored only if it is otherwise storable; it
 // will then always be revalidated before use (see Decide).
 func Storable(req *http.Request, resp *http.Response, opts StoreOptions) (ok bool, reason Reason) {
@@ -60,9 +68,6 @@ func Storable(req *http.Request, resp *http.Response, opts StoreOptions) (ok boo
 		return false, ReasonStatus
 	case status == http.StatusPartialContent:
 		return false, ReasonPartial
-	}
-	if len(req.Header["Range"]) > 0 {
-		return false, ReasonRange
 	}
 	cc := ParseCacheControl(resp.Header)
 	reqcc := ParseCacheControl(req.Header)

@@ -52,8 +52,8 @@ func TestStorable(t *testing.T) {
 		{name: "§3 s-maxage makes it storable", status: 302, respHeader: hdr("Cache-Control", "s-maxage=60"), wantOK: true},
 		{name: "§3 invalid max-age still storable (stale)", status: 302, respHeader: hdr("Cache-Control", "max-age=abc"), wantOK: true},
 
-		// Range (not supported).
-		{name: "§3.3 responses to range requests are not stored", reqHeader: hdr("Range", "bytes=0-10"), respHeader: hdr("Cache-Control", "max-age=3600"), wantReason: ReasonRange},
+		// Range: a 200 is complete even when the request asked for a part.
+		{name: "§3.3 a 200 to a range request is complete and stored", reqHeader: hdr("Range", "bytes=0-10"), respHeader: hdr("Cache-Control", "max-age=3600"), wantOK: true},
 
 		// no-store (§5.2.1.5, §5.2.2.5) and must-understand (§5.2.2.3).
 		{name: "§5.2.2.5 cc-resp-no-store", respHeader: hdr("Cache-Control", "no-store"), wantReason: ReasonNoStore},

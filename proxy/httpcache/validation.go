@@ -257,8 +257,9 @@ func equalValues(a, b []string) bool {
 //     Date, or else responseTime — is not later than it.
 //
 // If-Match and If-Unmodified-Since are not applicable to a cache (§4.3.2)
-// and are ignored; If-Range is not evaluated since range requests are not
-// served from the cache. Use NotModifiedHeader for the 304's header.
+// and are ignored; If-Range is evaluated afterwards, when the answer is not
+// a 304, by RangeApplies (RFC 9110 §13.2.2 orders the preconditions so).
+// Use NotModifiedHeader for the 304's header.
 func NotModified(req *http.Request, storedStatus int, stored http.Header, responseTime time.Time) bool {
 	if storedStatus != http.StatusOK || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
 		return false
