@@ -24,6 +24,7 @@ package shm_test
 import (
 	"bufio"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/cespare/xxhash/v2"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -551,4 +553,44 @@ func benchSyscallsBetweenMarkers(path string) (map[string]int, string, error) {
 		return nil, tid, fmt.Errorf("markers not found in %s (state %d)", path, state)
 	}
 	return calls, tid, nil
+}
+
+// BenchmarkChecksum compares, side by side, the candidate entry checksums
+// over the bytes a 1 KiB-body entry covers (about 1.3 KB), a small entry
+// and a 16 KiB one: XXH64 with a seed as the format uses it (a Digest, the
+// only seeded API of cespare/xxhash), CRC-32C (SSE4.2 on amd64) and
+// CRC-32/IEEE (PCLMULQDQ on amd64; what Python's and Node's zlib.crc32 give).
+func BenchmarkChecksum(b *testing.B) {
+	castagnoli := crc32.MakeTable(crc32.Castagnoli)
+	for _, n := range []int{240, 1304, 16 << 10} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i * 7)
+		}
+		var sink uint64
+		for _, c := range []struct {
+			name string
+			f    func([]byte) uint64
+		}{
+			{"xxhash64", func(p []byte) uint64 {
+				var d xxhash.Digest
+				d.ResetWithSeed(0x9E3779B97F4A7C15)
+				d.Write(p)
+				return d.Sum64()
+			}},
+			{"crc32c", func(p []byte) uint64 { return uint64(crc32.Checksum(p, castagnoli)) }},
+			{"crc32ieee", func(p []byte) uint64 { return uint64(crc32.ChecksumIEEE(p)) }},
+		} {
+			b.Run(fmt.Sprintf("%s/%d", c.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(n))
+				for i := 0; i < b.N; i++ {
+					sink += c.f(data)
+				}
+			})
+		}
+		if sink == 42 {
+			b.Log(sink)
+		}
+	}
 }
