@@ -199,63 +199,81 @@ func checksum(b []byte, seed uint64) uint64 {
 	return d.Sum64()
 }
 
-// keyHash is the index hash of a canonical key.
-func keyHash(key []byte, seed uint64) uint64 { return checksum(key, seed) }
+// keyHash is the index hash of a canonical key: XXH64 with the file's seed,
+// like checksum, computed in one pass (keys are short, and a Digest's
+// buffering costs more than hashing them).
+func keyHash(key []byte, seed uint64) uint64 { return xxh64(key, seed) }
 
 // decodeEntry parses and verifies a private copy of an entry: kind, length,
 // position, hash and checksum must all agree and every length must fit. It
 // never reads outside b.
 func decodeEntry(b []byte, wantPos, wantHash, seed uint64) (e Entry, ok bool) {
+	ok = decodeEntryInto(&e, b, wantPos, wantHash, seed)
+	return e, ok
+}
+
+// decodeEntryInto is decodeEntry writing into *e (an Entry is about 250
+// bytes: the hit path fills the caller's instead of copying it up through
+// every layer). *e is unchanged when it reports false.
+func decodeEntryInto(e *Entry, b []byte, wantPos, wantHash, seed uint64) bool {
 	if len(b) < EntryHeaderSize ||
 		le.Uint32(b[eKind:]) != KindEntry ||
 		uint64(le.Uint32(b[eTotalLen:])) != uint64(len(b)) ||
 		le.Uint64(b[ePos:]) != wantPos ||
 		le.Uint64(b[eHash:]) != wantHash {
-		return e, false
+		return false
 	}
 	if checksum(b[sumFrom:], seed) != le.Uint64(b[eSum:]) {
-		return e, false
+		return false
 	}
-	return parseEntry(b)
+	return parseEntryInto(e, b)
 }
 
 // parseEntry splits an entry's payload; lengths are checked against b.
 func parseEntry(b []byte) (e Entry, ok bool) {
-	keyLen := uint64(le.Uint32(b[eKeyLen:]))
-	varyLen := uint64(le.Uint32(b[eVaryLen:]))
-	etagLen := uint64(le.Uint16(b[eETagLen:]))
-	lmLen := uint64(le.Uint16(b[eLastModLen:]))
-	tagsLen := uint64(le.Uint32(b[eTagsLen:]))
-	hdrsLen := uint64(le.Uint32(b[eHdrsLen:]))
-	bodyLen := uint64(le.Uint32(b[eBodyLen:]))
+	ok = parseEntryInto(&e, b)
+	return e, ok
+}
+
+// parseEntryInto is parseEntry writing into *e, unchanged when it reports
+// false.
+func parseEntryInto(e *Entry, b []byte) bool {
+	if len(b) < EntryHeaderSize {
+		return false
+	}
+	h := b[:EntryHeaderSize]
+	keyLen := uint64(le.Uint32(h[eKeyLen:]))
+	varyLen := uint64(le.Uint32(h[eVaryLen:]))
+	etagLen := uint64(le.Uint16(h[eETagLen:]))
+	lmLen := uint64(le.Uint16(h[eLastModLen:]))
+	tagsLen := uint64(le.Uint32(h[eTagsLen:]))
+	hdrsLen := uint64(le.Uint32(h[eHdrsLen:]))
+	bodyLen := uint64(le.Uint32(h[eBodyLen:]))
+	// Each length is below 2^32, so the sum cannot wrap.
 	total := EntryHeaderSize + keyLen + varyLen + etagLen + lmLen + tagsLen + hdrsLen + bodyLen
 	if total > uint64(len(b)) || uint64(len(b))-total >= EntryAlign {
-		return e, false
+		return false
 	}
 	e.Raw = b
-	e.Pos = le.Uint64(b[ePos:])
-	e.Hash = le.Uint64(b[eHash:])
-	e.StoredMs = int64(le.Uint64(b[eStoredMs:]))
-	e.ExpiresMs = int64(le.Uint64(b[eExpiresMs:]))
-	e.InitialAge = le.Uint32(b[eInitialAge:])
-	e.SWR = le.Uint32(b[eSWR:])
-	e.SIE = le.Uint32(b[eSIE:])
-	e.Status = int(le.Uint16(b[eStatus:]))
-	e.Flags = le.Uint16(b[eFlags:])
+	e.Pos = le.Uint64(h[ePos:])
+	e.Hash = le.Uint64(h[eHash:])
+	e.StoredMs = int64(le.Uint64(h[eStoredMs:]))
+	e.ExpiresMs = int64(le.Uint64(h[eExpiresMs:]))
+	e.InitialAge = le.Uint32(h[eInitialAge:])
+	e.SWR = le.Uint32(h[eSWR:])
+	e.SIE = le.Uint32(h[eSIE:])
+	e.Status = int(le.Uint16(h[eStatus:]))
+	e.Flags = le.Uint16(h[eFlags:])
+	// Every cut below ends at or before total <= len(b).
 	p := uint64(EntryHeaderSize)
-	cut := func(n uint64) []byte {
-		s := b[p : p+n : p+n]
-		p += n
-		return s
-	}
-	e.Key = cut(keyLen)
-	e.Vary = cut(varyLen)
-	e.ETag = cut(etagLen)
-	e.LastModified = cut(lmLen)
-	e.Tags = cut(tagsLen)
-	e.Headers = cut(hdrsLen)
-	e.Body = cut(bodyLen)
-	return e, true
+	e.Key, p = b[p:p+keyLen:p+keyLen], p+keyLen
+	e.Vary, p = b[p:p+varyLen:p+varyLen], p+varyLen
+	e.ETag, p = b[p:p+etagLen:p+etagLen], p+etagLen
+	e.LastModified, p = b[p:p+lmLen:p+lmLen], p+lmLen
+	e.Tags, p = b[p:p+tagsLen:p+tagsLen], p+tagsLen
+	e.Headers, p = b[p:p+hdrsLen:p+hdrsLen], p+hdrsLen
+	e.Body = b[p : p+bodyLen : p+bodyLen]
+	return true
 }
 
 // DecodeEntry verifies and parses one entry record as found in the arena

@@ -22,6 +22,10 @@ const (
 	outOverrun   // the entry's region was reclaimed before or during the copy
 	outCorrupt   // the copy failed verification
 	outCollision // same 64-bit hash, different key
+
+	// Set by Reader.get around the lookup, never by view.lookup.
+	outWriterStale // the writer is not alive: not served
+	outFault       // a memory fault (truncated file) became a miss
 )
 
 // readCounters are a process's own lookup statistics. Readers never write to
@@ -71,41 +75,37 @@ func (v *view) snapshot(b int, tag uint64, c *readCounters) (pos, meta uint64, f
 
 // lookup finds key and copies its entry into dst (grown if too small). If
 // freshAt is non-zero only an entry fresh at that unix-ms time is a hit.
-// The returned Entry aliases the returned buffer.
-func (v *view) lookup(dst, key []byte, freshAt int64, c *readCounters) (Entry, []byte, outcome) {
+// On a hit it fills *e, which aliases the returned buffer. On a miss *e is
+// either left as it was or zeroed.
+func (v *view) lookup(e *Entry, dst, key []byte, freshAt int64, c *readCounters) ([]byte, outcome) {
 	g := &v.geo
 	h := keyHash(key, g.seed)
 	tag := slotTag(h)
 	b1, b2 := v.buckets(h)
-	var pos, meta uint64
-	found := false
-	for _, b := range [2]int{b1, b2} {
-		var torn bool
-		pos, meta, found, torn = v.snapshot(b, tag, c)
-		if torn {
-			return Entry{}, dst, outTorn
-		}
-		if found {
-			break
-		}
+	pos, meta, found, torn := v.snapshot(b1, tag, c)
+	if !found && !torn {
+		pos, meta, found, torn = v.snapshot(b2, tag, c)
+	}
+	if torn {
+		return dst, outTorn
 	}
 	if !found {
-		return Entry{}, dst, outMiss
+		return dst, outMiss
 	}
 	n := meta & 0xffffffff
 	freshUntilMs := int64(meta>>32) * 1000
 	if freshAt != 0 && freshAt >= freshUntilMs {
-		return Entry{}, dst, outExpired
+		return dst, outExpired
 	}
 	tail := v.tail.Load()
 	if pos < tail {
-		return Entry{}, dst, outOverrun
+		return dst, outOverrun
 	}
 	// A slot that passed the seqlock can still be garbage if the file is
 	// corrupt: keep the copy inside one region of the arena.
 	if n < EntryHeaderSize || n > g.regionSize || n%EntryAlign != 0 || pos%EntryAlign != 0 ||
-		pos%g.regionSize+n > g.regionSize || pos-tail >= g.arenaLen {
-		return Entry{}, dst, outCorrupt
+		g.regionDiv.mod(pos)+n > g.regionSize || pos-tail >= g.arenaLen {
+		return dst, outCorrupt
 	}
 	if uint64(cap(dst)) < n {
 		dst = make([]byte, n)
@@ -116,22 +116,23 @@ func (v *view) lookup(dst, key []byte, freshAt int64, c *readCounters) (Entry, [
 	// The writer moves the horizon before it reuses a region, so a copy
 	// that raced with reuse shows up here; the checksum catches the rest.
 	if v.tail.Load() > pos {
-		return Entry{}, dst, outOverrun
+		return dst, outOverrun
 	}
-	e, ok := decodeEntry(buf, pos, h, g.seed)
-	if !ok {
-		return Entry{}, dst, outCorrupt
+	if !decodeEntryInto(e, buf, pos, h, g.seed) {
+		return dst, outCorrupt
 	}
 	if !bytes.Equal(e.Key, key) {
-		return Entry{}, dst, outCollision
+		*e = Entry{}
+		return dst, outCollision
 	}
 	if freshUntilMs < e.ExpiresMs {
 		e.ExpiresMs = freshUntilMs // soft-purged: the slot says stale
 	}
 	if freshAt != 0 && !e.Fresh(freshAt) {
-		return Entry{}, dst, outExpired
+		*e = Entry{}
+		return dst, outExpired
 	}
-	return e, dst, outHit
+	return dst, outHit
 }
 
 func (c *readCounters) count(o outcome) {
@@ -149,6 +150,10 @@ func (c *readCounters) count(o outcome) {
 		c.corrupt.Add(1)
 	case outCollision:
 		c.collisions.Add(1)
+	case outWriterStale:
+		c.writerStale.Add(1)
+	case outFault:
+		c.faults.Add(1)
 	}
 	c.misses.Add(1)
 }

@@ -25,6 +25,27 @@ type geometry struct {
 	createdMs    uint64
 	minorVersion uint16
 	features     uint64
+
+	// Reciprocals of regionSize and arenaLen: the lookup takes a position
+	// modulo both, and a 64-bit DIV costs tens of cycles.
+	regionDiv, arenaDiv divisor
+}
+
+// divisor computes x mod d for a fixed d > 0 with a multiply: m is
+// floor((2^64-1)/d) = 2^64/d - e with 0 < e <= 1, so the high word of x*m is
+// floor(x/d) or one less, and one conditional subtraction corrects the
+// remainder (TestDivisor).
+type divisor struct{ d, m uint64 }
+
+func newDivisor(d uint64) divisor { return divisor{d: d, m: ^uint64(0) / d} }
+
+func (v divisor) mod(x uint64) uint64 {
+	q, _ := bits.Mul64(x, v.m)
+	r := x - q*v.d
+	if r >= v.d {
+		r -= v.d
+	}
+	return r
 }
 
 // view is a mapped cache file with typed pointers to its shared words.
@@ -152,6 +173,8 @@ func parseLayout(m []byte) (geometry, error) {
 	}
 	g.bucketMask = 1<<g.bucketLog2 - 1
 	g.arenaLen = g.regionSize * g.regionCount
+	g.regionDiv = newDivisor(g.regionSize)
+	g.arenaDiv = newDivisor(g.arenaLen)
 	return g, nil
 }
 
@@ -190,7 +213,7 @@ func (v *view) buckets(h uint64) (b1, b2 int) {
 func slotTag(h uint64) uint64 { return h | 1 }
 
 // phys is the file offset of arena position pos.
-func (v *view) phys(pos uint64) uint64 { return v.geo.arenaOff + pos%v.geo.arenaLen }
+func (v *view) phys(pos uint64) uint64 { return v.geo.arenaOff + v.geo.arenaDiv.mod(pos) }
 
 // Stats are the counters the writer keeps in the file header.
 type Stats struct {

@@ -757,8 +757,8 @@ func (w *Writer) get(dst, key []byte, freshAt int64) (e Entry, out []byte, hit b
 	o := outMiss
 	out = dst
 	// A Close racing this lookup unmaps under it: fault into a miss.
-	if guard(func() { e, out, o = w.v.lookup(dst, key, freshAt, &w.c) }) != nil {
-		o = outMiss
+	if guard(func() { out, o = w.v.lookup(&e, dst, key, freshAt, &w.c) }) != nil {
+		e, out, o = Entry{}, dst, outMiss
 	}
 	w.c.count(o)
 	return e, out, o == outHit
