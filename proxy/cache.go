@@ -53,7 +53,7 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, x *exchange)
 		if x.reqDir.NoCache || x.reqDir.MaxAge.Present || x.reqDir.MinFresh.Present {
 			x.status.Fwd = httpcache.FwdRequest
 		}
-		p.rp.ServeHTTP(w, r)
+		p.rp.ServeHTTP(w, p.upstreamRequest(x, r))
 		return
 	}
 	// Miss: concurrent misses for one URL make one upstream request; the
@@ -69,7 +69,7 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, x *exchange)
 			return
 		}
 	}
-	p.rp.ServeHTTP(w, r)
+	p.rp.ServeHTTP(w, p.upstreamRequest(x, r))
 }
 
 // waitAndServe waits for an in-flight fetch of the same URL and serves what
@@ -194,7 +194,8 @@ func internName(b []byte) string {
 func hasValidators(h http.Header) bool { return h.Get("Etag") != "" || h.Get("Last-Modified") != "" }
 
 // serveEntry writes a stored response, with Age (RFC 9111 §4.2.3) and
-// Cache-Status, answering the app's own conditional request with 304.
+// Cache-Status, answering the app's own conditional request with 304 and
+// its Range with 206 or 416 (RFC 9110 §13.2.2 orders them so).
 func (p *Proxy) serveEntry(w http.ResponseWriter, r *http.Request, x *exchange, e *shm.Entry, detail string) {
 	now := p.opts.Now()
 	he := toHTTPEntry(e)
@@ -217,6 +218,14 @@ func (p *Proxy) serveEntry(w http.ResponseWriter, r *http.Request, x *exchange, 
 			h[k] = v
 		}
 	}
+	body := e.Body
+	if code == http.StatusOK {
+		// Stored bodies are complete: any range of them can be served.
+		acceptRanges(h)
+		if len(r.Header["Range"]) > 0 {
+			code, body = answerRange(r, h, body)
+		}
+	}
 	h.Set("Age", httpcache.FormatAge(he.Age(now)))
 	x.status.TTL, x.status.HasTTL = he.TTL(now), true
 	if detail != "" {
@@ -227,10 +236,10 @@ func (p *Proxy) serveEntry(w http.ResponseWriter, r *http.Request, x *exchange, 
 		w.WriteHeader(code)
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(len(e.Body)))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
-		w.Write(e.Body)
+		w.Write(body)
 	}
 }
 
@@ -293,6 +302,9 @@ func (p *Proxy) replaceWithBody(x *exchange, resp *http.Response, status int, h 
 	if httpcache.NotModified(x.in, status, h, he.ResponseTime) {
 		out, code = httpcache.NotModifiedHeader(h), http.StatusNotModified
 		body = nil
+	} else if code == http.StatusOK {
+		acceptRanges(out)
+		code, body = answerRange(x.in, out, body)
 	}
 	out.Set("Age", httpcache.FormatAge(he.Age(now)))
 	out.Del("Cache-Status")
@@ -341,9 +353,13 @@ func (p *Proxy) prepareStore(x *exchange, resp *http.Response) {
 }
 
 // teeStore keeps a copy of the body (up to the object size cap) while it
-// streams to the app, and stores it once it has been read to the end.
+// streams to the app, and stores it once it has been read to the end. When
+// the app asked for a range of a complete 200, the range is answered from
+// it (see range.go): after storing the whole body, or, when it is not
+// stored, cut from the stream.
 func (p *Proxy) teeStore(x *exchange, resp *http.Response) {
 	if !x.storeOK {
+		sliceRange(x, resp)
 		return
 	}
 	h := resp.Header.Clone() // store strips it after reading Age
@@ -352,6 +368,10 @@ func (p *Proxy) teeStore(x *exchange, resp *http.Response) {
 	}
 	status := resp.StatusCode
 	x.status.Stored = true
+	if wantsRange(x, resp) {
+		p.storeThenRange(x, resp, h)
+		return
+	}
 	sb := &storingBody{rc: resp.Body, limit: x.st.maxObject}
 	if resp.ContentLength > 0 {
 		sb.buf = make([]byte, 0, resp.ContentLength)
