@@ -60,6 +60,7 @@ type Options struct {
 // concurrent use.
 type Client struct {
 	r        *shm.Reader
+	clock    clock
 	fallback http.RoundTripper
 	bufs     sync.Pool
 	bufSize  int
@@ -129,6 +130,7 @@ func newClient(r *shm.Reader, opts *Options) (*Client, error) {
 		o.BufferSize = 64 << 10
 	}
 	c := &Client{r: r, bufSize: o.BufferSize, fallback: o.Fallback}
+	c.clock.init()
 	if c.fallback == nil {
 		addr := o.Sidecar
 		if addr == "" {
@@ -162,30 +164,58 @@ func (c *Client) Reader() *shm.Reader { return c.r }
 // into dst without allocating when dst is large enough, resolving Vary
 // through the request header h (nil for none). It returns only fresh
 // entries; the Entry aliases the returned buffer.
-func (c *Client) Get(dst []byte, method, scheme, host, target string, h http.Header) (shm.Entry, []byte, bool) {
-	return c.lookup(dst, method, scheme, host, target, h, time.Now().UnixMilli())
-}
-
-func (c *Client) lookup(dst []byte, method, scheme, host, target string, h http.Header, nowMs int64) (shm.Entry, []byte, bool) {
+func (c *Client) Get(dst []byte, method, scheme, host, target string, h http.Header) (e shm.Entry, out []byte, ok bool) {
 	if method == http.MethodHead {
 		method = http.MethodGet // HEAD is answered from a stored GET
 	}
 	var kb [512]byte
 	key := shm.AppendKey(kb[:0], method, scheme, host, target)
-	e, dst, ok := c.r.Get(dst, key, nowMs)
-	if !ok || e.Flags&shm.FlagVaryIndex == 0 {
-		return e, dst, ok
+	out, ok = c.get(&e, dst, key, h, c.clock.nowMs())
+	return e, out, ok
+}
+
+// GetKey is Get for a primary key the caller built with shm.AppendKey (and
+// may keep and reuse: GetKey does not modify it), which saves building it
+// on every lookup. A HEAD request must be looked up with the GET key.
+func (c *Client) GetKey(dst, key []byte, h http.Header) (e shm.Entry, out []byte, ok bool) {
+	out, ok = c.get(&e, dst, key, h, c.clock.nowMs())
+	return e, out, ok
+}
+
+func (c *Client) lookup(dst []byte, method, scheme, host, target string, h http.Header, nowMs int64) (e shm.Entry, out []byte, ok bool) {
+	if method == http.MethodHead {
+		method = http.MethodGet // HEAD is answered from a stored GET
 	}
-	// The primary entry names the request headers the response varies on;
-	// the response itself is stored under the key that includes them.
+	var kb [512]byte
+	key := shm.AppendKey(kb[:0], method, scheme, host, target)
+	out, ok = c.get(&e, dst, key, h, nowMs)
+	return e, out, ok
+}
+
+// get looks the primary key up into *e and follows a Vary marker.
+func (c *Client) get(e *shm.Entry, dst, key []byte, h http.Header, nowMs int64) ([]byte, bool) {
+	dst, ok := c.r.GetInto(e, dst, key, nowMs)
+	if !ok || e.Flags&shm.FlagVaryIndex == 0 {
+		return dst, ok
+	}
+	return c.getVariant(e, dst, key, h, nowMs)
+}
+
+// getVariant looks up the variant of the request h of the response whose
+// Vary marker is *e: the marker names the request headers the response
+// varies on, and the response itself is stored under the key that includes
+// them.
+func (c *Client) getVariant(e *shm.Entry, dst, primary []byte, h http.Header, nowMs int64) ([]byte, bool) {
 	get := func(name string) []string {
 		if h == nil {
 			return nil
 		}
 		return h.Values(name)
 	}
+	var kb [512]byte
+	key := append(kb[:0], primary...) // never append to the caller's key
 	key = shm.AppendVaryFromHeader(key, e.Vary, get)
-	return c.r.Get(dst, key, nowMs)
+	return c.r.GetInto(e, dst, key, nowMs)
 }
 
 // Stats are the client's counters.

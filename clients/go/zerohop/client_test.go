@@ -240,3 +240,46 @@ func TestImportClosure(t *testing.T) {
 		}
 	}
 }
+
+// TestGetKey checks the pre-built-key lookup against Get: same hits, Vary
+// followed, and the caller's key left as it was (spare capacity included).
+func TestGetKey(t *testing.T) {
+	f := setup(t)
+	f.put(t, "/k", nil)
+	f.put(t, "/v", func(it *shm.Item) {
+		it.Flags = shm.FlagVaryIndex
+		it.Vary = []string{"accept-language"}
+		it.Body = nil
+	})
+	primary := shm.AppendKey(nil, "GET", "http", "api.example", "/v")
+	f.put(t, "/v", func(it *shm.Item) {
+		it.Key = shm.AppendVary(append([]byte(nil), primary...), []shm.VaryField{{Name: "accept-language", Present: true, Value: "fr"}})
+		it.Vary = []string{"accept-language"}
+		it.Body = []byte("bonjour")
+	})
+	buf := make([]byte, 4096)
+	key := shm.AppendKey(make([]byte, 0, 512), "GET", "http", "API.example:80", "/k")
+	e, _, ok := f.c.GetKey(buf, key, nil)
+	if !ok || string(e.Body) != "cached /k" {
+		t.Fatalf("GetKey /k: %v %q", ok, e.Body)
+	}
+	if _, _, ok := f.c.GetKey(buf, shm.AppendKey(nil, "GET", "http", "api.example", "/absent"), nil); ok {
+		t.Fatal("GetKey hit an absent key")
+	}
+	vk := append(make([]byte, 0, 512), primary...)
+	spare := vk[len(vk):cap(vk)]
+	spare[0] = 0xee
+	e, _, ok = f.c.GetKey(buf, vk, http.Header{"Accept-Language": {"fr"}})
+	if !ok || string(e.Body) != "bonjour" {
+		t.Fatalf("GetKey variant: %v %q", ok, e.Body)
+	}
+	if string(vk) != string(primary) || spare[0] != 0xee {
+		t.Fatal("GetKey wrote into the caller's key")
+	}
+	if _, _, ok := f.c.GetKey(buf, vk, http.Header{"Accept-Language": {"de"}}); ok {
+		t.Fatal("GetKey hit an absent variant")
+	}
+	if e, _, ok := f.c.Get(buf, "HEAD", "HTTP", "api.example", "/k", nil); !ok || string(e.Body) != "cached /k" {
+		t.Fatalf("Get HEAD /k: %v %q", ok, e.Body)
+	}
+}
