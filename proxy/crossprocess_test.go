@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/zerohop/zerohop/proxy"
 	"io"
 	"net/http"
 	"os"
@@ -52,7 +53,7 @@ func TestCrossProcessHit(t *testing.T) {
 	if r := h.get("/shared"); !strings.Contains(r.cacheStatus(), "stored") {
 		t.Fatalf("priming request: Cache-Status %q; want stored", r.cacheStatus())
 	}
-	proxied, upstream := h.proxied.Load(), h.up.hits.Load()
+	proxied, upstream := proxy.RequestsSeen(h.p), h.up.hits.Load()
 
 	results := runHelper(t, map[string]string{
 		"ZH_DIR":     h.dir,
@@ -84,7 +85,7 @@ func TestCrossProcessHit(t *testing.T) {
 			}
 		})
 	}
-	if got := h.proxied.Load() - proxied; got != 1 {
+	if got := proxy.RequestsSeen(h.p) - proxied; got != 1 {
 		t.Errorf("requests that reached the sidecar from the app process = %d; want 1 (only the uncached URL)", got)
 	}
 	if got := h.up.hits.Load() - upstream; got != 1 {

@@ -121,7 +121,6 @@ type harness struct {
 	up      *upstream // the default cluster's upstream (nil with opts.origin)
 	origin  string    // base URL of the default cluster's upstream
 	client  *http.Client
-	proxied atomic.Int64 // requests that reached the proxy's handler
 	logs    *logBuffer
 	once    sync.Once
 	closers []func()
@@ -135,6 +134,9 @@ type harnessOptions struct {
 	listener func(l *config.Listener)
 	server   func(s *http.Server)
 	noCache  bool
+	// plainServer serves with net/http alone, without the fast path
+	// (proxy.FastListener) that the sidecar puts in front of it.
+	plainServer bool
 	clock    *clock
 }
 
@@ -195,11 +197,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	h.p = p
 	h.closers = append(h.closers, func() { p.Close() })
-	handler := p.Handler(h.lis)
-	h.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.proxied.Add(1)
-		handler.ServeHTTP(w, r)
-	}))
+	h.srv = httptest.NewUnstartedServer(p.Handler(h.lis))
 	// The listener's limits, as cmd/zerohop applies them to its server.
 	h.srv.Config.ReadHeaderTimeout = h.lis.ReadHeaderTimeout
 	h.srv.Config.IdleTimeout = h.lis.IdleTimeout
@@ -207,6 +205,9 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	h.srv.Config.ErrorLog = slog.NewLogLogger(testLogger().Handler(), slog.LevelWarn)
 	if o.server != nil {
 		o.server(h.srv.Config)
+	}
+	if !o.plainServer {
+		h.srv.Listener = p.FastListener(h.srv.Listener, h.lis, h.srv.Config)
 	}
 	h.srv.Start()
 	h.closers = append(h.closers, h.srv.Close)

@@ -74,6 +74,9 @@ type Proxy struct {
 	bgCtx   context.Context
 	bgStop  context.CancelFunc
 	bufs    sync.Pool // *[]byte lookup buffers
+
+	fastInflight atomic.Int64 // requests being served by the fast path
+	seen         atomic.Int64 // requests received, by either path
 }
 
 // state is everything a reload replaces, swapped atomically; a request

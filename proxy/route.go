@@ -95,3 +95,40 @@ func hostOnly(hostport string) string {
 	}
 	return strings.ToLower(strings.TrimSuffix(h, "."))
 }
+
+// matchesHead is matches for a request parsed by the fast path.
+func (r *route) matchesHead(h *fastHead, host, path string) bool {
+	if r.host != "" {
+		if r.wildcard {
+			if !strings.HasSuffix(host, r.host) || len(host) == len(r.host) {
+				return false
+			}
+		} else if host != r.host {
+			return false
+		}
+	}
+	if r.pathExact != "" && path != r.pathExact {
+		return false
+	}
+	if r.pathPrefix != "" && !strings.HasPrefix(path, r.pathPrefix) {
+		return false
+	}
+	if len(r.methods) > 0 {
+		ok := false
+		for _, m := range r.methods {
+			if m == string(h.method) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	for _, f := range r.headers {
+		if string(h.get(f[0])) != f[1] {
+			return false
+		}
+	}
+	return true
+}

@@ -70,6 +70,7 @@ func exchangeFrom(ctx context.Context) *exchange {
 
 func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := h.p
+	p.seen.Add(1)
 	x := &exchange{p: p, st: p.st.Load(), lis: &h.l, in: r, start: p.opts.Now()}
 	x.reqID = r.Header.Get("X-Request-Id")
 	if x.reqID == "" || len(x.reqID) > 128 {

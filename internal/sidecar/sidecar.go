@@ -145,6 +145,7 @@ func (s *Sidecar) listen(l config.Listener) error {
 	}
 	s.servers = append(s.servers, srv)
 	s.addrs[l.Name] = ln.Addr().String()
+	ln = s.proxy.FastListener(ln, l, srv)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -209,6 +210,13 @@ func (s *Sidecar) Shutdown(ctx context.Context) error {
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 			srv.Close()
+		}
+	}
+	if s.proxy != nil {
+		// Requests the fast path was serving when their connections were
+		// closed finish before the cache file goes away.
+		if err := s.proxy.WaitFast(ctx); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if s.admin != nil {

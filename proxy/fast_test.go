@@ -1,0 +1,323 @@
+package proxy_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/proxy"
+)
+
+// fastUpstream answers the paths the fast-path tests use.
+func fastUpstream(w http.ResponseWriter, r *http.Request, n int64) {
+	h := w.Header()
+	switch r.URL.Path {
+	case "/cache":
+		h.Set("Cache-Control", "max-age=60")
+		h.Set("Content-Type", "text/plain")
+		h.Set("Etag", `"v1"`)
+		fmt.Fprintf(w, "cached %s", r.URL.RawQuery)
+	case "/nocache":
+		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "fresh %d", n)
+	case "/notype":
+		h.Set("Cache-Control", "max-age=60")
+		h["Content-Type"] = nil // nothing set: the server sniffs
+		io.WriteString(w, "<html><body>sniff me</body></html>")
+	case "/stream":
+		h.Set("Content-Type", "text/plain")
+		for i := range 3 {
+			fmt.Fprintf(w, "part %d\n", i)
+			http.NewResponseController(w).Flush()
+		}
+	case "/trailer":
+		h.Set("Trailer", "X-Sum")
+		h.Set("Content-Type", "text/plain")
+		io.WriteString(w, strings.Repeat("t", 3000))
+		h.Set("X-Sum", "42")
+	case "/empty":
+		w.WriteHeader(http.StatusNoContent)
+	case "/big":
+		h.Set("Cache-Control", "max-age=60")
+		h.Set("Content-Type", "application/octet-stream")
+		w.Write([]byte(strings.Repeat("b", 100<<10)))
+	case "/hints":
+		h.Set("Link", "</s.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		h.Set("Content-Type", "text/plain")
+		io.WriteString(w, "after hints")
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// TestFastPathMatchesNetHTTP sends the same requests to a proxy behind the
+// fast path and to one served by net/http alone, and compares the answers
+// field by field (the request id, Date and Cache-Status ttl aside).
+func TestFastPathMatchesNetHTTP(t *testing.T) {
+	for _, mode := range []config.ListenerMode{config.ModeReverse, config.ModeForward} {
+		t.Run(string(mode), func(t *testing.T) {
+			clk := newClock()
+			fast := newHarness(t, harnessOptions{mode: mode, handler: fastUpstream, clock: clk})
+			plain := newHarness(t, harnessOptions{mode: mode, handler: fastUpstream, clock: clk, plainServer: true})
+			reqs := []struct {
+				method, path string
+				kv           []string
+			}{
+				{"GET", "/cache?a=1", nil},
+				{"GET", "/cache?a=1", nil}, // a hit
+				{"HEAD", "/cache?a=1", nil},
+				{"GET", "/cache?a=1", []string{"If-None-Match", `"v1"`}},
+				{"GET", "/cache?a=1", []string{"Cache-Control", "max-age=0"}},
+				{"GET", "/cache?a=1", []string{"X-Request-Id", "mine-123"}},
+				{"GET", "/cache?q=%20x", nil},
+				{"GET", "/cache?q=%20x", nil},
+				{"GET", "/nocache", nil},
+				{"GET", "/notype", nil},
+				{"GET", "/notype", nil},
+				{"GET", "/stream", nil},
+				{"GET", "/trailer", nil},
+				{"GET", "/empty", nil},
+				{"GET", "/big", nil},
+				{"GET", "/big", nil},
+				{"HEAD", "/big", nil},
+				{"GET", "/hints", nil},
+				{"GET", "/missing", nil},
+				{"POST", "/nocache", nil},
+			}
+			ttl := regexp.MustCompile(`; ttl=-?\d+`)
+			for i, rq := range reqs {
+				var a, b *result
+				if rq.method == "POST" {
+					a = fast.do(rq.method, rq.path, hdr(rq.kv...), strings.NewReader("body"))
+					b = plain.do(rq.method, rq.path, hdr(rq.kv...), strings.NewReader("body"))
+				} else {
+					a = fast.do(rq.method, rq.path, hdr(rq.kv...), nil)
+					b = plain.do(rq.method, rq.path, hdr(rq.kv...), nil)
+				}
+				name := fmt.Sprintf("#%d %s %s %v", i, rq.method, rq.path, rq.kv)
+				if a.StatusCode != b.StatusCode || a.body != b.body || (a.err == nil) != (b.err == nil) {
+					t.Errorf("%s: fast %d %q (%v); net/http %d %q (%v)", name, a.StatusCode, trunc(a.body), a.err, b.StatusCode, trunc(b.body), b.err)
+				}
+				if a.ContentLength != b.ContentLength || !slices.Equal(a.TransferEncoding, b.TransferEncoding) {
+					t.Errorf("%s: framing: fast CL %d TE %v; net/http CL %d TE %v", name, a.ContentLength, a.TransferEncoding, b.ContentLength, b.TransferEncoding)
+				}
+				for _, hh := range []http.Header{a.Header, b.Header} {
+					hh.Del("Date")
+					hh.Del("X-Request-Id")
+					hh.Del("Age")
+					if cs := hh.Get("Cache-Status"); cs != "" {
+						hh.Set("Cache-Status", ttl.ReplaceAllString(cs, ""))
+					}
+				}
+				if fmt.Sprint(a.Header) != fmt.Sprint(b.Header) {
+					t.Errorf("%s: header\nfast:     %v\nnet/http: %v", name, a.Header, b.Header)
+				}
+				if fmt.Sprint(a.Trailer) != fmt.Sprint(b.Trailer) {
+					t.Errorf("%s: trailer: fast %v; net/http %v", name, a.Trailer, b.Trailer)
+				}
+			}
+			if got := fast.get("/cache?a=1", "X-Request-Id", "mine-123").Header.Get("X-Request-Id"); got != "mine-123" {
+				t.Errorf("X-Request-Id = %q; want the app's own", got)
+			}
+		})
+	}
+}
+
+func trunc(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// readResponses reads n responses from br (to GETs unless head[i]).
+func readResponses(t *testing.T, br *bufio.Reader, n int) []string {
+	t.Helper()
+	var out []string
+	for i := 0; i < n; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i+1, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("response %d body: %v", i+1, err)
+		}
+		out = append(out, fmt.Sprintf("%d %s", resp.StatusCode, b))
+	}
+	return out
+}
+
+// TestFastConnMixedRequests interleaves, on one connection and pipelined,
+// requests the fast path serves with requests it hands to net/http (a body,
+// a chunked body that hands the connection over for good).
+func TestFastConnMixedRequests(t *testing.T) {
+	h := newHarness(t, harnessOptions{handler: func(w http.ResponseWriter, r *http.Request, n int64) {
+		if r.Method == http.MethodPost {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "posted %s", b)
+			return
+		}
+		fastUpstream(w, r, n)
+	}})
+	h.get("/cache?a=1") // stored
+	c, err := net.Dial("tcp", h.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(wait))
+	get := "GET /cache?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+	post := "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+	chunked := "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+	br := bufio.NewReader(c)
+	want := "200 cached a=1"
+	steps := []struct {
+		send string
+		want []string
+	}{
+		{get + get + get, []string{want, want, want}},                // pipelined hits
+		{get + post + get, []string{want, "200 posted hello", want}}, // a body goes to net/http and back
+		{post, []string{"200 posted hello"}},                         // alone
+		{get, []string{want}},                                        // the fast path again
+		{strings.Repeat("G", 1) + "ET /nocache HTTP/1.1\r\nHost: x\r\n\r\n", []string{"200 fresh 5"}},
+		{chunked, []string{"200 posted abc"}}, // net/http from here on; it closes after a chunked request
+	}
+	for i, s := range steps {
+		if _, err := io.WriteString(c, s.send); err != nil {
+			t.Fatal(err)
+		}
+		if got := readResponses(t, br, len(s.want)); !slices.Equal(got, s.want) {
+			t.Fatalf("step %d: %q; want %q", i, got, s.want)
+		}
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("after a chunked request: read %v; want EOF (smuggling defence)", err)
+	}
+}
+
+// TestFastConnSlowClient sends requests a byte at a time.
+func TestFastConnSlowClient(t *testing.T) {
+	h := newHarness(t, harnessOptions{handler: fastUpstream})
+	h.get("/cache?a=1")
+	c, err := net.Dial("tcp", h.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(wait))
+	raw := "GET /cache?a=1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /nocache HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhiGET /cache?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+	go func() {
+		for i := range len(raw) {
+			c.Write([]byte{raw[i]})
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	got := readResponses(t, bufio.NewReader(c), 3)
+	if got[0] != "200 cached a=1" || !strings.HasPrefix(got[1], "200 fresh") || got[2] != "200 cached a=1" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestFastConnLimits checks the listener's limits on the fast path: header
+// timeout, idle timeout, head size, and the 400s net/http gives.
+func TestFastConnLimits(t *testing.T) {
+	h := newHarness(t, harnessOptions{handler: fastUpstream, listener: func(l *config.Listener) {
+		l.ReadHeaderTimeout = 200 * time.Millisecond
+		l.IdleTimeout = 300 * time.Millisecond
+		l.MaxHeaderBytes = 8 << 10
+	}})
+	tests := []struct {
+		name   string
+		raw    string
+		status int
+		within time.Duration
+	}{
+		{"a head that never ends times out", "GET /cache HTTP/1.1\r\nHost: x\r\n", 0, 2 * time.Second},
+		{"an idle connection is closed", "", 0, 2 * time.Second},
+		{"a head above max_header_bytes", "GET /cache HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 20<<10) + "\r\n\r\n", 431, 2 * time.Second},
+		{"two Hosts", "GET /cache HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, 2 * time.Second},
+		{"an invalid Host", "GET /cache HTTP/1.1\r\nHost: a b\r\n\r\n", 400, 2 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			status, resp := rawRequest(t, h.addr(), tt.raw, wait)
+			if status != tt.status {
+				t.Errorf("status %d; want %d (%q)", status, tt.status, trunc(resp))
+			}
+			if d := time.Since(start); d > tt.within {
+				t.Errorf("connection open for %v; want closed within %v", d, tt.within)
+			}
+		})
+	}
+}
+
+// TestFastConnConnectionClose: a request asking to close gets its answer
+// with Connection: close and then the connection closes.
+func TestFastConnConnectionClose(t *testing.T) {
+	h := newHarness(t, harnessOptions{handler: fastUpstream})
+	h.get("/cache?a=1")
+	for _, path := range []string{"/cache?a=1", "/nocache"} {
+		status, resp := rawRequest(t, h.addr(), "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /cache?a=1 HTTP/1.1\r\nHost: x\r\n\r\n", wait)
+		if status != 200 || !strings.Contains(resp, "Connection: close\r\n") || strings.Count(resp, "HTTP/1.1 ") != 1 {
+			t.Errorf("%s: %d %q; want one response with Connection: close", path, status, resp)
+		}
+	}
+}
+
+// TestFastConnShutdownDrains: a request the fast path is serving when the
+// server shuts down gets its whole response; the sidecar waits for it
+// (WaitFast) before closing the cache.
+func TestFastConnShutdownDrains(t *testing.T) {
+	release := make(chan struct{})
+	h := newHarness(t, harnessOptions{handler: func(w http.ResponseWriter, r *http.Request, n int64) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		fastUpstream(w, r, n)
+	}})
+	var wg sync.WaitGroup
+	var got *result
+	wg.Go(func() { got = h.get("/slow") })
+	deadline := time.Now().Add(wait)
+	for h.up.hits.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- h.srv.Config.Shutdown(context.Background()) }()
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	if err := h.p.WaitFast(ctx); err == nil {
+		t.Error("WaitFast returned while a request was being served")
+	}
+	cancel()
+	close(release)
+	wg.Wait()
+	if got.StatusCode != 404 || got.err != nil {
+		t.Errorf("in-flight request: %d %v; want its whole 404", got.StatusCode, got.err)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := h.p.WaitFast(ctx); err != nil {
+		t.Errorf("WaitFast after the response: %v", err)
+	}
+}
+
+var _ = proxy.RequestsSeen

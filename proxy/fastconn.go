@@ -1,0 +1,340 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zerohop/zerohop/internal/config"
+)
+
+// The fast path sits under net/http rather than beside it. Each accepted
+// connection is wrapped in a fastConn and served by an ordinary
+// http.Server. While that server waits for the next request on the
+// connection (ConnState New or Idle), the fastConn reads the request
+// itself: a bodiless HTTP/1.1 GET or HEAD is served right there, on the
+// connection's goroutine, without net/http's per-request machinery (its
+// background read, the response buffering, the header clone) that made a
+// hit cost three times what nginx spends. Any other request is handed to
+// net/http byte for byte, and net/http serves it exactly as before:
+// bodies, CONNECT, Upgrade, h2c, malformed input and its 4xx answers.
+//
+// The fastConn keeps one invariant: net/http only ever receives whole
+// requests that the fastConn has framed (head plus Content-Length body),
+// so the two never disagree about where a request starts. Between such a
+// request and the next, the fastConn holds back what the client sends;
+// net/http's background read blocks until net/http aborts it. A request it
+// cannot frame (Transfer-Encoding, HTTP/2, a tunnel) turns the connection
+// over to net/http for good.
+
+// fastMaxHead bounds a request head the fast path buffers; larger heads
+// go to net/http, which enforces MaxHeaderBytes.
+const fastMaxHead = 16 << 10
+
+// FastListener wraps ln so that srv, serving listener l, gets the fast path
+// for HTTP/1.1 (see package comment in fastconn.go). It installs
+// srv.ConnState, keeping any hook already set. Call WaitFast after
+// srv.Shutdown to let requests being served by the fast path finish.
+func (p *Proxy) FastListener(ln net.Listener, l config.Listener, srv *http.Server) net.Listener {
+	fl := &fastListener{Listener: ln, p: p, h: &listenerHandler{p: p, l: l}, srv: srv}
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		if fc, ok := c.(*fastConn); ok {
+			fc.setState(st)
+		}
+		if prev != nil {
+			prev(c, st)
+		}
+	}
+	return fl
+}
+
+// WaitFast waits until no request is being served by the fast path, or ctx
+// ends. The listeners' servers must have been shut down first.
+func (p *Proxy) WaitFast(ctx context.Context) error {
+	for p.fastInflight.Load() > 0 {
+		select {
+		case <-time.After(time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+type fastListener struct {
+	net.Listener
+	p   *Proxy
+	h   *listenerHandler
+	srv *http.Server
+}
+
+func (fl *fastListener) Accept() (net.Conn, error) {
+	c, err := fl.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	fc := &fastConn{Conn: c, h: fl.h, abort: make(chan struct{}, 1)}
+	// The context net/http gives its requests: httputil.ReverseProxy, for
+	// one, aborts a response whose upstream body fails only when it sees
+	// it runs under a server.
+	ctx := context.WithValue(context.Background(), http.ServerContextKey, fl.srv)
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.LocalAddr())
+	fc.ctx, fc.cancel = context.WithCancel(ctx)
+	return fc, nil
+}
+
+// fastConn modes.
+const (
+	modeIntercept = iota // net/http waits for a request: the fastConn reads it
+	modeGive             // net/http is reading a request handed to it: give it at most `give` bytes
+	modeHold             // net/http is serving a request: hold back what the client sends
+	modeOpaque           // net/http owns the connection
+)
+
+type fastConn struct {
+	net.Conn
+	h      *listenerHandler
+	ctx    context.Context // base context of fast requests; cancelled on close
+	cancel context.CancelFunc
+
+	// Read side, used by one goroutine at a time (net/http's).
+	buf  []byte
+	r, w int // unread bytes are buf[r:w]
+	scan int // bytes of buf[r:w] already searched for the end of a head
+	give int64
+	eof  error // a read error held back until net/http asks for more
+	head fastHead
+	bw   *bufio.Writer
+
+	// Scratch of the hit path.
+	key, vkey, ebuf      []byte
+	lastHost, lastTarget string
+	idBuf                [32]byte
+
+	mode  atomic.Int32
+	abort chan struct{} // a past read deadline was set: net/http aborts its read
+
+	// mu orders Close against a request being served by the fast path.
+	mu        sync.Mutex
+	serving   bool
+	closeWait bool
+	closed    bool
+}
+
+func (c *fastConn) setState(st http.ConnState) {
+	switch st {
+	case http.StateNew, http.StateIdle:
+		if c.mode.Load() != modeOpaque {
+			c.mode.Store(modeIntercept)
+		}
+	case http.StateHijacked, http.StateClosed:
+		c.mode.Store(modeOpaque)
+	}
+}
+
+// SetReadDeadline passes the deadline on, and wakes a held-back read when
+// net/http aborts it with a deadline in the past.
+func (c *fastConn) SetReadDeadline(t time.Time) error {
+	if !t.IsZero() && time.Until(t) <= 0 {
+		select {
+		case c.abort <- struct{}{}:
+		default:
+		}
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *fastConn) SetDeadline(t time.Time) error {
+	if !t.IsZero() && time.Until(t) <= 0 {
+		select {
+		case c.abort <- struct{}{}:
+		default:
+		}
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+// Close closes the connection, after the response being written by the
+// fast path, if any (net/http's Shutdown closes connections it thinks
+// idle).
+func (c *fastConn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	if c.serving {
+		c.closeWait = true
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	select {
+	case c.abort <- struct{}{}:
+	default:
+	}
+	return c.Conn.Close()
+}
+
+func (c *fastConn) buffered() int { return c.w - c.r }
+
+// Read is net/http's view of the connection.
+func (c *fastConn) Read(p []byte) (int, error) {
+	for {
+		switch c.mode.Load() {
+		case modeOpaque:
+			if c.buffered() > 0 {
+				n := copy(p, c.buf[c.r:c.w])
+				c.r += n
+				return n, nil
+			}
+			if c.eof != nil {
+				return 0, c.eof
+			}
+			return c.Conn.Read(p)
+		case modeGive:
+			if c.give == 0 {
+				c.mode.Store(modeHold)
+				continue
+			}
+			if int64(len(p)) > c.give {
+				p = p[:c.give]
+			}
+			var n int
+			var err error
+			if c.buffered() > 0 {
+				n = copy(p, c.buf[c.r:c.w])
+				c.r += n
+			} else if c.eof != nil {
+				return 0, c.eof
+			} else {
+				n, err = c.Conn.Read(p)
+			}
+			c.give -= int64(n)
+			if c.give == 0 {
+				c.mode.Store(modeHold)
+			}
+			return n, err
+		case modeHold:
+			return c.hold()
+		default:
+			n, err, again := c.intercept(p)
+			if again {
+				continue
+			}
+			return n, err
+		}
+	}
+}
+
+// hold blocks net/http's background read while it serves a request: bytes
+// the client sends meanwhile belong to the next request, which the fastConn
+// frames. The read ends when net/http aborts it (a past deadline), or with
+// the client's EOF or error when nothing is held (net/http then cancels the
+// request, as it would have).
+func (c *fastConn) hold() (int, error) {
+	if c.buffered() == 0 && c.eof == nil {
+		c.compact()
+		n, err := c.Conn.Read(c.buf[c.w:])
+		c.w += n
+		if err != nil {
+			if n == 0 && c.buffered() == 0 {
+				return 0, err // EOF, reset, or net/http's own abort
+			}
+			c.eof = err
+		}
+	}
+	// Something is held: wait for net/http to abort the read.
+	<-c.abort
+	return 0, os.ErrDeadlineExceeded
+}
+
+// compact makes room at the end of the buffer.
+func (c *fastConn) compact() {
+	if c.buf == nil {
+		c.buf = make([]byte, 4096)
+	}
+	if c.r > 0 {
+		n := copy(c.buf, c.buf[c.r:c.w])
+		c.r, c.w = 0, n
+	}
+	if c.w == len(c.buf) && len(c.buf) < fastMaxHead {
+		nb := make([]byte, min(2*len(c.buf), fastMaxHead))
+		copy(nb, c.buf[:c.w])
+		c.buf = nb
+	}
+}
+
+// intercept reads and serves requests until one must go to net/http, and
+// then returns that request's first bytes. again reports a mode change.
+func (c *fastConn) intercept(p []byte) (n int, err error, again bool) {
+	l := &c.h.l
+	for {
+		if c.buffered() > 0 {
+			v, scan := parseHead(c.buf[c.r:c.w], c.scan, &c.head)
+			if v != headIncomplete && v != headOpaque && l.MaxHeaderBytes > 0 && int64(c.head.n) > int64(l.MaxHeaderBytes) {
+				v = headOpaque // net/http answers 431
+			}
+			switch v {
+			case headFast:
+				c.scan = 0
+				if !c.serve() {
+					c.mode.Store(modeOpaque)
+					c.r, c.w = 0, 0
+					return 0, net.ErrClosed, false
+				}
+				continue
+			case headHandoff:
+				c.scan = 0
+				c.give = int64(c.head.n) + c.head.bodyLen
+				c.mode.Store(modeGive)
+				return 0, nil, true
+			case headOpaque:
+				c.scan = 0
+				c.mode.Store(modeOpaque)
+				return 0, nil, true
+			}
+			c.scan = scan
+			if c.buffered() >= fastMaxHead {
+				c.mode.Store(modeOpaque) // net/http answers 431
+				return 0, nil, true
+			}
+		}
+		if c.eof != nil {
+			if c.buffered() > 0 {
+				c.mode.Store(modeOpaque) // a truncated head: net/http answers it
+				return 0, nil, true
+			}
+			return 0, c.eof, false
+		}
+		// Wait for (more of) a request, within the listener's timeouts.
+		var d time.Duration
+		if c.buffered() == 0 {
+			d = l.IdleTimeout
+		} else {
+			d = l.ReadHeaderTimeout
+		}
+		if d > 0 {
+			c.Conn.SetReadDeadline(time.Now().Add(d))
+		} else {
+			c.Conn.SetReadDeadline(time.Time{})
+		}
+		c.compact()
+		m, rerr := c.Conn.Read(c.buf[c.w:])
+		c.w += m
+		if rerr != nil {
+			if m == 0 && c.buffered() == 0 {
+				return 0, rerr, false
+			}
+			c.eof = rerr
+		}
+	}
+}

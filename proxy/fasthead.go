@@ -1,0 +1,378 @@
+package proxy
+
+import (
+	"bytes"
+)
+
+// The fast path parses HTTP/1.1 request heads itself, without allocating,
+// and serves the common shape of request (a bodiless GET or HEAD) on the
+// connection's own goroutine. Its parser is deliberately narrower than RFC
+// 9112: whatever it does not accept is handed, byte for byte, to net/http,
+// which answers it or rejects it as it always has. So the parser only has
+// to be right about what it accepts, never about what it refuses.
+
+// headVerdict is what parseHead made of the bytes it was given.
+type headVerdict uint8
+
+const (
+	headIncomplete headVerdict = iota // no end of head yet
+	headFast                          // a request the fast path serves
+	headHandoff                       // well formed, framed by Content-Length (or none): net/http serves it
+	headOpaque                        // anything else: net/http owns the connection from here on
+)
+
+// maxFastFields bounds the header fields of a request the fast path takes.
+const maxFastFields = 48
+
+type headField struct{ name, value []byte }
+
+// fastHead is a parsed request head. Its slices alias the connection's
+// read buffer and are valid until the next read.
+type fastHead struct {
+	n      int // length of the head, through the empty line
+	method []byte
+	target []byte
+	fields [maxFastFields]headField
+	nf     int
+	host   []byte
+
+	bodyLen   int64 // Content-Length, for a handed-off request
+	connClose bool
+
+	// Fields that make a request ineligible for the zero-allocation hit:
+	// they need the policy's full treatment (conditionals, ranges, request
+	// directives, credentials, unkeyed overrides).
+	needsPolicy bool
+}
+
+// get returns the first value of the field named name (canonical form),
+// compared case-insensitively.
+func (h *fastHead) get(name string) []byte {
+	for i := 0; i < h.nf; i++ {
+		if asciiEqualFold(h.fields[i].name, name) {
+			return h.fields[i].value
+		}
+	}
+	return nil
+}
+
+// has reports whether a field named name is present.
+func (h *fastHead) has(name string) bool {
+	for i := 0; i < h.nf; i++ {
+		if asciiEqualFold(h.fields[i].name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// values returns every value of name, in order (allocates; used only to
+// build a Vary secondary key).
+func (h *fastHead) values(name string) []string {
+	var vs []string
+	for i := 0; i < h.nf; i++ {
+		if asciiEqualFold(h.fields[i].name, name) {
+			vs = append(vs, string(h.fields[i].value))
+		}
+	}
+	return vs
+}
+
+// parseHead parses the request head at the start of b. scanFrom is where
+// the search for the end of the head may resume (bytes before it have been
+// searched already); it returns the updated value with headIncomplete.
+func parseHead(b []byte, scanFrom int, h *fastHead) (headVerdict, int) {
+	end := bytes.Index(b[scanFrom:], crlfcrlf)
+	if end < 0 {
+		// Anything that cannot be the start of a GET or HEAD is opaque
+		// right away: net/http (or HTTP/2's preface, or a tunnel) must get
+		// the bytes without waiting for an end of head that may never come.
+		if !plausibleStart(b) {
+			return headOpaque, 0
+		}
+		return headIncomplete, max(0, len(b)-3)
+	}
+	head := b[:scanFrom+end+4]
+	*h = fastHead{n: len(head)}
+	v := h.parse(head[:len(head)-2])
+	return v, 0
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// plausibleStart reports whether b could begin a request the parser might
+// accept: a method token.
+func plausibleStart(b []byte) bool {
+	for i, c := range b {
+		if c == ' ' {
+			return i > 0
+		}
+		if !isTokenChar(c) {
+			return false
+		}
+		if i > 16 {
+			return false
+		}
+	}
+	return true
+}
+
+// parse fills h from head, which ends with the CRLF of its last field line.
+func (h *fastHead) parse(head []byte) headVerdict {
+	line, rest, ok := cutLine(head)
+	if !ok {
+		return headOpaque
+	}
+	// request-line = method SP request-target SP HTTP-version
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 {
+		return headOpaque
+	}
+	h.method = line[:sp]
+	for _, c := range h.method {
+		if !isTokenChar(c) {
+			return headOpaque
+		}
+	}
+	line = line[sp+1:]
+	sp = bytes.IndexByte(line, ' ')
+	if sp <= 0 {
+		return headOpaque
+	}
+	h.target = line[:sp]
+	if string(line[sp+1:]) != "HTTP/1.1" {
+		return headOpaque // HTTP/1.0 and the rest: net/http
+	}
+	for _, c := range h.target {
+		if c <= ' ' || c >= 0x7f {
+			return headOpaque
+		}
+	}
+	verdict := headFast
+	if m := string(h.method); m != "GET" && m != "HEAD" {
+		verdict = headHandoff
+	}
+	if h.target[0] != '/' && !hasPrefixFold(h.target, "http://") {
+		verdict = headHandoff // authority-form, asterisk-form, other schemes
+	}
+	var sawCL, sawTE bool
+	for len(rest) > 0 {
+		line, rest, ok = cutLine(rest)
+		if !ok || len(line) == 0 {
+			return headOpaque
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return headOpaque // includes obs-fold (a line starting with SP/HTAB)
+		}
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		for _, c := range name {
+			if !isTokenChar(c) {
+				return headOpaque
+			}
+		}
+		for _, c := range value {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return headOpaque
+			}
+		}
+		if h.nf == maxFastFields {
+			verdict = max(verdict, headHandoff)
+		} else {
+			h.fields[h.nf] = headField{name, value}
+			h.nf++
+		}
+		switch len(name) {
+		case 4:
+			if asciiEqualFold(name, "Host") {
+				if h.host != nil {
+					return headOpaque // two Host fields: net/http answers 400
+				}
+				h.host = value
+			}
+		case 14:
+			if asciiEqualFold(name, "Content-Length") {
+				if sawCL {
+					return headOpaque
+				}
+				sawCL = true
+				n, ok := parseDecimal(value)
+				if !ok {
+					return headOpaque
+				}
+				h.bodyLen = n
+				if n > 0 {
+					verdict = max(verdict, headHandoff)
+				}
+			}
+		case 17:
+			if asciiEqualFold(name, "Transfer-Encoding") {
+				sawTE = true
+			}
+		case 10:
+			if asciiEqualFold(name, "Connection") {
+				if !h.connectionTokens(value) {
+					verdict = max(verdict, headHandoff)
+				}
+			}
+		}
+		if verdict == headFast && ineligible(name) {
+			verdict = headHandoff
+		}
+		if !h.needsPolicy && needsPolicy(name) {
+			h.needsPolicy = true
+		}
+	}
+	if sawTE {
+		return headOpaque // chunked (or worse): only net/http frames it
+	}
+	if h.host == nil {
+		return headOpaque // RFC 9112 §3.2: 400, from net/http
+	}
+	return verdict
+}
+
+// connectionTokens records "close" and reports whether every token of a
+// Connection field value is one the fast path understands.
+func (h *fastHead) connectionTokens(v []byte) bool {
+	for len(v) > 0 {
+		var tok []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			tok, v = trimOWS(v[:i]), v[i+1:]
+		} else {
+			tok, v = trimOWS(v), nil
+		}
+		switch {
+		case len(tok) == 0:
+		case asciiEqualFold(tok, "close"):
+			h.connClose = true
+		case asciiEqualFold(tok, "keep-alive"):
+		default:
+			return false // "upgrade", or a hop-by-hop field list
+		}
+	}
+	return true
+}
+
+// ineligible lists fields whose requests the fast path leaves to net/http:
+// a protocol switch, an expectation, and fields net/http gives meaning to.
+func ineligible(name []byte) bool {
+	switch len(name) {
+	case 2:
+		return asciiEqualFold(name, "Te")
+	case 6:
+		return asciiEqualFold(name, "Expect")
+	case 7:
+		return asciiEqualFold(name, "Upgrade") || asciiEqualFold(name, "Trailer")
+	case 14:
+		return asciiEqualFold(name, "Http2-Settings")
+	}
+	return false
+}
+
+// needsPolicy lists request fields that change how a stored response may
+// be used, so a request carrying one takes the general path.
+func needsPolicy(name []byte) bool {
+	switch len(name) {
+	case 5:
+		return asciiEqualFold(name, "Range")
+	case 6:
+		return asciiEqualFold(name, "Pragma")
+	case 8:
+		return asciiEqualFold(name, "If-Match") || asciiEqualFold(name, "If-Range")
+	case 13:
+		return asciiEqualFold(name, "Cache-Control") || asciiEqualFold(name, "If-None-Match") ||
+			asciiEqualFold(name, "Authorization")
+	case 17:
+		return asciiEqualFold(name, "If-Modified-Since")
+	case 19:
+		return asciiEqualFold(name, "If-Unmodified-Since") || asciiEqualFold(name, "Proxy-Authorization")
+	}
+	for _, f := range unkeyedOverrides {
+		if asciiEqualFold(name, f) {
+			return true
+		}
+	}
+	return false
+}
+
+func cutLine(b []byte) (line, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, '\n')
+	if i <= 0 || b[i-1] != '\r' {
+		return nil, nil, false // bare LF, or no line end
+	}
+	line = b[:i-1]
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return nil, nil, false // bare CR
+	}
+	return line, b[i+1:], true
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// parseDecimal parses a Content-Length value: 1*DIGIT, at most 18 digits.
+func parseDecimal(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func isTokenChar(c byte) bool {
+	return c < 0x80 && tokenTable[c]
+}
+
+var tokenTable = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-32] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return
+}()
+
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c, d := b[i], s[i]
+		if c == d {
+			continue
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && asciiEqualFold(b[:len(prefix)], prefix)
+}

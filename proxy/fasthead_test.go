@@ -1,0 +1,149 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestParseHead(t *testing.T) {
+	tests := []struct {
+		name   string
+		raw    string
+		want   headVerdict
+		policy bool  // needsPolicy
+		close  bool  // connClose
+		body   int64 // bodyLen
+	}{
+		{"origin-form GET", "GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\n", headFast, false, false, 0},
+		{"HEAD", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", headFast, false, false, 0},
+		{"absolute-form", "GET http://x/a HTTP/1.1\r\nHost: x\r\n\r\n", headFast, false, false, 0},
+		{"case-insensitive names", "GET / HTTP/1.1\r\nhOsT: x\r\nconnection: Close\r\n\r\n", headFast, false, true, 0},
+		{"keep-alive token", "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n", headFast, false, false, 0},
+		{"Content-Length 0", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", headFast, false, false, 0},
+		{"OWS trimmed", "GET / HTTP/1.1\r\nHost:  x \t\r\n\r\n", headFast, false, false, 0},
+		{"obs-text value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: caf\xc3\xa9\r\n\r\n", headFast, false, false, 0},
+		{"Cache-Control needs the policy", "GET / HTTP/1.1\r\nHost: x\r\nCache-Control: no-cache\r\n\r\n", headFast, true, false, 0},
+		{"Range needs the policy", "GET / HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\n\r\n", headFast, true, false, 0},
+		{"If-None-Match needs the policy", "GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"a\"\r\n\r\n", headFast, true, false, 0},
+		{"Authorization needs the policy", "GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\r\n", headFast, true, false, 0},
+		{"unkeyed override needs the policy", "GET / HTTP/1.1\r\nHost: x\r\nX-Original-URL: /admin\r\n\r\n", headFast, true, false, 0},
+
+		{"POST with a body", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", headHandoff, false, false, 5},
+		{"GET with a body", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n", headHandoff, false, false, 3},
+		{"DELETE", "DELETE /a HTTP/1.1\r\nHost: x\r\n\r\n", headHandoff, false, false, 0},
+		{"CONNECT", "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", headHandoff, false, false, 0},
+		{"asterisk-form", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", headHandoff, false, false, 0},
+		{"Upgrade", "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", headHandoff, false, false, 0},
+		{"Expect", "GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n", headHandoff, false, false, 0},
+		{"hop-by-hop list", "GET / HTTP/1.1\r\nHost: x\r\nConnection: X-Foo\r\n\r\n", headHandoff, false, false, 0},
+
+		{"HTTP/1.0", "GET / HTTP/1.0\r\nHost: x\r\n\r\n", headOpaque, false, false, 0},
+		{"h2c preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", headOpaque, false, false, 0},
+		{"chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", headOpaque, false, false, 0},
+		{"CL and TE (smuggling)", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", headOpaque, false, false, 0},
+		{"two Content-Lengths", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n", headOpaque, false, false, 0},
+		{"signed Content-Length", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n", headOpaque, false, false, 0},
+		{"no Host", "GET / HTTP/1.1\r\nX: y\r\n\r\n", headOpaque, false, false, 0},
+		{"two Hosts", "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", headOpaque, false, false, 0},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", headOpaque, false, false, 0},
+		{"bare LF in a field", "GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n", headOpaque, false, false, 0},
+		{"bare CR", "GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n", headOpaque, false, false, 0},
+		{"space before colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n", headOpaque, false, false, 0},
+		{"control in a value", "GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", headOpaque, false, false, 0},
+		{"NUL in the target", "GET /a\x00 HTTP/1.1\r\nHost: x\r\n\r\n", headOpaque, false, false, 0},
+		{"two spaces", "GET  / HTTP/1.1\r\nHost: x\r\n\r\n", headOpaque, false, false, 0},
+		{"bad method", "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", headOpaque, false, false, 0},
+		{"not HTTP at all", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", headOpaque, false, false, 0},
+
+		{"incomplete", "GET / HTTP/1.1\r\nHost: x\r\n", headIncomplete, false, false, 0},
+		{"incomplete line", "GET /a", headIncomplete, false, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h fastHead
+			got, _ := parseHead([]byte(tt.raw), 0, &h)
+			if got != tt.want {
+				t.Fatalf("verdict = %d; want %d", got, tt.want)
+			}
+			if got == headIncomplete || got == headOpaque {
+				return
+			}
+			if h.needsPolicy != tt.policy || h.connClose != tt.close || h.bodyLen != tt.body {
+				t.Errorf("needsPolicy %v connClose %v bodyLen %d; want %v %v %d", h.needsPolicy, h.connClose, h.bodyLen, tt.policy, tt.close, tt.body)
+			}
+			if h.n != len(tt.raw) {
+				t.Errorf("head length %d; want %d", h.n, len(tt.raw))
+			}
+		})
+	}
+}
+
+// TestParseHeadResumes checks that a head delivered a byte at a time is
+// found once whole, whatever the resume offsets.
+func TestParseHeadResumes(t *testing.T) {
+	raw := "GET /x HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\nGET /y HTTP/1.1\r\n"
+	var h fastHead
+	scan := 0
+	for n := 1; n <= len(raw); n++ {
+		v, s := parseHead([]byte(raw[:n]), scan, &h)
+		if v == headIncomplete {
+			scan = s
+			continue
+		}
+		if v != headFast || n != strings.Index(raw, "\r\n\r\n")+4 || string(h.target) != "/x" {
+			t.Fatalf("at %d bytes: verdict %d, target %q", n, v, h.target)
+		}
+		return
+	}
+	t.Fatal("never complete")
+}
+
+// FuzzParseHead checks that the parser never panics, and that whatever it
+// accepts as a fast request net/http parses to the same method, target
+// and length.
+func FuzzParseHead(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"HEAD http://x/a?b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab",
+		"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var h fastHead
+		v, scan := parseHead(b, 0, &h)
+		if v == headIncomplete {
+			if scan < 0 || scan > len(b) {
+				t.Fatalf("scan %d outside 0..%d", scan, len(b))
+			}
+			return
+		}
+		if v == headOpaque {
+			return
+		}
+		if h.n <= 0 || h.n > len(b) {
+			t.Fatalf("head length %d outside 1..%d", h.n, len(b))
+		}
+		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b[:h.n])))
+		if err != nil {
+			if v == headFast && validHost(h.host) {
+				t.Fatalf("fast request net/http rejects: %v\n%q", err, b[:h.n])
+			}
+			return
+		}
+		if req.Method != string(h.method) || req.RequestURI != string(h.target) {
+			t.Fatalf("net/http reads %s %s; parser %s %s", req.Method, req.RequestURI, h.method, h.target)
+		}
+		if v == headFast && (req.ContentLength > 0 || len(req.TransferEncoding) > 0) {
+			t.Fatalf("fast request with a body: %q", b[:h.n])
+		}
+		if v == headHandoff && req.ContentLength != h.bodyLen && !(req.ContentLength == -1 && h.bodyLen == 0) {
+			t.Fatalf("Content-Length %d; parser %d", req.ContentLength, h.bodyLen)
+		}
+	})
+}

@@ -1,0 +1,299 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/proxy/httpcache"
+	"github.com/zerohop/zerohop/shm"
+)
+
+// serveHit answers the request in c.head straight from the cache when it
+// is the plain case: a GET or HEAD with no field that changes how a stored
+// response may be used, for which a fresh response is stored. It writes
+// what the general path (serveCached, serveEntry) would have written,
+// without building an http.Request or a header map. It reports whether it
+// answered, and whether the connection stays open.
+func (c *fastConn) serveHit() (served, keep bool) {
+	h := &c.head
+	p := c.h.p
+	l := &c.h.l
+	if h.needsPolicy || p.ops == nil {
+		return false, true
+	}
+	start := p.opts.Now()
+
+	// The URL parts, as resolve computes them from the parsed request.
+	var hostB, target []byte
+	if l.Mode == config.ModeForward {
+		if !hasPrefixFold(h.target, "http://") {
+			return false, true
+		}
+		rest := h.target[len("http://"):]
+		i := bytes.IndexAny(rest, "/?")
+		if i < 0 {
+			i = len(rest)
+		}
+		hostB, target = rest[:i], rest[i:]
+		if len(hostB) == 0 || bytes.IndexByte(hostB, '@') >= 0 {
+			return false, true
+		}
+	} else {
+		if h.target[0] != '/' {
+			return false, true
+		}
+		hostB, target = h.host, h.target
+	}
+	if !plainTarget(target) || !validHost(hostB) || len(hostB) == 0 {
+		return false, true
+	}
+	host := c.str(&c.lastHost, hostB)
+	tgt := c.str(&c.lastTarget, target)
+	if tgt == "" || tgt[0] == '?' {
+		tgt = "/" + tgt // url.URL.RequestURI of an empty path
+	}
+	path := tgt
+	if i := bytes.IndexByte(target, '?'); i >= 0 {
+		path = tgt[:len(tgt)-(len(target)-i)]
+	}
+
+	st := p.st.Load()
+	var rt *route
+	hostOnlyName := hostOnly(host)
+	for _, r := range st.routes {
+		if r.matchesHead(h, hostOnlyName, path) {
+			rt = r
+			break
+		}
+	}
+	if rt == nil && l.Mode != config.ModeForward {
+		return false, true // 404 from the general path
+	}
+	if rt != nil {
+		if !rt.cache {
+			return false, true
+		}
+		for _, b := range rt.bypass {
+			if h.has(b) {
+				return false, true
+			}
+		}
+	}
+
+	// The lookup, as lookupStored does it.
+	c.key = shm.AppendKey(c.key[:0], http.MethodGet, "http", host, tgt)
+	if c.ebuf == nil {
+		c.ebuf = make([]byte, 16<<10)
+	}
+	e, out, ok := p.ops.GetStale(c.ebuf, c.key)
+	c.ebuf = out
+	if !ok {
+		return false, true
+	}
+	if e.Flags&shm.FlagVaryIndex != 0 {
+		c.vkey = shm.AppendVaryFromHeader(append(c.vkey[:0], c.key...), e.Vary, h.values)
+		if e, out, ok = p.ops.GetStale(c.ebuf, c.vkey); !ok {
+			return false, true
+		}
+		c.ebuf = out
+		if e.Flags&shm.FlagVaryIndex != 0 {
+			return false, true
+		}
+	}
+	he := toHTTPEntry(&e)
+	if httpcache.Decide(httpcache.Directives{}, &he, start) != httpcache.ServeFresh || !bodyAllowed(e.Status) {
+		return false, true
+	}
+
+	// The response, as serveEntry and net/http's framing write it.
+	p.seen.Add(1)
+	bw := c.writer()
+	writeStatus(bw, e.Status)
+	var haveType, haveDate, haveCE bool
+	ranges := e.Status == http.StatusOK // acceptRanges: stored bodies are complete
+	if ranges {
+		for it := shm.NewHeaderIter(e.Headers); it.Next(); {
+			if asciiEqualFold(it.Name(), "Accept-Ranges") && hasTokenBytes(it.Value(), "none") {
+				ranges = false // the origin's "none" stands
+			}
+		}
+	}
+	for it := shm.NewHeaderIter(e.Headers); it.Next(); {
+		name := it.Name()
+		switch {
+		case asciiEqualFold(name, "Content-Length"), asciiEqualFold(name, "Age"),
+			asciiEqualFold(name, "Cache-Status"), asciiEqualFold(name, "X-Request-Id"):
+			continue
+		case ranges && asciiEqualFold(name, "Accept-Ranges"):
+			continue
+		case asciiEqualFold(name, "Content-Type"):
+			haveType = true
+		case asciiEqualFold(name, "Date"):
+			haveDate = true
+		case asciiEqualFold(name, "Content-Encoding"):
+			haveCE = len(it.Value()) > 0
+		}
+		bw.Write(name)
+		bw.WriteString(": ")
+		bw.Write(it.Value())
+		bw.WriteString("\r\n")
+	}
+	if ranges {
+		bw.WriteString("Accept-Ranges: bytes\r\n")
+	}
+	var num [40]byte
+	bw.WriteString("Age: ")
+	bw.Write(strconv.AppendInt(num[:0], int64(he.Age(start)/time.Second), 10))
+	ttl := he.TTL(start)
+	bw.WriteString("\r\nCache-Status: ")
+	bw.WriteString(httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}.String())
+	bw.WriteString("\r\nX-Request-Id: ")
+	reqID := h.get("X-Request-Id")
+	if len(reqID) == 0 || len(reqID) > 128 {
+		reqID = appendRequestID(c.idBuf[:0])
+	}
+	bw.Write(reqID)
+	bw.WriteString("\r\nContent-Length: ")
+	bw.Write(strconv.AppendInt(num[:0], int64(len(e.Body)), 10))
+	bw.WriteString("\r\n")
+	if !haveType && !haveCE && len(e.Body) > 0 {
+		bw.WriteString("Content-Type: ")
+		bw.WriteString(http.DetectContentType(e.Body))
+		bw.WriteString("\r\n")
+	}
+	if !haveDate {
+		bw.WriteString("Date: ")
+		bw.Write(time.Now().UTC().AppendFormat(num[:0], http.TimeFormat))
+		bw.WriteString("\r\n")
+	}
+	keep = !h.connClose && !c.draining()
+	if !keep {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("\r\n")
+	isHEAD := len(h.method) == 4
+	if !isHEAD {
+		bw.Write(e.Body)
+	}
+	if err := bw.Flush(); err != nil {
+		keep = false
+	}
+
+	// Logs and metrics, as finish records them.
+	d := p.opts.Now().Sub(start)
+	routeName := ""
+	if rt != nil {
+		routeName = rt.name
+	}
+	p.m.observe(l.Name, routeName, "hit", e.Status, d)
+	if p.opts.AccessLog != nil {
+		method := http.MethodGet
+		if isHEAD {
+			method = http.MethodHead
+		}
+		p.opts.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
+			slog.String("request_id", string(reqID)),
+			slog.String("listener", l.Name),
+			slog.String("method", method),
+			slog.String("host", host),
+			slog.String("target", tgt),
+			slog.Int("status", e.Status),
+			slog.String("route", routeName),
+			slog.String("upstream", ""),
+			slog.String("cache", httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}.String()),
+			slog.Int("bytes", bodyBytes(isHEAD, len(e.Body))),
+			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+			slog.Float64("upstream_ms", 0),
+			slog.String("traceparent", string(h.get("Traceparent"))),
+			slog.String("remote", c.Conn.RemoteAddr().String()),
+		)
+	}
+	return true, keep
+}
+
+func bodyBytes(head bool, n int) int {
+	if head {
+		return 0
+	}
+	return n
+}
+
+func (c *fastConn) writer() *bufio.Writer {
+	if c.bw == nil {
+		c.bw = bufio.NewWriterSize(c.Conn, 4096)
+	}
+	return c.bw
+}
+
+// str returns b as a string, reusing the last one when the bytes repeat
+// (a connection usually asks one host for one set of URLs).
+func (c *fastConn) str(last *string, b []byte) string {
+	if string(b) != *last {
+		*last = string(b)
+	}
+	return *last
+}
+
+// plainTarget reports whether a request target is one whose
+// url.URL.RequestURI is itself and whose path needs no decoding: only
+// unreserved and sub-delim characters, '/', ':', '@', and '%' escapes in
+// the query. Others take the general path, which parses the URL.
+func plainTarget(t []byte) bool {
+	query := false
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-' || c == '.' || c == '_' || c == '~' || c == '/' || c == ':' || c == '@' ||
+			c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' || c == '*' ||
+			c == '+' || c == ',' || c == ';' || c == '=':
+		case c == '?':
+			query = true
+		case c == '%' && query:
+			if i+2 >= len(t) || !isHex(t[i+1]) || !isHex(t[i+2]) {
+				return false
+			}
+			i += 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// appendRequestID appends a new request id (newRequestID) to dst.
+func appendRequestID(dst []byte) []byte {
+	var b [16]byte
+	copy(b[:8], reqIDPrefix[:])
+	binary.BigEndian.PutUint64(b[8:], reqIDSeq.Add(1))
+	return hex.AppendEncode(dst, b[:])
+}
+
+// hasTokenBytes reports whether the comma-separated list v holds token,
+// compared case-insensitively.
+func hasTokenBytes(v []byte, token string) bool {
+	for len(v) > 0 {
+		var f []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			f, v = v[:i], v[i+1:]
+		} else {
+			f, v = v, nil
+		}
+		if asciiEqualFold(trimOWS(f), token) {
+			return true
+		}
+	}
+	return false
+}
