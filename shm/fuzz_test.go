@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -41,9 +42,7 @@ func fuzzPrepare(data []byte, mode byte) (file []byte, extendTo int64) {
 	file = append([]byte(nil), data...)
 	if mode&modeReseal != 0 {
 		walkEntries(file, func(p, n int) {
-			sum := xxhash.NewWithSeed(leb.Uint64(file[24:]))
-			sum.Write(file[p+16 : p+n])
-			leb.PutUint64(file[p+8:], sum.Sum64())
+			sealEntry(file[p:p+n], leb.Uint64(file[24:]))
 		})
 	}
 	if mode&modeFixSum != 0 && len(file) >= 104 {
@@ -199,7 +198,8 @@ func openSeeds(tb testing.TB) []fuzzSeed {
 		{"header-only", []any{base[:shm.HeaderSize], byte(0)}},
 		{"empty", []any{[]byte{}, byte(0)}},
 		{"bad-magic", []any{mut(func(b []byte) { b[0] = 'X' }), byte(modeExtend | modeFixSum)}},
-		{"major-2", []any{mut(func(b []byte) { b[8] = 2 }), byte(modeExtend | modeFixSum)}},
+		{"major-1", []any{mut(func(b []byte) { b[8] = 1 }), byte(modeExtend | modeFixSum)}},
+		{"major-3", []any{mut(func(b []byte) { b[8] = 3 }), byte(modeExtend | modeFixSum)}},
 		{"seed-changed", []any{mut(func(b []byte) { b[24] ^= 1 }), byte(modeExtend | modeFixSum)}},
 		{"bucket-log2-4", []any{mut(func(b []byte) { b[32] = 4 }), byte(modeExtend | modeFixSum)}},
 		{"region-count-5", []any{mut(func(b []byte) {
@@ -372,10 +372,21 @@ func entrySeeds(tb testing.TB) []fuzzSeed {
 func resealEntry(b []byte, seed uint64) []byte {
 	b = append([]byte(nil), b...)
 	leb.PutUint32(b[4:], uint32(len(b)))
-	d := xxhash.NewWithSeed(seed)
-	d.Write(b[16:])
-	leb.PutUint64(b[8:], d.Sum64())
+	sealEntry(b, seed)
 	return b
+}
+
+// specEntrySum is docs/format.md's entry checksum: CRC-32/IEEE (zlib's
+// crc32) of bytes [16, total_len) continuing from the seed's low 32 bits.
+func specEntrySum(b []byte, seed uint64) uint32 {
+	return crc32.Update(uint32(seed), crc32.IEEETable, b[16:])
+}
+
+// sealEntry writes the checksum of the entry record b (len(b) >= 16) into
+// it: sum at offset 8, zero at 12.
+func sealEntry(b []byte, seed uint64) {
+	leb.PutUint32(b[12:], 0)
+	leb.PutUint32(b[8:], specEntrySum(b, seed))
 }
 
 // entryShapeOK is docs/format.md's structural check of an entry record
@@ -402,9 +413,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, seed uint64, reseal bool) {
 		if reseal && len(b) >= 16 {
 			b = append([]byte(nil), b...)
-			d := xxhash.NewWithSeed(seed)
-			d.Write(b[16:])
-			leb.PutUint64(b[8:], d.Sum64())
+			sealEntry(b, seed)
 		}
 		e, ok := shm.DecodeEntry(b, seed)
 		shape := entryShapeOK(b)
@@ -677,7 +686,9 @@ func FuzzAdopt(f *testing.F) {
 // FuzzAdopt's fuzz-* seeds in testdata are inputs it found against the
 // first version of adopt (a panic in entryAt, a writer that stored but never
 // served after adopting a wild head, an odd bucket kept by adopt); all three
-// were fixed in commit 8d8bf3c.
+// were fixed in commit 8d8bf3c. They were found as format 1 files and were
+// converted to format 2 (major and layout_sum; they hold no entry whose
+// checksum verified), so that they still reach adoption as they did.
 
 // adoptGolden copies the golden file into a new directory after mangle and
 // opens a writer over it (a clean file of the same layout: adopted).

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"math/bits"
@@ -18,6 +19,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -361,7 +363,7 @@ func specParse(b []byte) (*specFile, error) {
 	}
 	f := &specFile{b: b}
 	f.major, f.minor = leb.Uint16(b[8:]), leb.Uint16(b[10:])
-	if f.major != 1 {
+	if f.major != 2 {
 		return nil, fmt.Errorf("major version %d", f.major)
 	}
 	f.layoutSum = leb.Uint64(b[96:])
@@ -476,9 +478,7 @@ func (f *specFile) specLookup(key []byte) (h uint64, i1, i2 uint64, found bool, 
 	if leb.Uint32(b[0:]) != 0x3145485a || uint64(leb.Uint32(b[4:])) != n || leb.Uint64(b[16:]) != pos || leb.Uint64(b[24:]) != h {
 		return h, i1, i2, true, nil, "entry header mismatch"
 	}
-	d = xxhash.NewWithSeed(f.seed)
-	d.Write(b[16:])
-	if d.Sum64() != leb.Uint64(b[8:]) {
+	if crc32.Update(uint32(f.seed), crc32.IEEETable, b[16:]) != leb.Uint32(b[8:]) {
 		return h, i1, i2, true, nil, "checksum"
 	}
 	e = &specEntry{pos: pos, meta: meta, raw: b}
@@ -624,7 +624,7 @@ type GoldenEntry struct {
 	SIE                uint32      `json:"sie"`
 }
 
-const goldenFormatNote = `Golden vectors for docs/format.md (cache file format 1.0). cache.shm was written by the Go writer (shm.OpenWriter) with the seed and clock below and closed cleanly (state 2), then instance_id was set to a fixed value and layout_sum recomputed so the file is reproducible. Open it read-only; it has no live writer, so skip the state/heartbeat check (Go: ReaderOptions{Offline: true}). For each lookup: build the key from method/scheme/host/target (HEAD is looked up as GET) and compare with key_hex; hash = XXH64(key, header.seed) and buckets = the two candidate bucket indexes. If primary_key_hex is present the lookup is a Vary lookup: the primary key holds a FlagVaryIndex entry whose vary block names the request headers; build the secondary key from those names and request_headers (lines in order, names case-insensitive) and compare with key_hex. Then look key_hex up at now_ms. expect is "hit" (fresh at now_ms), "stale" (the entry verifies but is not fresh: Get misses, GetStale returns it) or "miss" (no entry). For hit and stale the entry fields follow: headers in stored order; body as base64; expires_ms is the entry's own field, effective_expires_ms = min(slot_fresh_until_s*1000, expires_ms); flags: 1 vary-index, 2 must-revalidate, 4 no-cache, 8 headers-only. Tags starting with a NUL byte are reserved: NUL, then vary:, then 16 lower-case hex digits of XXH64(primary key, seed 0) links a variant to its URL. u64 values that may exceed 2^53 are hex strings.`
+const goldenFormatNote = `Golden vectors for docs/format.md (cache file format 2.0). cache.shm was written by the Go writer (shm.OpenWriter) with the seed and clock below and closed cleanly (state 2), then instance_id was set to a fixed value and layout_sum recomputed so the file is reproducible. Open it read-only; it has no live writer, so skip the state/heartbeat check (Go: ReaderOptions{Offline: true}). For each lookup: build the key from method/scheme/host/target (HEAD is looked up as GET) and compare with key_hex; hash = XXH64(key, header.seed) and buckets = the two candidate bucket indexes. If primary_key_hex is present the lookup is a Vary lookup: the primary key holds a FlagVaryIndex entry whose vary block names the request headers; build the secondary key from those names and request_headers (lines in order, names case-insensitive) and compare with key_hex. Then look key_hex up at now_ms; an entry verifies when, among the other checks of docs/format.md, the u32 at its offset 8 equals CRC-32/IEEE of its bytes [16, total_len) continuing from seed & 0xffffffff (zlib.crc32(bytes, seed & 0xffffffff) in Python and Node). expect is "hit" (fresh at now_ms), "stale" (the entry verifies but is not fresh: Get misses, GetStale returns it) or "miss" (no entry). For hit and stale the entry fields follow: headers in stored order; body as base64; expires_ms is the entry's own field, effective_expires_ms = min(slot_fresh_until_s*1000, expires_ms); flags: 1 vary-index, 2 must-revalidate, 4 no-cache, 8 headers-only. Tags starting with a NUL byte are reserved: NUL, then vary:, then 16 lower-case hex digits of XXH64(primary key, seed 0) links a variant to its URL. u64 values that may exceed 2^53 are hex strings.`
 
 var goldenStatNames = []string{"entries", "inserts", "replaces", "deletes", "evictions", "reclaimed", "regions_reclaimed", "purges", "bytes_written", "rejected"}
 
@@ -637,7 +637,7 @@ func makeGoldenJSON(t *testing.T, file []byte) goldenJSON {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := goldenJSON{Format: goldenFormatNote, File: shm.FileName, Version: "1.0", NowMs: goldenNow}
+	g := goldenJSON{Format: goldenFormatNote, File: shm.FileName, Version: "2.0", NowMs: goldenNow}
 	g.Header = goldenHeader{
 		MagicHex: hex.EncodeToString([]byte(shm.Magic)), Major: f.major, Minor: f.minor, HeaderSize: f.headerSize,
 		Features: hex64(f.features), Seed: hex64(f.seed), BucketLog2: f.bucketLog2,
@@ -979,6 +979,51 @@ func mustHex64(t *testing.T, s string) uint64 {
 	return v
 }
 
+// TestFormatDocExample checks docs/format.md's worked entry dump and
+// checksum example against the golden file, byte for byte.
+func TestFormatDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/format.md")
+	if err != nil {
+		t.Skipf("docs/format.md: %v", err)
+	}
+	file, err := os.ReadFile(filepath.Join(goldenDir, shm.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := 0
+	for _, line := range strings.Split(string(doc), "\n") {
+		addr, rest, ok := strings.Cut(line, ": ")
+		if !ok || len(addr) != 8 || !strings.HasPrefix(addr, "0000") {
+			continue
+		}
+		off, err := strconv.ParseUint(addr, 16, 32)
+		if err != nil || len(rest) < 39 {
+			continue
+		}
+		want, err := hex.DecodeString(strings.ReplaceAll(rest[:39], " ", ""))
+		if err != nil || len(want) != 16 {
+			t.Fatalf("bad dump line %q", line)
+		}
+		if got := file[off : off+16]; !bytes.Equal(got, want) {
+			t.Errorf("docs/format.md dump at %#x: %x; the golden file has %x", off, want, got)
+		}
+		rows++
+	}
+	if rows < 14 {
+		t.Errorf("found %d dump lines in docs/format.md; want the 14 of the worked entry", rows)
+	}
+	f, err := specParse(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := file[f.arenaOff : f.arenaOff+224]
+	sum := crc32.Update(uint32(f.seed), crc32.IEEETable, e[16:])
+	line := fmt.Sprintf("sum = CRC32(bytes [16, 224) of the entry, 0x%08x) = 0x%08x", uint32(f.seed), sum)
+	if !strings.Contains(string(doc), line) || leb.Uint32(e[8:]) != sum {
+		t.Errorf("docs/format.md lacks %q (or the file's sum %#x differs)", line, leb.Uint32(e[8:]))
+	}
+}
+
 // TestVersionCompat: readers reject another major version and accept a
 // newer minor version with unknown feature bits (additions they ignore).
 func TestVersionCompat(t *testing.T) {
@@ -995,7 +1040,8 @@ func TestVersionCompat(t *testing.T) {
 		{"newer minor", func(b []byte) { leb.PutUint16(b[10:], 7) }, nil},
 		{"unknown feature bits", func(b []byte) { leb.PutUint64(b[16:], 1<<63|1) }, nil},
 		{"reserved header bytes set", func(b []byte) { b[104] = 0xff; b[600] = 0xff }, nil},
-		{"major 2", func(b []byte) { leb.PutUint16(b[8:], 2) }, shm.ErrVersion},
+		{"major 1 (XXH64 entry checksums)", func(b []byte) { leb.PutUint16(b[8:], 1) }, shm.ErrVersion},
+		{"major 3", func(b []byte) { leb.PutUint16(b[8:], 3) }, shm.ErrVersion},
 		{"major 0", func(b []byte) { leb.PutUint16(b[8:], 0) }, shm.ErrVersion},
 		{"layout_sum stale", func(b []byte) { leb.PutUint64(b[72:], 1); leb.PutUint64(b[96:], leb.Uint64(b[96:])) }, shm.ErrCorrupt},
 	} {

@@ -7,7 +7,7 @@ const (
 	// Magic is the first eight bytes of every cache file.
 	Magic = "ZHCACHE\x00"
 	// MajorVersion changes when an old reader would misread a new file.
-	MajorVersion = 1
+	MajorVersion = 2
 	// MinorVersion changes for additions old readers can ignore.
 	MinorVersion = 0
 
@@ -78,10 +78,13 @@ const (
 )
 
 // Entry field offsets. The checksum covers bytes [16, total_len).
+// Format 1 had a u64 XXH64 at offset 8; format 2 has a u32 CRC-32 there and
+// a reserved zero u32 after it.
 const (
 	eKind       = 0  // u32
 	eTotalLen   = 4  // u32
-	eSum        = 8  // u64
+	eSum        = 8  // u32 CRC-32/IEEE, see entrySum
+	eSumPad     = 12 // u32, zero
 	ePos        = 16 // u64
 	eHash       = 24 // u64
 	eStoredMs   = 32 // i64 response_time

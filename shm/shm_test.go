@@ -2,6 +2,7 @@ package shm_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -315,7 +317,8 @@ func TestBadFiles(t *testing.T) {
 	}{
 		{"empty", func(b []byte) []byte { return nil }, shm.ErrTruncated},
 		{"magic", func(b []byte) []byte { b[0] = 'X'; return b }, shm.ErrBadMagic},
-		{"newer major", func(b []byte) []byte { b[8] = 2; return b }, shm.ErrVersion},
+		{"newer major", func(b []byte) []byte { b[8] = shm.MajorVersion + 1; return b }, shm.ErrVersion},
+		{"older major", func(b []byte) []byte { b[8] = shm.MajorVersion - 1; return b }, shm.ErrVersion},
 		{"layout checksum", func(b []byte) []byte { b[40]++; return b }, shm.ErrCorrupt},
 		{"truncated", func(b []byte) []byte { return b[:len(b)/2] }, shm.ErrTruncated},
 		{"header only", func(b []byte) []byte { return b[:shm.HeaderSize] }, shm.ErrTruncated},
@@ -335,6 +338,59 @@ func TestBadFiles(t *testing.T) {
 			}
 			w.Close()
 		})
+	}
+}
+
+// TestWriterReplacesOtherMajor: a cleanly closed file of format 1 (XXH64
+// entry checksums), as left by the previous release, with the very layout
+// the writer wants. The writer must not adopt or salvage it (it cannot
+// verify its entries): it rebuilds a file of its own major, and readers
+// refuse the old one.
+func TestWriterReplacesOtherMajor(t *testing.T) {
+	dir := t.TempDir()
+	w, err := shm.OpenWriter(dir, small(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Put(item("/old", "old"))
+	w.Close()
+	path := filepath.Join(dir, shm.FileName)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint16(b[8:], 1)
+	binary.LittleEndian.PutUint64(b[96:], xxhash.Sum64(b[:96]))
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := shm.Open(dir, &shm.ReaderOptions{Offline: true}); !errors.Is(err, shm.ErrVersion) {
+		t.Fatalf("Open of a major-1 file: %v; want ErrVersion", err)
+	}
+	w, err = shm.OpenWriter(dir, small(t))
+	if err != nil {
+		t.Fatalf("OpenWriter over a major-1 file: %v", err)
+	}
+	defer w.Close()
+	if s := w.Stats(); s.AdoptGen != 0 || s.Entries != 0 || s.Inserts != 0 {
+		t.Errorf("writer stats %+v; want a rebuilt, empty file (no adoption, no salvage)", s)
+	}
+	if b, err := os.ReadFile(path); err != nil || binary.LittleEndian.Uint16(b[8:]) != shm.MajorVersion {
+		t.Fatalf("file after OpenWriter: err %v, major %d; want %d", err, binary.LittleEndian.Uint16(b[8:]), shm.MajorVersion)
+	}
+	if _, _, ok := w.Get(nil, key("/old"), now()); ok {
+		t.Error("entry of the major-1 file served")
+	}
+	if err := w.Put(item("/new", "new")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := shm.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if e, _, ok := r.Get(nil, key("/new"), now()); !ok || string(e.Body) != "new" {
+		t.Errorf("Get /new: %v %q", ok, e.Body)
 	}
 }
 
