@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-level", EnvVars: []string{"ZEROHOP_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", EnvVars: []string{"ZEROHOP_LOG_FORMAT"}, Value: "json", Usage: "json or text"},
 		&cli.StringFlag{Name: "access-log", EnvVars: []string{"ZEROHOP_ACCESS_LOG"}, Value: "stdout", Usage: "stdout, stderr, off or a file `PATH`"},
+		&cli.IntFlag{Name: "procs", EnvVars: []string{"ZEROHOP_PROCS"}, Usage: "how many CPUs run Go code at once (GOMAXPROCS); 0 keeps Go's default, the container's CPU limit. A sidecar usually does best with 1 or 2"},
 		&cli.DurationFlag{Name: "drain-timeout", EnvVars: []string{"ZEROHOP_DRAIN_TIMEOUT"}, Value: 25 * time.Second, Usage: "how long SIGTERM waits for in-flight requests"},
 	}
 }
@@ -42,6 +44,11 @@ func newRunCommand() *cli.Command {
 			logger, err := newLogger(c.String("log-level"), c.String("log-format"), os.Stderr)
 			if err != nil {
 				return err
+			}
+			if n := c.Int("procs"); n < 0 {
+				return fmt.Errorf("--procs %d: want 0 (Go's default) or more", n)
+			} else if n > 0 {
+				runtime.GOMAXPROCS(n)
 			}
 			override, err := overridesFrom(c)
 			if err != nil {
