@@ -209,6 +209,42 @@ func TestFastConnMixedRequests(t *testing.T) {
 	}
 }
 
+// TestFastConnHeldBytes: while net/http serves a handed-off request, the
+// next request's bytes are held back until net/http aborts its background
+// read; a leftover abort must not be taken for a new one (which would
+// cancel the request being served).
+func TestFastConnHeldBytes(t *testing.T) {
+	h := newHarness(t, harnessOptions{handler: func(w http.ResponseWriter, r *http.Request, n int64) {
+		b, _ := io.ReadAll(r.Body)
+		time.Sleep(30 * time.Millisecond)
+		fmt.Fprintf(w, "posted %s", b)
+	}})
+	c, err := net.Dial("tcp", h.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(wait))
+	br := bufio.NewReader(c)
+	post := func(s string) string {
+		return "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: " + fmt.Sprint(len(s)) + "\r\n\r\n" + s
+	}
+	for i, step := range []struct {
+		send string
+		want []string
+	}{
+		{post("a"), []string{"200 posted a"}},
+		{post("b"), []string{"200 posted b"}},
+		{post("c") + post("d"), []string{"200 posted c", "200 posted d"}},
+		{post("e") + post("f") + post("g"), []string{"200 posted e", "200 posted f", "200 posted g"}},
+	} {
+		io.WriteString(c, step.send)
+		if got := readResponses(t, br, len(step.want)); !slices.Equal(got, step.want) {
+			t.Fatalf("step %d: %q; want %q", i, got, step.want)
+		}
+	}
+}
+
 // TestFastConnSlowClient sends requests a byte at a time.
 func TestFastConnSlowClient(t *testing.T) {
 	h := newHarness(t, harnessOptions{handler: fastUpstream})

@@ -241,12 +241,19 @@ func (c *fastConn) Read(p []byte) (int, error) {
 // the client's EOF or error when nothing is held (net/http then cancels the
 // request, as it would have).
 func (c *fastConn) hold() (int, error) {
-	if c.buffered() == 0 && c.eof == nil {
+	select {
+	case <-c.abort: // left over from an abort that ended a read already
+	default:
+	}
+	if c.buffered() == 0 {
+		if c.eof != nil {
+			return 0, c.eof
+		}
 		c.compact()
 		n, err := c.Conn.Read(c.buf[c.w:])
 		c.w += n
 		if err != nil {
-			if n == 0 && c.buffered() == 0 {
+			if n == 0 {
 				return 0, err // EOF, reset, or net/http's own abort
 			}
 			c.eof = err
