@@ -137,7 +137,7 @@ type harnessOptions struct {
 	// plainServer serves with net/http alone, without the fast path
 	// (proxy.FastListener) that the sidecar puts in front of it.
 	plainServer bool
-	clock    *clock
+	clock       *clock
 }
 
 // newHarness builds a proxy in mode with one upstream (cluster "main",
