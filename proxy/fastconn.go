@@ -130,7 +130,18 @@ type fastConn struct {
 func (c *fastConn) setState(st http.ConnState) {
 	switch st {
 	case http.StateNew, http.StateIdle:
-		if c.mode.Load() != modeOpaque {
+		switch c.mode.Load() {
+		case modeOpaque:
+		case modeGive:
+			if c.give > 0 {
+				// net/http finished a request it had not read to the end
+				// of its framing: the two no longer agree where requests
+				// start, so net/http keeps the connection.
+				c.mode.Store(modeOpaque)
+				return
+			}
+			c.mode.Store(modeIntercept)
+		default:
 			c.mode.Store(modeIntercept)
 		}
 	case http.StateHijacked, http.StateClosed:
