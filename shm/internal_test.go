@@ -1,6 +1,8 @@
 package shm
 
 import (
+	"fmt"
+	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -70,5 +72,61 @@ func TestDivisor(t *testing.T) {
 				t.Fatalf("%d mod %d = %d; want %d", x, d, got, want)
 			}
 		}
+	}
+}
+
+// TestEntrySum checks the entry checksum against hash/crc32 (and so zlib's
+// crc32) at every length up to a few blocks and some longer ones, from
+// several initial values, and its check value.
+func TestEntrySum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	buf := make([]byte, 4200)
+	for i := range buf {
+		buf[i] = byte(rng.Uint32())
+	}
+	lens := []int{}
+	for n := 0; n <= 300; n++ {
+		lens = append(lens, n)
+	}
+	lens = append(lens, 1384, 1392, 4095, 4096, 4104)
+	for _, seed := range []uint64{0, 0xc0ffee0123456789, math.MaxUint64, rng.Uint64(), rng.Uint64()} {
+		for _, n := range lens {
+			for _, off := range []int{0, 5} {
+				b := buf[off : off+n]
+				if got, want := entrySum(b, seed), crc32.Update(uint32(seed), crc32.IEEETable, b); got != want {
+					t.Fatalf("entrySum(len %d, seed %#x) = %#x; hash/crc32 gives %#x", n, seed, got, want)
+				}
+			}
+		}
+	}
+	if got := entrySum([]byte("123456789"), 0); got != 0xcbf43926 {
+		t.Fatalf("check value %#x; want 0xcbf43926", got)
+	}
+}
+
+// BenchmarkEntrySum compares entrySum with a plain crc32.Update at entry
+// lengths whose checksummed part is 0 and 8 mod 16 (1 KiB-body entries).
+func BenchmarkEntrySum(b *testing.B) {
+	data := make([]byte, 4096)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	var sink uint32
+	for _, n := range []int{1392 - 16, 1400 - 16} {
+		b.Run(fmt.Sprintf("entrySum/%d", n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for i := 0; i < b.N; i++ {
+				sink += entrySum(data[:n], 0xc0ffee0123456789)
+			}
+		})
+		b.Run(fmt.Sprintf("crc32.Update/%d", n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for i := 0; i < b.N; i++ {
+				sink += crc32.Update(0x23456789, crc32.IEEETable, data[:n])
+			}
+		})
+	}
+	if sink == 42 {
+		b.Log(sink)
 	}
 }
