@@ -464,6 +464,46 @@ func TestRFC9111(t *testing.T) {
 			},
 		},
 		{
+			name: "§4.3.4 a 304 without validators updates the one response it revalidated",
+			handler: func(c *clock) handlerFunc {
+				return func(w http.ResponseWriter, r *http.Request, n int64) {
+					w.Header().Set("X-Version", strconv.FormatInt(n, 10))
+					if r.Header.Get("If-None-Match") == `"e1"` {
+						w.Header().Set("Cache-Control", "max-age=30")
+						w.WriteHeader(http.StatusNotModified) // no ETag, no Last-Modified
+						return
+					}
+					w.Header().Set("Cache-Control", "max-age=10")
+					w.Header().Set("Etag", `"e1"`)
+					fmt.Fprintf(w, "v%d", n)
+				}
+			},
+			steps: []step{
+				{hits: 1, body: "v1"},
+				{advance: 20 * time.Second, hits: 2, cs: []string{"fwd=stale", "fwd-status=304", "stored"}, body: "v1", want: []string{"Etag", `"e1"`}},
+				{hits: 2, cs: []string{"hit; ttl=30"}, body: "v1", want: []string{"X-Version", "2"}},
+			},
+		},
+		{
+			name:    "§4.3.5 a 304 to a forwarded HEAD freshens the stored GET response",
+			handler: validated(`"e1"`, "Cache-Control", "max-age=10"),
+			steps: []step{
+				{hits: 1, body: "v1"},
+				{advance: 20 * time.Second, method: http.MethodHead, hits: 2, cs: []string{"fwd=stale", "fwd-status=304", "stored"}, noBody: true},
+				{hits: 2, cs: []string{"hit; ttl=10"}, body: "v1", want: []string{"X-Version", "2"}},
+			},
+		},
+		{
+			name:    "RFC 9110 §14 a range of a stored response is served 206 from the cache",
+			handler: respond(200, "Cache-Control", "max-age=60"),
+			steps: []step{
+				{hits: 1, body: "v1"},
+				{hdr: []string{"Range", "bytes=1-"}, status: 206, hits: 1, cs: []string{"hit"}, body: "1",
+					want: []string{"Content-Range", "bytes 1-1/2", "Accept-Ranges", "bytes"}},
+				{hdr: []string{"Range", "bytes=2-"}, status: 416, hits: 1, cs: []string{"hit"}, noBody: true, want: []string{"Content-Range", "bytes */2"}},
+			},
+		},
+		{
 			name: "§4.3.4 a 304 with a new max-age gives the entry that lifetime",
 			handler: func(c *clock) handlerFunc {
 				return func(w http.ResponseWriter, r *http.Request, n int64) {
