@@ -55,21 +55,52 @@ func (p *process) Stop() {
 
 func (p *process) pid() int { return p.cmd.Process.Pid }
 
-// cpuSeconds is the process's user+system CPU time so far, from /proc.
+// cpuSeconds is the user+system CPU time so far of a process and of its
+// descendants still running (Varnish serves from a child process), from
+// /proc.
 func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	total, _, err := procCPU(pid)
 	if err != nil {
 		return 0, err
+	}
+	ents, _ := os.ReadDir("/proc")
+	children := map[int][]int{}
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil || n == pid {
+			continue
+		}
+		if _, pp, err := procCPU(n); err == nil {
+			children[pp] = append(children[pp], n)
+		}
+	}
+	queue := append([]int(nil), children[pid]...)
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = append(queue[1:], children[c]...)
+		if t, _, err := procCPU(c); err == nil {
+			total += t
+		}
+	}
+	return total, nil
+}
+
+// procCPU returns one process's user+system CPU seconds and its parent.
+func procCPU(pid int) (float64, int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
 	}
 	// The command name may hold spaces: fields start after the last ')'.
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("bench: short /proc stat")
+		return 0, 0, fmt.Errorf("bench: short /proc stat")
 	}
+	ppid, _ := strconv.Atoi(f[1])
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
+	return (ut + st) / 100, ppid, nil // USER_HZ is 100 on Linux
 }
 
 // rssKiB returns VmRSS and RssAnon of a process, in KiB.

@@ -402,7 +402,7 @@ func (e *env) scenarios() []scenario {
 		ss = append(ss, scenario{name: "nginx-cache-hit", skip: e.why("nginx")}, scenario{name: "nginx-proxy-pass", skip: e.why("nginx")})
 	}
 	if e.varnish != nil {
-		ss = append(ss, scenario{name: "varnish-hit", modes: latency, server: func() int { return e.varnish.pid() },
+		ss = append(ss, scenario{name: "varnish-hit", modes: all, server: func() int { return e.varnish.pid() },
 			warm: func() error { return warmDirect("http://" + e.varnAddr + "/cache/item") },
 			op:   func(w int) op { return httpOp("", "http://"+e.varnAddr+"/cache/item", w) }})
 	} else {
