@@ -111,6 +111,7 @@ type Transport struct {
 	maxHeader     int64
 	tlsConfig     *tls.Config
 	dialer        net.Dialer
+	checkAfter    time.Duration // checkAfterIdle; tests change it
 
 	mu    sync.Mutex
 	idle  map[connKey][]*conn // oldest first; checkout takes the last
@@ -133,6 +134,7 @@ func New(o Options) *Transport {
 		idleTimeout:   o.IdleConnTimeout,
 		maxIdle:       o.MaxIdlePerHost,
 		maxHeader:     o.MaxResponseHeaderBytes,
+		checkAfter:    checkAfterIdle,
 		idle:          map[connKey][]*conn{},
 	}
 	if t.dialTimeout == 0 {
@@ -320,7 +322,7 @@ func (t *Transport) getIdle(key connKey) (*conn, time.Duration) {
 			c.close()
 			continue
 		}
-		if idle >= checkAfterIdle && !c.alive() {
+		if idle >= t.checkAfter && !c.alive() {
 			c.close()
 			continue
 		}

@@ -1024,3 +1024,187 @@ func TestTrace(t *testing.T) {
 		t.Errorf("reused %v, first byte %d, wrote %d; want [false true], 2, 2", reused, first, wrote)
 	}
 }
+
+// TestIdleCheck: the check at checkout keeps a live idle connection, and
+// drops one the server closed, reset or wrote to while it was idle.
+func TestIdleCheck(t *testing.T) {
+	const ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	tests := []struct {
+		name  string
+		after func(c net.Conn) // what the server does once the first exchange is over
+		conns int32
+	}{
+		{name: "live", after: func(c net.Conn) {}, conns: 1},
+		{name: "closed", after: func(c net.Conn) { c.Close() }, conns: 2},
+		{name: "reset", after: func(c net.Conn) { c.(*net.TCPConn).SetLinger(0); c.Close() }, conns: 2},
+		{name: "unsolicited bytes", after: func(c net.Conn) { io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\n\r\n") }, conns: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+				for i := 0; ; i++ {
+					if _, ok := readRequest(br); !ok {
+						return
+					}
+					io.WriteString(c, ok)
+					if i == 0 {
+						time.Sleep(10 * time.Millisecond)
+						tt.after(c)
+					}
+				}
+			})
+			tr := newTransport(t, Options{})
+			get(t, tr, s.URL())
+			time.Sleep(checkAfterIdle + 50*time.Millisecond)
+			// A POST without GetBody: not retried, so it must get a
+			// usable connection at checkout.
+			req := mustRequest(t, context.Background(), "POST", s.URL(), strings.NewReader("data"))
+			req.GetBody = nil
+			if _, body := do(t, tr, req); body != "ok" {
+				t.Errorf("body = %q", body)
+			}
+			if n := s.conns.Load(); n != tt.conns {
+				t.Errorf("%d connections; want %d", n, tt.conns)
+			}
+		})
+	}
+}
+
+// TestStaleConnNotChecked: with the idle check out of the way, a reused
+// connection that the server reset fails on write before a byte is sent,
+// and any request without a body is retried (even POST: the server never
+// saw it); after a close (FIN) the write succeeds and the failure comes on
+// read, where only replayable requests are retried.
+func TestStaleConnNotChecked(t *testing.T) {
+	const okResp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	for _, tt := range []struct {
+		name    string
+		reset   bool
+		method  string
+		retried bool
+	}{
+		{"reset, POST", true, "POST", true},
+		{"close, GET", false, "GET", true},
+		{"close, POST", false, "POST", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			closed := make(chan struct{})
+			var n atomic.Int32
+			s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+				first := n.Add(1) == 1
+				for {
+					if _, ok := readRequest(br); !ok {
+						return
+					}
+					io.WriteString(c, okResp)
+					if first { // the first connection goes stale
+						if tt.reset {
+							c.(*net.TCPConn).SetLinger(0)
+						}
+						c.Close()
+						close(closed)
+						return
+					}
+				}
+			})
+			tr := newTransport(t, Options{})
+			tr.checkAfter = time.Hour
+			get(t, tr, s.URL())
+			<-closed
+			time.Sleep(20 * time.Millisecond) // the FIN or RST arrives
+			var reused []bool
+			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+				GotConn: func(i httptrace.GotConnInfo) { reused = append(reused, i.Reused) },
+			})
+			resp, err := tr.RoundTrip(mustRequest(t, ctx, tt.method, s.URL(), nil))
+			if tt.retried {
+				if err != nil {
+					t.Fatalf("got %v; want a retry", err)
+				}
+				resp.Body.Close()
+				if fmt.Sprint(reused) != "[true false]" {
+					t.Errorf("connections used (reused?) %v; want [true false]", reused)
+				}
+				return
+			}
+			if err == nil {
+				resp.Body.Close()
+				t.Fatal("no error; want one (no retry)")
+			}
+			if !errors.Is(err, ErrServerClosed) {
+				t.Errorf("err = %v; want ErrServerClosed", err)
+			}
+		})
+	}
+}
+
+// TestCancelDuringWrite: a request body the server does not read is
+// abandoned when the context ends.
+func TestCancelDuringWrite(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		http.ReadRequest(br) // the head only; never the body
+		<-release
+	})
+	tr := newTransport(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	var err error
+	within(t, 2*time.Second, "cancelled upload", func() {
+		_, err = tr.RoundTrip(mustRequest(t, ctx, "PUT", s.URL(), bytes.NewReader(make([]byte, 256<<20))))
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v; want context.Canceled", err)
+	}
+}
+
+// TestReadAfterEOF: the body keeps answering EOF, and Close after EOF is
+// harmless.
+func TestReadAfterEOF(t *testing.T) {
+	s, conns := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})
+	tr := newTransport(t, Options{})
+	for range 2 {
+		resp, err := tr.RoundTrip(mustRequest(t, context.Background(), "GET", s.URL, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		for range 2 {
+			if n, err := resp.Body.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Errorf("Read after EOF = %d, %v; want 0, EOF", n, err)
+			}
+		}
+		resp.Body.Close()
+		resp.Body.Close()
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections; want 1", n)
+	}
+}
+
+// TestExpectContinue: a request with Expect: 100-continue sends its body
+// at once; the server's 100 Continue reaches the trace.
+func TestExpectContinue(t *testing.T) {
+	s, _ := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	})
+	tr := newTransport(t, Options{})
+	var got100 int
+	var codes []int
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got100Continue: func() { got100++ },
+		Got1xxResponse: func(code int, _ textproto.MIMEHeader) error { codes = append(codes, code); return nil },
+	})
+	req := mustRequest(t, ctx, "PUT", s.URL, strings.NewReader("payload"))
+	req.Header.Set("Expect", "100-continue")
+	if _, body := do(t, tr, req); body != "payload" {
+		t.Errorf("body = %q", body)
+	}
+	if got100 != 1 || fmt.Sprint(codes) != "[100]" {
+		t.Errorf("Got100Continue %d times, 1xx %v; want 1 and [100]", got100, codes)
+	}
+}
