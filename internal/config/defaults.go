@@ -3,6 +3,7 @@ package config
 import (
 	"math"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -88,6 +89,24 @@ func (c *Cluster) setDefaults() {
 func (e *Endpoint) setDefaults()   { e.Weight = 1 }
 func (r *RouteCache) setDefaults() { r.Enabled = true }
 func (r *RateLimit) setDefaults()  { r.Key = "remote_addr" }
+
+// EffectiveClient returns Client, or if Client is "" the default: h1 when
+// every endpoint is plain http and no TLS is configured, std otherwise
+// (net/http may negotiate HTTP/2 with https endpoints).
+func (c *Cluster) EffectiveClient() ClusterClient {
+	if c.Client != "" {
+		return c.Client
+	}
+	if c.TLS != nil {
+		return ClientStd
+	}
+	for _, e := range c.Endpoints {
+		if !strings.HasPrefix(strings.ToLower(e.URL), "http://") {
+			return ClientStd
+		}
+	}
+	return ClientH1
+}
 
 // BucketSize returns Burst, or if Burst is 0 the rate rounded up, at least 1.
 func (r RateLimit) BucketSize() int {

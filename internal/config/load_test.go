@@ -267,6 +267,8 @@ func TestBadConfigs(t *testing.T) {
 		{"endpoint credentials not echoed", lines("clusters:", "  - name: a", "    endpoints: [{url: 'http://u:secret@x'}]"),
 			`URL "http://u:xxxxx@x" must not contain credentials`},
 		{"endpoint bad port", lines("clusters:", "  - name: a", "    endpoints: [{url: 'http://x:0'}]"), `has an invalid port "0"`},
+		{"unknown cluster client", lines("clusters:", "  - name: a", "    endpoints: [{url: 'http://x'}]", "    client: http2"),
+			`zerohop.yaml:4: clusters[0].client: invalid client "http2": must be "h1" or "std"`},
 		{"duplicate endpoint", lines("clusters:", "  - name: a", "    endpoints:", "      - url: http://x", "      - url: http://x"),
 			`zerohop.yaml:5: clusters[0].endpoints[1].url: duplicate endpoint "http://x" (first defined at line 4)`},
 		{"negative weight", lines("clusters:", "  - name: a", "    endpoints:", "      - {url: 'http://x', weight: -1}"),
@@ -419,6 +421,45 @@ func TestMergeKeys(t *testing.T) {
 	}
 }
 
+func TestClusterEffectiveClient(t *testing.T) {
+	tests := []struct {
+		name   string
+		client ClusterClient
+		urls   []string
+		tls    bool
+		want   ClusterClient
+	}{
+		{"plain http: h1", "", []string{"http://a:8080", "http://b"}, false, ClientH1},
+		{"an https endpoint: std", "", []string{"http://a", "https://b"}, false, ClientStd},
+		{"tls set: std", "", []string{"http://a"}, true, ClientStd},
+		{"explicit std", ClientStd, []string{"http://a"}, false, ClientStd},
+		{"explicit h1 over https", ClientH1, []string{"https://a"}, true, ClientH1},
+	}
+	for _, tt := range tests {
+		c := Cluster{Client: tt.client}
+		for _, u := range tt.urls {
+			c.Endpoints = append(c.Endpoints, Endpoint{URL: u, Weight: 1})
+		}
+		if tt.tls {
+			c.TLS = &UpstreamTLS{}
+		}
+		if got := c.EffectiveClient(); got != tt.want {
+			t.Errorf("%s: EffectiveClient() = %q; want %q", tt.name, got, tt.want)
+		}
+	}
+	c, err := Parse("c.yaml", []byte(lines(
+		"clusters:",
+		"  - {name: a, endpoints: [{url: 'http://a'}]}",
+		"  - {name: b, endpoints: [{url: 'http://b'}], client: std}",
+	)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Clusters[0].Client != "" || c.Clusters[0].EffectiveClient() != ClientH1 || c.Clusters[1].Client != ClientStd {
+		t.Errorf("parsed clients %q, %q; want \"\" (h1) and std", c.Clusters[0].Client, c.Clusters[1].Client)
+	}
+}
+
 func TestCloneIsDeep(t *testing.T) {
 	c, err := Parse("c.yaml", []byte(validTail+lines(
 		"    match: {methods: [GET], headers: {A: b}}",
@@ -486,6 +527,7 @@ var everyField = lines(
 	"    connect_timeout: 1s",
 	"    response_timeout: 2s",
 	"    max_idle_conns: 3",
+	"    client: std",
 	"    tls: {ca_file: /ca.pem, insecure_skip_verify: true, server_name: a.internal}",
 	"routes:",
 	"  - name: a",

@@ -210,9 +210,28 @@ type Cluster struct {
 	// TLS configures connections to https endpoints. Default nil = system
 	// roots, server name from the URL. Modelled only; not validated yet.
 	TLS *UpstreamTLS `yaml:"tls,omitempty"`
+	// Client is the HTTP client for the endpoints: "h1" (zerohop's own
+	// HTTP/1.1 client, cheaper per request) or "std" (Go's net/http, which
+	// also negotiates HTTP/2 with https endpoints). Default "" = h1 when
+	// every endpoint is http:// and tls is not set, std otherwise (see
+	// EffectiveClient). Set "std" to fall back if h1 misbehaves with an
+	// upstream; "h1" with https endpoints speaks HTTP/1.1 over TLS.
+	Client ClusterClient `yaml:"client"`
 
 	// Reserved: health_check, outlier_detection, retries.
 }
+
+// ClusterClient names the HTTP client a cluster's connections use.
+type ClusterClient string
+
+// Cluster clients.
+const (
+	// ClientH1 is zerohop's HTTP/1.1 client: the request is written and
+	// the response read on the requesting goroutine.
+	ClientH1 ClusterClient = "h1"
+	// ClientStd is Go's net/http client.
+	ClientStd ClusterClient = "std"
+)
 
 // Endpoint is one upstream server.
 type Endpoint struct {

@@ -318,6 +318,11 @@ func (v *validator) clusters(cs []Cluster) map[string]string {
 		if c.MaxIdleConns < 0 {
 			v.errorf(p+".max_idle_conns", "must not be negative, got %d", c.MaxIdleConns)
 		}
+		switch c.Client {
+		case "", ClientH1, ClientStd:
+		default:
+			v.errorf(p+".client", "invalid client %q: must be %q or %q", c.Client, ClientH1, ClientStd)
+		}
 	}
 	return names
 }
