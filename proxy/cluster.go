@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/proxy/internal/h1"
 )
 
 // cluster is a compiled config.Cluster: its endpoints and one connection
@@ -22,7 +23,15 @@ type cluster struct {
 	cfg       config.Cluster
 	endpoints []endpoint
 	total     int // sum of weights
-	transport *http.Transport
+	transport upstreamClient
+}
+
+// upstreamClient is a pool of upstream connections: an *h1.Transport, or
+// an *http.Transport for clusters that use net/http (client: std, and by
+// default those with TLS, where it may negotiate HTTP/2).
+type upstreamClient interface {
+	http.RoundTripper
+	CloseIdleConnections()
 }
 
 type endpoint struct {
@@ -43,7 +52,7 @@ func newCluster(cc config.Cluster) (*cluster, error) {
 	if len(c.endpoints) == 0 {
 		return nil, fmt.Errorf("proxy: cluster %q has no endpoints", cc.Name)
 	}
-	t, err := newTransport(cc.ConnectTimeout, cc.ResponseTimeout, cc.MaxIdleConns, cc.TLS)
+	t, err := newTransport(cc.ConnectTimeout, cc.ResponseTimeout, cc.MaxIdleConns, cc.TLS, cc.EffectiveClient())
 	if err != nil {
 		return nil, fmt.Errorf("proxy: cluster %q: %w", cc.Name, err)
 	}
@@ -70,12 +79,30 @@ func (c *cluster) pick() *endpoint {
 	return &c.endpoints[len(c.endpoints)-1]
 }
 
-// newTransport builds an upstream connection pool. It never consults
-// HTTP_PROXY: the sidecar is the proxy, and honouring the variable the app
-// container shares would loop requests back into it.
-func newTransport(connect, response time.Duration, maxIdle int, tc *config.UpstreamTLS) (*http.Transport, error) {
+// newTransport builds an upstream connection pool with the client named.
+// Neither client consults HTTP_PROXY: the sidecar is the proxy, and
+// honouring the variable the app container shares would loop requests back
+// into it. Neither adds Accept-Encoding: the proxy negotiates compression
+// with the app itself, and upstream sees the app's header unchanged.
+func newTransport(connect, response time.Duration, maxIdle int, tc *config.UpstreamTLS, client config.ClusterClient) (upstreamClient, error) {
 	if maxIdle <= 0 {
 		maxIdle = 64
+	}
+	tlsConfig, err := upstreamTLSConfig(tc)
+	if err != nil {
+		return nil, err
+	}
+	if client == config.ClientH1 {
+		if connect == 0 {
+			connect = -1 // config: 0 = none; h1: 0 = its default
+		}
+		return h1.New(h1.Options{
+			DialTimeout:           connect,
+			ResponseHeaderTimeout: response,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdlePerHost:        maxIdle,
+			TLSConfig:             tlsConfig,
+		}), nil
 	}
 	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
@@ -87,25 +114,30 @@ func newTransport(connect, response time.Duration, maxIdle int, tc *config.Upstr
 		ResponseHeaderTimeout: response,
 		ExpectContinueTimeout: time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
-		// The proxy negotiates compression with the app itself; upstream
-		// sees the app's Accept-Encoding unchanged.
-		DisableCompression: true,
-		ForceAttemptHTTP2:  true,
-	}
-	if tc != nil {
-		cfg := &tls.Config{ServerName: tc.ServerName, InsecureSkipVerify: tc.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-		if tc.CAFile != "" {
-			pem, err := os.ReadFile(tc.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("tls ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("tls ca_file %s: no certificates", tc.CAFile)
-			}
-			cfg.RootCAs = pool
-		}
-		t.TLSClientConfig = cfg
+		TLSClientConfig:       tlsConfig,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     true,
 	}
 	return t, nil
+}
+
+// upstreamTLSConfig builds the TLS configuration of a cluster's tls
+// section; nil for none (system roots, server name from the URL).
+func upstreamTLSConfig(tc *config.UpstreamTLS) (*tls.Config, error) {
+	if tc == nil {
+		return nil, nil
+	}
+	cfg := &tls.Config{ServerName: tc.ServerName, InsecureSkipVerify: tc.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if tc.CAFile != "" {
+		pem, err := os.ReadFile(tc.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls ca_file %s: no certificates", tc.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
 }

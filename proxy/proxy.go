@@ -66,7 +66,7 @@ type Proxy struct {
 	ops     Cache       // puts, lookups and purges
 	st      atomic.Pointer[state]
 	rp      *httputil.ReverseProxy
-	egress  *http.Transport // forward-mode requests that match no route
+	egress  upstreamClient // forward-mode requests that match no route (h1)
 	flights flights
 	m       *metrics
 	reg     *prometheus.Registry
@@ -119,7 +119,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.m = m
-	p.egress, _ = newTransport(5*time.Second, 30*time.Second, 64, nil)
+	p.egress, _ = newTransport(5*time.Second, 30*time.Second, 64, nil, config.ClientH1)
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
