@@ -276,7 +276,7 @@ func TestValidateCommand(t *testing.T) {
 
 func TestVersionCommand(t *testing.T) {
 	out, err := exec.Command(bin, "version").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "cache format 1.") {
+	if err != nil || !strings.Contains(string(out), "cache format 2.") {
 		t.Fatalf("version: %v %s", err, out)
 	}
 }
