@@ -34,6 +34,14 @@
 // is), waiting for 100 Continue before sending a body (the body is sent at
 // once, which RFC 9110 §10.1.1 allows), Request.Cancel, and a global idle
 // limit across hosts.
+//
+// One difference follows from the design: the response head is read only
+// once the whole request body has been written, where net/http reads it
+// concurrently. A server that answers early and stops reading (413, 401)
+// is still heard: when the write fails, the answer is read from the
+// connection. But a full-duplex exchange, where the server streams its
+// answer while it reads a long request body, stalls once the socket
+// buffers fill, until the request's context ends.
 package h1
 
 import (
