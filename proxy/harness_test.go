@@ -137,7 +137,10 @@ type harnessOptions struct {
 	// plainServer serves with net/http alone, without the fast path
 	// (proxy.FastListener) that the sidecar puts in front of it.
 	plainServer bool
-	clock       *clock
+	// tier, if set, is what the proxy puts and looks up through (instead
+	// of the writer itself).
+	tier  func(w *shm.Writer) proxy.Cache
+	clock *clock
 }
 
 // newHarness builds a proxy in mode with one upstream (cluster "main",
@@ -186,8 +189,13 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	h.cfg = cfg
 	h.lis = cfg.Listeners[0]
+	var tier proxy.Cache
+	if o.tier != nil {
+		tier = o.tier(h.w)
+	}
 	p, err := proxy.New(cfg, proxy.Options{
 		Cache:     h.w,
+		Tier:      tier,
 		Now:       h.clock.Now,
 		Logger:    testLogger(),
 		AccessLog: slog.New(h.logs),

@@ -2,98 +2,19 @@ package proxy_test
 
 import (
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/zerohop/zerohop/internal/config"
 	"github.com/zerohop/zerohop/proxy"
 	"github.com/zerohop/zerohop/shm"
 )
 
-// taggingCache is the shared-memory writer plus what the proxy's Cache
-// interface lacks to find the other Vary variants of a URL: listing the
-// keys of the entries carrying a tag (the proxy's optional
-// TaggedKeys). It records keys as they are put; a key since evicted or
-// deleted is harmless, since the proxy looks each one up.
-type taggingCache struct {
-	*shm.Writer
-	mu   sync.Mutex
-	keys map[string]map[string]bool
-}
-
-func (c *taggingCache) Put(it *shm.Item) error {
-	if err := c.Writer.Put(it); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, tag := range it.Tags {
-		if c.keys[tag] == nil {
-			c.keys[tag] = map[string]bool{}
-		}
-		c.keys[tag][string(it.Key)] = true
-	}
-	return nil
-}
-
-func (c *taggingCache) TaggedKeys(tag string) [][]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out [][]byte
-	for k := range c.keys[tag] {
-		out = append(out, []byte(k))
-	}
-	return out
-}
-
-// newTaggingHarness is newHarness (reverse mode, one upstream) with the
-// proxy putting and looking up through a taggingCache.
-func newTaggingHarness(t *testing.T, handler handlerFunc) *harness {
-	t.Helper()
-	h := &harness{t: t, clock: newClock(), dir: t.TempDir(), logs: &logBuffer{}}
-	t.Cleanup(h.close)
-	w, err := shm.OpenWriter(h.dir, &shm.Options{Size: 4 << 20, RegionSize: 64 << 10, HeartbeatInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.w = w
-	h.closers = append(h.closers, func() { w.Close() })
-	h.up = newUpstream(t, h.clock, handler)
-	h.origin = h.up.URL
-	cfg := config.Default()
-	cfg.Cache.Dir = h.dir
-	cfg.Admin.Address = ""
-	cfg.Listeners[0].Name = "test"
-	cfg.Listeners[0].Address = "127.0.0.1:0"
-	cfg.Listeners[0].Mode = config.ModeReverse
-	cfg.Clusters = []config.Cluster{cluster("main", h.origin)}
-	cfg.Routes = []config.Route{{Name: "main", Cluster: "main"}}
-	h.cfg, h.lis = cfg, cfg.Listeners[0]
-	p, err := proxy.New(cfg, proxy.Options{
-		Cache:     w,
-		Tier:      &taggingCache{Writer: w, keys: map[string]map[string]bool{}},
-		Now:       h.clock.Now,
-		Logger:    testLogger(),
-		AccessLog: slog.New(h.logs),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.p = p
-	h.closers = append(h.closers, func() { p.Close() })
-	h.srv = httptest.NewServer(p.Handler(h.lis))
-	h.closers = append(h.closers, h.srv.Close)
-	tr := &http.Transport{DisableCompression: true}
-	h.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	h.closers = append(h.closers, tr.CloseIdleConnections)
-	return h
-}
+// untaggedCache hides the writer's TaggedKeys: the proxy then cannot find
+// the other variants of a URL (a Cache that cannot list them).
+type untaggedCache struct{ proxy.Cache }
 
 // variantOrigin varies on Accept-Language. The ETag of a language's
 // representation is etags[lang]; a request whose If-None-Match holds it
@@ -120,7 +41,7 @@ func variantOrigin(etags map[string]string) handlerFunc {
 // (RFC 9111 §4.3.4), when the cache can list the variants; a variant with
 // another ETag is left stale.
 func TestNotModifiedUpdatesVariants(t *testing.T) {
-	h := newTaggingHarness(t, variantOrigin(map[string]string{"en": `"same"`, "fr": `"same"`, "de": `"other"`}))
+	h := newHarness(t, harnessOptions{handler: variantOrigin(map[string]string{"en": `"same"`, "fr": `"same"`, "de": `"other"`})})
 	runSteps(t, h, []step{
 		{hdr: []string{"Accept-Language", "en"}, hits: 1, body: "en v1", cs: []string{"stored"}},
 		{hdr: []string{"Accept-Language", "fr"}, hits: 2, body: "fr v2", cs: []string{"fwd=vary-miss", "stored"}},
@@ -135,10 +56,11 @@ func TestNotModifiedUpdatesVariants(t *testing.T) {
 }
 
 // TestNotModifiedVariantsUnlisted: with a Cache that cannot list tagged
-// keys (the shared-memory writer alone), only the revalidated variant is
-// updated; the others are revalidated on their own.
+// keys, only the revalidated variant is updated; the others are
+// revalidated on their own.
 func TestNotModifiedVariantsUnlisted(t *testing.T) {
-	h := newHarness(t, harnessOptions{handler: variantOrigin(map[string]string{"en": `"same"`, "fr": `"same"`})})
+	h := newHarness(t, harnessOptions{handler: variantOrigin(map[string]string{"en": `"same"`, "fr": `"same"`}),
+		tier: func(w *shm.Writer) proxy.Cache { return untaggedCache{w} }})
 	runSteps(t, h, []step{
 		{hdr: []string{"Accept-Language", "en"}, hits: 1, body: "en v1"},
 		{hdr: []string{"Accept-Language", "fr"}, hits: 2, body: "fr v2"},
@@ -153,7 +75,7 @@ func TestNotModifiedVariantsUnlisted(t *testing.T) {
 // upstream's ETag, so the 304 for one of them updates all.
 func TestNotModifiedUpdatesEncodedVariants(t *testing.T) {
 	text := strings.Repeat("text the proxy compresses for this test. ", 40)
-	h := newTaggingHarness(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+	h := newHarness(t, harnessOptions{handler: func(w http.ResponseWriter, r *http.Request, n int64) {
 		w.Header().Set("Etag", `"t1"`)
 		w.Header().Set("X-Version", strconv.FormatInt(n, 10))
 		if r.Header.Get("If-None-Match") == `"t1"` {
@@ -164,7 +86,7 @@ func TestNotModifiedUpdatesEncodedVariants(t *testing.T) {
 		w.Header().Set("Cache-Control", "max-age=10")
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprint(w, text)
-	})
+	}})
 	runSteps(t, h, []step{
 		{hdr: []string{"Accept-Encoding", "gzip"}, hits: 1, want: []string{"Content-Encoding", "gzip", "Etag", `"t1-gzip"`}},
 		{hdr: []string{"Accept-Encoding", "zstd"}, hits: 2, want: []string{"Content-Encoding", "zstd", "Etag", `"t1-zstd"`}},

@@ -123,3 +123,25 @@ func (w *Writer) purgeFunc(match func(key []byte) bool, soft bool) int {
 	w.v.stats[statPurges].Add(1)
 	return n
 }
+
+// TaggedKeys returns copies of the keys of the live entries carrying the
+// surrogate key tag (the proxy finds the stored variants of a URL by their
+// VariantTag this way). Its cost is proportional to the tagged entries.
+func (w *Writer) TaggedKeys(tag string) (keys [][]byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	guard(func() {
+		for h, pos := range w.tags[tag] {
+			if _, _, ok := w.findSlot(h, pos); !ok {
+				continue
+			}
+			if e, ok := w.entryAt(pos); ok {
+				keys = append(keys, append([]byte(nil), e.Key...))
+			}
+		}
+	})
+	return keys
+}

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -128,6 +130,34 @@ func TestReplaceDeleteMarkStale(t *testing.T) {
 	}
 	if _, _, ok := r.GetStale(nil, key("/r"), now()); ok {
 		t.Error("deleted entry served")
+	}
+}
+
+func TestTaggedKeys(t *testing.T) {
+	w, _, _ := openPair(t, small(t))
+	for i := 0; i < 6; i++ {
+		tag := "even"
+		if i%2 == 1 {
+			tag = "odd"
+		}
+		w.Put(item(fmt.Sprintf("/t/%d", i), "b", tag))
+	}
+	w.Delete(key("/t/2"))
+	var got []string
+	for _, k := range w.TaggedKeys("even") {
+		got = append(got, string(k))
+	}
+	sort.Strings(got)
+	want := []string{string(key("/t/0")), string(key("/t/4"))}
+	if !slices.Equal(got, want) {
+		t.Errorf("TaggedKeys(even) = %q; want %q", got, want)
+	}
+	if ks := w.TaggedKeys("none"); len(ks) != 0 {
+		t.Errorf("TaggedKeys(none) = %q", ks)
+	}
+	w.PurgeTag("odd", false)
+	if ks := w.TaggedKeys("odd"); len(ks) != 0 {
+		t.Errorf("after PurgeTag: %q", ks)
 	}
 }
 

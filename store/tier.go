@@ -136,3 +136,9 @@ func (t *Tier) Refill(ctx context.Context, progress func(done, total int)) (int,
 	}
 	return t.s.Refill(ctx, t.w, progress)
 }
+
+// TaggedKeys returns the keys of the entries in shared memory carrying tag
+// (shm.Writer.TaggedKeys). Entries only in Pebble are not listed: the
+// proxy's 304 updates reach the variants in memory, and the others are
+// revalidated when next used.
+func (t *Tier) TaggedKeys(tag string) [][]byte { return t.w.TaggedKeys(tag) }
