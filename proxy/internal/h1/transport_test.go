@@ -1041,21 +1041,26 @@ func TestIdleCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			done := make(chan struct{})
+			var accepted atomic.Int32
 			s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+				first := accepted.Add(1) == 1
 				for i := 0; ; i++ {
 					if _, ok := readRequest(br); !ok {
 						return
 					}
 					io.WriteString(c, ok)
-					if i == 0 {
+					if i == 0 && first {
 						time.Sleep(10 * time.Millisecond)
 						tt.after(c)
+						close(done)
 					}
 				}
 			})
 			tr := newTransport(t, Options{})
 			get(t, tr, s.URL())
-			time.Sleep(checkAfterIdle + 50*time.Millisecond)
+			<-done
+			time.Sleep(checkAfterIdle + 20*time.Millisecond)
 			// A POST without GetBody: not retried, so it must get a
 			// usable connection at checkout.
 			req := mustRequest(t, context.Background(), "POST", s.URL(), strings.NewReader("data"))
