@@ -37,6 +37,7 @@ type conn struct {
 	// Byte counts of the socket, and the bytes Read may still return while
 	// a response head is read (MaxResponseHeaderBytes).
 	nread, nwritten int64
+	werr            error // the connection's write error, if any
 	limit           int64
 	limitHit        bool
 	hasDeadline     bool // a read deadline is set that reuse must clear
@@ -134,6 +135,9 @@ var errHeadTooLarge = errors.New("h1: response head too large")
 func (c *conn) Write(p []byte) (int, error) {
 	n, err := c.nc.Write(p)
 	c.nwritten += int64(n)
+	if err != nil {
+		c.werr = err
+	}
 	return n, err
 }
 
@@ -143,6 +147,9 @@ func (c *conn) Write(p []byte) (int, error) {
 func (c *conn) ReadFrom(r io.Reader) (int64, error) {
 	n, err := io.Copy(c.nc, r)
 	c.nwritten += n
+	if err != nil {
+		c.werr = err // or the body's read error, which writeFailed tells apart
+	}
 	return n, err
 }
 
@@ -242,6 +249,11 @@ func (c *conn) writeFailed(ctx context.Context, r *http.Request, tb *trackedBody
 		// Reading the request body failed: that error, as it is.
 		c.close()
 		return nil, tb.err
+	case c.werr == nil:
+		// Request.Write refused the request (a bad Host, a body shorter
+		// than its ContentLength): not the connection's fault.
+		c.close()
+		return nil, err
 	case nothingWritten:
 		c.close()
 		return nil, &retryableError{err: fmt.Errorf("h1: writing request to %s: %w", c.key.addr, err), nothingWritten: true}

@@ -828,6 +828,22 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
+// TestWriteRefused: a request Request.Write refuses fails at once, and is
+// not retried.
+func TestWriteRefused(t *testing.T) {
+	s, _ := newServer(t, func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })
+	tr := newTransport(t, Options{})
+	get(t, tr, s.URL) // a reused connection: retries would be allowed
+	req := mustRequest(t, context.Background(), "PUT", s.URL, strings.NewReader("abc"))
+	req.ContentLength = 10
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("abc")), nil }
+	var err error
+	within(t, 500*time.Millisecond, "refused request", func() { _, err = tr.RoundTrip(req) })
+	if err == nil || !strings.Contains(err.Error(), "ContentLength=10 with Body length 3") {
+		t.Errorf("err = %v; want Request.Write's", err)
+	}
+}
+
 // TestDialError: an unreachable upstream fails fast with the dial error.
 func TestDialError(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
