@@ -116,6 +116,7 @@ type fastConn struct {
 	key, vkey, ebuf      []byte
 	lastHost, lastTarget string
 	idBuf                [32]byte
+	num                  [40]byte
 
 	mode  atomic.Int32
 	abort chan struct{} // a past read deadline was set: net/http aborts its read

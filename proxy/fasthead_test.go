@@ -3,9 +3,11 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"github.com/zerohop/zerohop/proxy/httpcache"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseHead(t *testing.T) {
@@ -146,4 +148,13 @@ func FuzzParseHead(f *testing.F) {
 			t.Fatalf("Content-Length %d; parser %d", req.ContentLength, h.bodyLen)
 		}
 	})
+}
+
+func TestAppendHitStatus(t *testing.T) {
+	for _, ttl := range []time.Duration{0, time.Second, 3599*time.Second + 999*time.Millisecond, -time.Millisecond, -time.Second, -90 * time.Second, 100 * 24 * time.Hour} {
+		want := httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}.String()
+		if got := string(appendHitStatus(nil, ttl)); got != want {
+			t.Errorf("ttl %v: %q; want %q", ttl, got, want)
+		}
+	}
 }

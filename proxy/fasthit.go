@@ -149,12 +149,12 @@ func (c *fastConn) serveHit() (served, keep bool) {
 	if ranges {
 		bw.WriteString("Accept-Ranges: bytes\r\n")
 	}
-	var num [40]byte
+	num := &c.num
 	bw.WriteString("Age: ")
 	bw.Write(strconv.AppendInt(num[:0], int64(he.Age(start)/time.Second), 10))
 	ttl := he.TTL(start)
 	bw.WriteString("\r\nCache-Status: ")
-	bw.WriteString(httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}.String())
+	bw.Write(appendHitStatus(num[:0], ttl))
 	bw.WriteString("\r\nX-Request-Id: ")
 	reqID := h.get("X-Request-Id")
 	if len(reqID) == 0 || len(reqID) > 128 {
@@ -296,4 +296,17 @@ func hasTokenBytes(v []byte, token string) bool {
 		}
 	}
 	return false
+}
+
+// appendHitStatus appends the Cache-Status member of a fresh hit,
+// httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}.String(),
+// without allocating.
+func appendHitStatus(dst []byte, ttl time.Duration) []byte {
+	dst = append(dst, httpcache.DefaultCacheID...)
+	dst = append(dst, "; hit; ttl="...)
+	s := int64(ttl / time.Second)
+	if ttl < 0 && ttl%time.Second != 0 {
+		s-- // floor, as String does
+	}
+	return strconv.AppendInt(dst, s, 10)
 }
