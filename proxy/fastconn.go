@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"github.com/zerohop/zerohop/internal/nbconn"
 	"net"
 	"net/http"
 	"os"
@@ -79,6 +80,8 @@ func (fl *fastListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Raw reads and writes: no sysmon wakeup per request (internal/nbconn).
+	c = nbconn.Wrap(c)
 	fc := &fastConn{Conn: c, h: fl.h, abort: make(chan struct{}, 1)}
 	// The context net/http gives its requests: httputil.ReverseProxy, for
 	// one, aborts a response whose upstream body fails only when it sees
@@ -194,6 +197,15 @@ func (c *fastConn) Close() error {
 	default:
 	}
 	return c.Conn.Close()
+}
+
+// CloseWrite half-closes the connection (a CONNECT tunnel whose upstream
+// finished sending), or closes it when the connection cannot.
+func (c *fastConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
 }
 
 func (c *fastConn) buffered() int { return c.w - c.r }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/zerohop/zerohop/internal/nbconn"
 	"io"
 	"math"
 	"net"
@@ -72,6 +73,9 @@ func (t *Transport) dial(ctx context.Context, key connKey, u *url.URL, trace *ht
 			c.raw = raw
 		}
 	}
+	// Reads and writes with raw system calls: no sysmon wakeup per request
+	// at an idle sidecar (see internal/nbconn).
+	c.nc = nbconn.Wrap(nc)
 	if key.https {
 		if err := c.handshake(ctx, u, trace); err != nil {
 			nc.Close()
