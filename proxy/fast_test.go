@@ -356,4 +356,33 @@ func TestFastConnShutdownDrains(t *testing.T) {
 	}
 }
 
+// TestFastConnShutdownClosesIdle: a keep-alive connection that only had
+// requests served by the fast path is "new" to net/http, which Shutdown
+// would wait five seconds to close; the fast path closes it at once.
+func TestFastConnShutdownClosesIdle(t *testing.T) {
+	h := newHarness(t, harnessOptions{handler: fastUpstream})
+	h.get("/cache?a=1")
+	c, err := net.Dial("tcp", h.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(wait))
+	io.WriteString(c, "GET /cache?a=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	readResponses(t, br, 1)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := h.srv.Config.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v with an idle fast-path connection; want well under net/http's 5s for new connections", d)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the idle connection is still open after Shutdown")
+	}
+}
+
 var _ = proxy.RequestsSeen

@@ -42,7 +42,8 @@ const fastMaxHead = 16 << 10
 // srv.ConnState, keeping any hook already set. Call WaitFast after
 // srv.Shutdown to let requests being served by the fast path finish.
 func (p *Proxy) FastListener(ln net.Listener, l config.Listener, srv *http.Server) net.Listener {
-	fl := &fastListener{Listener: ln, p: p, h: &listenerHandler{p: p, l: l}, srv: srv}
+	fl := &fastListener{Listener: ln, p: p, h: &listenerHandler{p: p, l: l}, srv: srv, conns: map[*fastConn]struct{}{}}
+	srv.RegisterOnShutdown(fl.shutdown)
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
 		if fc, ok := c.(*fastConn); ok {
@@ -73,6 +74,37 @@ type fastListener struct {
 	p   *Proxy
 	h   *listenerHandler
 	srv *http.Server
+
+	// Connections, for shutdown: net/http closes the connections it sees
+	// idle, but one that only ever had requests served by the fast path is
+	// still "new" to it, which Shutdown waits five seconds to call idle.
+	mu      sync.Mutex
+	conns   map[*fastConn]struct{}
+	closing atomic.Bool
+}
+
+// shutdown closes the connections waiting for a request in the fast path
+// (after the response being written, if any). It runs when srv.Shutdown
+// has closed the listener.
+func (fl *fastListener) shutdown() {
+	fl.closing.Store(true)
+	fl.mu.Lock()
+	var idle []*fastConn
+	for c := range fl.conns {
+		if c.mode.Load() == modeIntercept {
+			idle = append(idle, c)
+		}
+	}
+	fl.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
+	}
+}
+
+func (fl *fastListener) forget(c *fastConn) {
+	fl.mu.Lock()
+	delete(fl.conns, c)
+	fl.mu.Unlock()
 }
 
 func (fl *fastListener) Accept() (net.Conn, error) {
@@ -82,7 +114,10 @@ func (fl *fastListener) Accept() (net.Conn, error) {
 	}
 	// Raw reads and writes: no sysmon wakeup per request (internal/nbconn).
 	c = nbconn.Wrap(c)
-	fc := &fastConn{Conn: c, h: fl.h, abort: make(chan struct{}, 1)}
+	fc := &fastConn{Conn: c, fl: fl, h: fl.h, abort: make(chan struct{}, 1)}
+	fl.mu.Lock()
+	fl.conns[fc] = struct{}{}
+	fl.mu.Unlock()
 	// The context net/http gives its requests: httputil.ReverseProxy, for
 	// one, aborts a response whose upstream body fails only when it sees
 	// it runs under a server.
@@ -102,6 +137,7 @@ const (
 
 type fastConn struct {
 	net.Conn
+	fl     *fastListener
 	h      *listenerHandler
 	ctx    context.Context // base context of fast requests; cancelled on close
 	cancel context.CancelFunc
@@ -191,6 +227,7 @@ func (c *fastConn) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
+	c.fl.forget(c)
 	c.cancel()
 	select {
 	case c.abort <- struct{}{}:
@@ -345,6 +382,10 @@ func (c *fastConn) intercept(p []byte) (n int, err error, again bool) {
 				return 0, nil, true
 			}
 			return 0, c.eof, false
+		}
+		if c.fl.closing.Load() {
+			c.closeNow() // shutting down, and no request under way
+			return 0, net.ErrClosed, false
 		}
 		// Wait for (more of) a request, within the listener's timeouts.
 		var d time.Duration

@@ -49,7 +49,7 @@ func (c *fastConn) serve() bool {
 func (c *fastConn) draining() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.closeWait
+	return c.closeWait || c.fl.closing.Load()
 }
 
 // closeNow closes the connection from the fast path's side.
@@ -59,6 +59,7 @@ func (c *fastConn) closeNow() {
 	c.closed = true
 	c.mu.Unlock()
 	if !already {
+		c.fl.forget(c)
 		c.cancel()
 		c.Conn.Close()
 	}
