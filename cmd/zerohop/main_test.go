@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -55,14 +56,33 @@ type daemon struct {
 	listen string
 	admin  string
 	dir    string
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	exited chan struct{} // closed when the process has exited
 	err    error         // its exit status, once exited is closed
 }
 
+// syncBuffer is a bytes.Buffer that the process's output copier writes
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
 func startDaemon(t *testing.T, env ...string) *daemon {
 	t.Helper()
-	d := &daemon{listen: freeAddr(t), admin: freeAddr(t), dir: t.TempDir(), stderr: &bytes.Buffer{}, exited: make(chan struct{})}
+	d := &daemon{listen: freeAddr(t), admin: freeAddr(t), dir: t.TempDir(), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(bin, "run")
 	d.cmd.Env = append(os.Environ(),
 		"ZEROHOP_LISTEN="+d.listen, "ZEROHOP_ADMIN="+d.admin, "ZEROHOP_CACHE_DIR="+d.dir,
