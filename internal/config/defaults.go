@@ -73,6 +73,7 @@ func (l *Listener) setDefaults() {
 	l.ReadHeaderTimeout = 10 * time.Second
 	l.IdleTimeout = 90 * time.Second
 	l.MaxHeaderBytes = 1 * MiB
+	l.FastPath = true
 }
 
 func (r *RedisStream) setDefaults() {

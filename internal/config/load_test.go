@@ -156,7 +156,7 @@ func TestFileOverlaysDefaults(t *testing.T) {
 	}
 	want := Default()
 	want.Listeners = []Listener{{Name: "in", Address: "127.0.0.1:8089", Mode: ModeReverse,
-		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: MiB}}
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: MiB, FastPath: true}}
 	want.Cache.Dir = "/srv/cache"
 	want.Cache.Size = GiB
 	want.Invalidation.Log = "/srv/cache/inval/inval.log" // derived from the new dir
@@ -597,4 +597,23 @@ func TestEveryFieldDecodes(t *testing.T) {
 		}
 	}
 	all("Config", reflect.TypeFor[Config]())
+}
+
+func TestListenerFastPath(t *testing.T) {
+	for _, tt := range []struct {
+		yaml string
+		want bool
+	}{
+		{"listeners: [{name: a, address: 127.0.0.1:1}]\n", true},
+		{"listeners: [{name: a, address: 127.0.0.1:1, fast_path: false}]\n", false},
+		{"listeners: [{name: a, address: 127.0.0.1:1, fast_path: true}]\n", true},
+	} {
+		c, err := Parse("t.yaml", []byte(tt.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.yaml, err)
+		}
+		if got := c.Listeners[0].FastPath; got != tt.want {
+			t.Errorf("%q: FastPath = %v; want %v", tt.yaml, got, tt.want)
+		}
+	}
 }

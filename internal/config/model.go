@@ -79,6 +79,10 @@ type Listener struct {
 	// MaxRequestBody caps request bodies. Default 0 = unlimited (bodies are
 	// streamed, not buffered).
 	MaxRequestBody Size `yaml:"max_request_body"`
+	// FastPath serves bodiless HTTP/1.1 GET and HEAD requests on the
+	// connection's goroutine, under net/http (docs/fast-path.md). Default
+	// true; false leaves every request to net/http's server.
+	FastPath bool `yaml:"fast_path"`
 
 	// Reserved: tls (serving TLS to downstream clients).
 }

@@ -145,7 +145,9 @@ func (s *Sidecar) listen(l config.Listener) error {
 	}
 	s.servers = append(s.servers, srv)
 	s.addrs[l.Name] = ln.Addr().String()
-	ln = s.proxy.FastListener(ln, l, srv)
+	if l.FastPath {
+		ln = s.proxy.FastListener(ln, l, srv)
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
