@@ -370,7 +370,15 @@ func TestFullDisk(t *testing.T) {
 		t.Error("purged entry served")
 	}
 	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
+		// The same race as above, later: a compaction that started before
+		// the volume crossed MinFree ran out of space after Flush.
+		if !errors.Is(err, ErrFailed) || !errors.Is(err, ErrNoSpace) {
+			t.Fatalf("Close: %v", err)
+		}
+		t.Logf("the store failed at close: %v", err)
+		if _, err := os.Stat(filepath.Join(dir, TrustFile)); err == nil {
+			t.Error("trust file kept after a failed write")
+		}
 	}
 	free, _ := freeSpace(dir)
 	t.Logf("free after close: %d", free)
