@@ -245,6 +245,31 @@ func TestFastConnHeldBytes(t *testing.T) {
 	}
 }
 
+// TestFastConnAbortBeforeHeldRead: net/http may abort its background read
+// before the goroutine doing it has even started (a handler that answers
+// at once). The held read must then end at once too, not wait for a
+// wake-up that already came and went; otherwise the connection hangs.
+func TestFastConnAbortBeforeHeldRead(t *testing.T) {
+	h := newHarness(t, harnessOptions{handler: fastUpstream, listener: func(l *config.Listener) { l.MaxRequestBody = 1 }})
+	h.get("/cache?a=1")
+	c, err := net.Dial("tcp", h.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	tooBig := "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi" // 413 without reading the body
+	get := "GET /cache?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+	for i := 0; i < 200; i++ {
+		c.SetDeadline(time.Now().Add(wait))
+		io.WriteString(c, tooBig+get)
+		got := readResponses(t, br, 2)
+		if !strings.HasPrefix(got[0], "413 ") || got[1] != "200 cached a=1" {
+			t.Fatalf("round %d: %q", i, got)
+		}
+	}
+}
+
 // TestFastConnSlowClient sends requests a byte at a time.
 func TestFastConnSlowClient(t *testing.T) {
 	h := newHarness(t, harnessOptions{handler: fastUpstream})

@@ -158,7 +158,8 @@ type fastConn struct {
 	num                  [40]byte
 
 	mode  atomic.Int32
-	abort chan struct{} // a past read deadline was set: net/http aborts its read
+	rdl   atomic.Int64  // the read deadline net/http set, unix ns; 0: none
+	abort chan struct{} // wakes a held-back read: the deadline changed, or Close
 
 	// mu orders Close against a request being served by the fast path.
 	mu        sync.Mutex
@@ -189,26 +190,33 @@ func (c *fastConn) setState(st http.ConnState) {
 	}
 }
 
-// SetReadDeadline passes the deadline on, and wakes a held-back read when
-// net/http aborts it with a deadline in the past.
+// SetReadDeadline passes the deadline on, and records it for a held-back
+// read, which ends when it passes (net/http aborts its background read
+// with a deadline in the past).
 func (c *fastConn) SetReadDeadline(t time.Time) error {
-	if !t.IsZero() && time.Until(t) <= 0 {
-		select {
-		case c.abort <- struct{}{}:
-		default:
-		}
-	}
+	c.noteDeadline(t)
 	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *fastConn) SetDeadline(t time.Time) error {
-	if !t.IsZero() && time.Until(t) <= 0 {
-		select {
-		case c.abort <- struct{}{}:
-		default:
-		}
-	}
+	c.noteDeadline(t)
 	return c.Conn.SetDeadline(t)
+}
+
+func (c *fastConn) noteDeadline(t time.Time) {
+	if t.IsZero() {
+		c.rdl.Store(0)
+	} else {
+		c.rdl.Store(t.UnixNano())
+	}
+	c.wake()
+}
+
+func (c *fastConn) wake() {
+	select {
+	case c.abort <- struct{}{}:
+	default:
+	}
 }
 
 // Close closes the connection, after the response being written by the
@@ -229,10 +237,7 @@ func (c *fastConn) Close() error {
 	c.mu.Unlock()
 	c.fl.forget(c)
 	c.cancel()
-	select {
-	case c.abort <- struct{}{}:
-	default:
-	}
+	c.wake()
 	return c.Conn.Close()
 }
 
@@ -302,10 +307,6 @@ func (c *fastConn) Read(p []byte) (int, error) {
 // the client's EOF or error when nothing is held (net/http then cancels the
 // request, as it would have).
 func (c *fastConn) hold() (int, error) {
-	select {
-	case <-c.abort: // left over from an abort that ended a read already
-	default:
-	}
 	if c.buffered() == 0 {
 		if c.eof != nil {
 			return 0, c.eof
@@ -320,9 +321,41 @@ func (c *fastConn) hold() (int, error) {
 			c.eof = err
 		}
 	}
-	// Something is held: wait for net/http to abort the read.
-	<-c.abort
-	return 0, os.ErrDeadlineExceeded
+	// Something is held: wait for the read deadline (net/http's abort sets
+	// one in the past), or the connection's end. The deadline is what
+	// decides, not the wake-up, which may be left over from a change that
+	// came before this read began, or after it ended.
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for {
+		if d := c.rdl.Load(); d != 0 {
+			wait := time.Until(time.Unix(0, d))
+			if wait <= 0 {
+				return 0, os.ErrDeadlineExceeded
+			}
+			if t == nil {
+				t = time.NewTimer(wait)
+			} else {
+				t.Reset(wait)
+			}
+			select {
+			case <-c.abort:
+			case <-t.C:
+			}
+			continue
+		}
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			return 0, net.ErrClosed
+		}
+		<-c.abort
+	}
 }
 
 // compact makes room at the end of the buffer.

@@ -61,6 +61,7 @@ func (c *fastConn) closeNow() {
 	if !already {
 		c.fl.forget(c)
 		c.cancel()
+		c.wake()
 		c.Conn.Close()
 	}
 }
