@@ -261,7 +261,9 @@ func writerRole() int {
 			d.MarkStales++
 			if check && ok {
 				d.SelfChecks++
-				if _, _, hit := w.Get(buf, kb, now); hit {
+				// Stale from the moment of the call: check at a time after
+				// it (now may be in the second before).
+				if _, _, hit := w.Get(buf, kb, time.Now().UnixMilli()); hit {
 					fail("id %d: fresh hit after MarkStale", id)
 				}
 				if _, _, hit := w.GetStale(buf, kb); !hit {
@@ -273,6 +275,9 @@ func writerRole() int {
 			soft := op%2 == 0
 			w.PurgeTag(shmtest.GroupTag(grp), soft)
 			d.Purges++
+			// A soft purge marks entries stale from the moment it runs,
+			// which may be a second boundary after now.
+			now = time.Now().UnixMilli()
 			// Every key of the group carries the tag: none may be served.
 			d.SelfChecks++
 			for k := grp; k < keys; k += shmtest.Groups {
