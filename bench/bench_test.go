@@ -16,6 +16,7 @@ func TestCompare(t *testing.T) {
 		"app_hit_vs_nginx_hit_p50":          300,
 		"miss_overhead_vs_nginx_closed_p50": 2.0,
 		"sidecar_hit_per_core_vs_nginx":     0.5,
+		"miss_overhead_vs_nginx_open_p99":   1.0,
 	}}
 	for _, tt := range []struct {
 		name string
@@ -28,6 +29,8 @@ func TestCompare(t *testing.T) {
 		{"lower-is-better regressed", map[string]float64{"miss_overhead_vs_nginx_closed_p50": 2.6}, []string{"miss_overhead_vs_nginx_closed_p50"}},
 		{"lower-is-better improved", map[string]float64{"miss_overhead_vs_nginx_closed_p50": 1.2}, nil},
 		{"missing in new is not a regression", map[string]float64{}, nil},
+		{"a p99 gets twice the tolerance", map[string]float64{"miss_overhead_vs_nginx_open_p99": 1.45}, nil},
+		{"a p99 beyond it", map[string]float64{"miss_overhead_vs_nginx_open_p99": 1.55}, []string{"miss_overhead_vs_nginx_open_p99"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Compare(base, &Report{Ratios: tt.next}, 0.25)
