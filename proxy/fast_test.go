@@ -135,6 +135,45 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 	}
 }
 
+// TestFastHitAccessLog: a hit served straight from the cache logs the same
+// access-log line as one served through net/http.
+func TestFastHitAccessLog(t *testing.T) {
+	clk := newClock()
+	tp := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	lines := map[bool]map[string]any{}
+	hosts := map[bool]string{}
+	for _, plain := range []bool{false, true} {
+		h := newHarness(t, harnessOptions{mode: config.ModeForward, handler: fastUpstream, clock: clk, plainServer: plain})
+		hosts[plain] = strings.TrimPrefix(h.origin, "http://")
+		h.get("/cache?a=1")
+		if r := h.get("/cache?a=1", "X-Request-Id", "log-1", "Traceparent", tp); !strings.Contains(r.cacheStatus(), "hit") {
+			t.Fatalf("plain=%v: second request %q; want a hit", plain, r.cacheStatus())
+		}
+		if _, ok := h.logs.statusLogged("log-1"); !ok {
+			t.Fatalf("plain=%v: no access-log line", plain)
+		}
+		for _, r := range h.logs.records() {
+			if r["request_id"] == "log-1" {
+				lines[plain] = r
+			}
+		}
+	}
+	fast, plain := lines[false], lines[true]
+	for plain, line := range lines {
+		if line["host"] != hosts[plain] {
+			t.Errorf("plain=%v: host %v; want %v", plain, line["host"], hosts[plain])
+		}
+	}
+	for _, k := range []string{"msg", "listener", "method", "target", "status", "route", "upstream", "cache", "bytes", "upstream_ms", "traceparent"} {
+		if fmt.Sprint(fast[k]) != fmt.Sprint(plain[k]) {
+			t.Errorf("%s: fast %v; net/http %v", k, fast[k], plain[k])
+		}
+	}
+	if fast["traceparent"] != tp || !strings.HasPrefix(fmt.Sprint(fast["cache"]), "zerohop; hit; ttl=") {
+		t.Errorf("fast line: %v", fast)
+	}
+}
+
 func trunc(s string) string {
 	if len(s) > 40 {
 		return s[:40] + "…"

@@ -56,6 +56,10 @@ func (h *fastHead) get(name string) []byte {
 	return nil
 }
 
+// fieldIs reports whether the first field named name has value (a route
+// condition).
+func (h *fastHead) fieldIs(name, value string) bool { return string(h.get(name)) == value }
+
 // has reports whether a field named name is present.
 func (h *fastHead) has(name string) bool {
 	for i := 0; i < h.nf; i++ {

@@ -3,10 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/binary"
-	"encoding/hex"
-	"log/slog"
+	"golang.org/x/net/http/httpguts"
 	"net/http"
 	"strconv"
 	"time"
@@ -52,10 +49,13 @@ func (c *fastConn) serveHit() (served, keep bool) {
 		}
 		hostB, target = h.host, h.target
 	}
-	if !plainTarget(target) || !validHost(hostB) || len(hostB) == 0 {
+	if !plainTarget(target) || len(hostB) == 0 {
 		return false, true
 	}
 	host := c.str(&c.lastHost, hostB)
+	if !httpguts.ValidHostHeader(host) {
+		return false, true
+	}
 	tgt := c.str(&c.lastTarget, target)
 	if tgt == "" || tgt[0] == '?' {
 		tgt = "/" + tgt // url.URL.RequestURI of an empty path
@@ -199,22 +199,12 @@ func (c *fastConn) serveHit() (served, keep bool) {
 		if isHEAD {
 			method = http.MethodHead
 		}
-		p.opts.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
-			slog.String("request_id", string(reqID)),
-			slog.String("listener", l.Name),
-			slog.String("method", method),
-			slog.String("host", host),
-			slog.String("target", tgt),
-			slog.Int("status", e.Status),
-			slog.String("route", routeName),
-			slog.String("upstream", ""),
-			slog.String("cache", httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}.String()),
-			slog.Int("bytes", bodyBytes(isHEAD, len(e.Body))),
-			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-			slog.Float64("upstream_ms", 0),
-			slog.String("traceparent", string(h.get("Traceparent"))),
-			slog.String("remote", c.Conn.RemoteAddr().String()),
-		)
+		p.logAccess(&accessEntry{
+			reqID: string(reqID), listener: l.Name, method: method, host: host, target: tgt,
+			status: e.Status, route: routeName, cache: httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}.String(),
+			bytes: bodyBytes(isHEAD, len(e.Body)), d: d, traceparent: string(h.get("Traceparent")),
+			remote: c.Conn.RemoteAddr().String(),
+		})
 	}
 	return true, keep
 }
@@ -271,14 +261,6 @@ func plainTarget(t []byte) bool {
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-// appendRequestID appends a new request id (newRequestID) to dst.
-func appendRequestID(dst []byte) []byte {
-	var b [16]byte
-	copy(b[:8], reqIDPrefix[:])
-	binary.BigEndian.PutUint64(b[8:], reqIDSeq.Add(1))
-	return hex.AppendEncode(dst, b[:])
 }
 
 // hasTokenBytes reports whether the comma-separated list v holds token,

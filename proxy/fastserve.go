@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"golang.org/x/net/http/httpguts"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -81,7 +82,7 @@ func (c *fastConn) serveOne() (keep bool) {
 	req, err := http.ReadRequest(br)
 	br.Reset(nil)
 	readerPool.Put(br)
-	if err != nil || !validHost(h.host) {
+	if err != nil || !httpguts.ValidHostHeader(string(h.host)) {
 		// The parser accepted what net/http's does not: answer as the
 		// server would, and close.
 		c.writeBadRequest()
@@ -122,31 +123,6 @@ func (c *fastConn) writeBadRequest() {
 	c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 	c.Conn.Write([]byte(msg))
 }
-
-// validHost reports whether a Host field value is acceptable (net/http's
-// httpguts.ValidHostHeader).
-func validHost(h []byte) bool {
-	for _, b := range h {
-		if b >= 0x80 || !validHostByte[b] {
-			return false
-		}
-	}
-	return true
-}
-
-var validHostByte = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-32] = true
-	}
-	for _, c := range "!$%&'()*+,-.:;=[]_~" {
-		t[c] = true
-	}
-	return
-}()
 
 // fastWriter is the http.ResponseWriter of a request served by the fast
 // path. It frames the response as net/http's server does (see
@@ -353,7 +329,7 @@ func (w *fastWriter) sendHeader(body []byte) {
 	if w.chunked {
 		del("Content-Length")
 	}
-	if w.closeAfter && !hasToken(header.Get("Connection"), "close") {
+	if w.closeAfter && !hasTokenBytes([]byte(header.Get("Connection")), "close") {
 		del("Connection")
 		extra = append(extra, "Connection", "close")
 	}
@@ -454,13 +430,4 @@ func writeStatus(bw *bufio.Writer, code int) {
 
 func bodyAllowed(code int) bool {
 	return !(code >= 100 && code <= 199 || code == http.StatusNoContent || code == http.StatusNotModified)
-}
-
-func hasToken(v, token string) bool {
-	for f := range strings.SplitSeq(v, ",") {
-		if strings.EqualFold(strings.TrimSpace(f), token) {
-			return true
-		}
-	}
-	return false
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/zerohop/zerohop/internal/config"
@@ -52,6 +53,24 @@ func compileRoute(rc config.Route, clusters map[string]*cluster) *route {
 // matches reports whether req (with host already lower-cased, no port)
 // satisfies every condition of the route.
 func (r *route) matches(req *http.Request, host, path string) bool {
+	return r.match(req.Method, requestFields(req.Header), host, path)
+}
+
+// matchesHead is matches for a request parsed by the fast path.
+func (r *route) matchesHead(h *fastHead, host, path string) bool {
+	return r.match(string(h.method), h, host, path)
+}
+
+// routeFields is a request's header, as the route conditions read it.
+type routeFields interface {
+	fieldIs(name, value string) bool
+}
+
+type requestFields http.Header
+
+func (f requestFields) fieldIs(name, value string) bool { return http.Header(f).Get(name) == value }
+
+func (r *route) match(method string, fields routeFields, host, path string) bool {
 	if r.host != "" {
 		if r.wildcard {
 			if !strings.HasSuffix(host, r.host) || len(host) == len(r.host) {
@@ -67,20 +86,11 @@ func (r *route) matches(req *http.Request, host, path string) bool {
 	if r.pathPrefix != "" && !strings.HasPrefix(path, r.pathPrefix) {
 		return false
 	}
-	if len(r.methods) > 0 {
-		ok := false
-		for _, m := range r.methods {
-			if m == req.Method {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
+	if len(r.methods) > 0 && !slices.Contains(r.methods, method) {
+		return false
 	}
 	for _, h := range r.headers {
-		if req.Header.Get(h[0]) != h[1] {
+		if !fields.fieldIs(h[0], h[1]) {
 			return false
 		}
 	}
@@ -94,41 +104,4 @@ func hostOnly(hostport string) string {
 		h = host
 	}
 	return strings.ToLower(strings.TrimSuffix(h, "."))
-}
-
-// matchesHead is matches for a request parsed by the fast path.
-func (r *route) matchesHead(h *fastHead, host, path string) bool {
-	if r.host != "" {
-		if r.wildcard {
-			if !strings.HasSuffix(host, r.host) || len(host) == len(r.host) {
-				return false
-			}
-		} else if host != r.host {
-			return false
-		}
-	}
-	if r.pathExact != "" && path != r.pathExact {
-		return false
-	}
-	if r.pathPrefix != "" && !strings.HasPrefix(path, r.pathPrefix) {
-		return false
-	}
-	if len(r.methods) > 0 {
-		ok := false
-		for _, m := range r.methods {
-			if m == string(h.method) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	for _, f := range r.headers {
-		if string(h.get(f[0])) != f[1] {
-			return false
-		}
-	}
-	return true
 }

@@ -230,10 +230,16 @@ var (
 func init() { rand.Read(reqIDPrefix[:]) }
 
 func newRequestID() string {
+	var b [32]byte
+	return string(appendRequestID(b[:0]))
+}
+
+// appendRequestID appends a new request id to dst.
+func appendRequestID(dst []byte) []byte {
 	var b [16]byte
 	copy(b[:8], reqIDPrefix[:])
 	binary.BigEndian.PutUint64(b[8:], reqIDSeq.Add(1))
-	return hex.EncodeToString(b[:])
+	return hex.AppendEncode(dst, b[:])
 }
 
 // recorder remembers what was written, for logs and metrics. It unwraps
@@ -298,23 +304,43 @@ func (p *Proxy) finish(x *exchange, rec *recorder) {
 	}
 	p.m.observe(x.lis.Name, routeName, cacheLabel, code, d)
 	if p.opts.AccessLog != nil {
-		p.opts.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
-			slog.String("request_id", x.reqID),
-			slog.String("listener", x.lis.Name),
-			slog.String("method", x.in.Method),
-			slog.String("host", x.host),
-			slog.String("target", x.target),
-			slog.Int("status", code),
-			slog.String("route", routeName),
-			slog.String("upstream", x.upstream),
-			slog.String("cache", x.status.String()),
-			slog.Int("bytes", int(rec.bytes)),
-			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-			slog.Float64("upstream_ms", x.upstreamMs),
-			slog.String("traceparent", x.in.Header.Get("Traceparent")),
-			slog.String("remote", x.in.RemoteAddr),
-		)
+		p.logAccess(&accessEntry{
+			reqID: x.reqID, listener: x.lis.Name, method: x.in.Method, host: x.host, target: x.target,
+			status: code, route: routeName, upstream: x.upstream, cache: x.status.String(), bytes: int(rec.bytes),
+			d: d, upstreamMs: x.upstreamMs, traceparent: x.in.Header.Get("Traceparent"), remote: x.in.RemoteAddr,
+		})
 	}
+}
+
+// accessEntry is one access-log line.
+type accessEntry struct {
+	reqID, listener, method, host, target string
+	status                                int
+	route, upstream, cache                string
+	bytes                                 int
+	d                                     time.Duration
+	upstreamMs                            float64
+	traceparent, remote                   string
+}
+
+// logAccess writes the access-log line of a request, for either path.
+func (p *Proxy) logAccess(a *accessEntry) {
+	p.opts.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
+		slog.String("request_id", a.reqID),
+		slog.String("listener", a.listener),
+		slog.String("method", a.method),
+		slog.String("host", a.host),
+		slog.String("target", a.target),
+		slog.Int("status", a.status),
+		slog.String("route", a.route),
+		slog.String("upstream", a.upstream),
+		slog.String("cache", a.cache),
+		slog.Int("bytes", a.bytes),
+		slog.Float64("duration_ms", float64(a.d.Microseconds())/1000),
+		slog.Float64("upstream_ms", a.upstreamMs),
+		slog.String("traceparent", a.traceparent),
+		slog.String("remote", a.remote),
+	)
 }
 
 // hopHeaders are removed before a response is stored (ReverseProxy has
