@@ -141,6 +141,8 @@ type harnessOptions struct {
 	// of the writer itself).
 	tier  func(w *shm.Writer) proxy.Cache
 	clock *clock
+	// accessLog, if set, receives the access log instead of h.logs.
+	accessLog slog.Handler
 }
 
 // newHarness builds a proxy in mode with one upstream (cluster "main",
@@ -193,12 +195,16 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if o.tier != nil {
 		tier = o.tier(h.w)
 	}
+	var access slog.Handler = h.logs
+	if o.accessLog != nil {
+		access = o.accessLog
+	}
 	p, err := proxy.New(cfg, proxy.Options{
 		Cache:     h.w,
 		Tier:      tier,
 		Now:       h.clock.Now,
 		Logger:    testLogger(),
-		AccessLog: slog.New(h.logs),
+		AccessLog: slog.New(access),
 	})
 	if err != nil {
 		t.Fatal(err)
