@@ -57,7 +57,7 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, x *exchange)
 		if x.reqDir.NoCache || x.reqDir.MaxAge.Present || x.reqDir.MinFresh.Present {
 			x.status.Fwd = httpcache.FwdRequest
 		}
-		p.rp.ServeHTTP(w, p.upstreamRequest(x, r))
+		p.serveUpstream(w, p.upstreamRequest(x, r), x)
 		return
 	}
 	// Miss: concurrent misses for one URL make one upstream request; the
@@ -73,7 +73,7 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, x *exchange)
 			return
 		}
 	}
-	p.rp.ServeHTTP(w, p.upstreamRequest(x, r))
+	p.serveUpstream(w, p.upstreamRequest(x, r), x)
 }
 
 // waitAndServe waits for an in-flight fetch of the same URL and serves what

@@ -60,20 +60,22 @@ type Cache interface {
 // Proxy is the sidecar proxy. Its handlers are safe for concurrent use and
 // keep serving across Reload.
 type Proxy struct {
-	opts    Options
-	log     *slog.Logger
-	cache   *shm.Writer // statistics; nil: no caching
-	ops     Cache       // puts, lookups and purges
-	st      atomic.Pointer[state]
-	rp      *httputil.ReverseProxy
-	egress  upstreamClient // forward-mode requests that match no route (h1)
-	flights flights
-	m       *metrics
-	reg     *prometheus.Registry
-	bg      sync.WaitGroup // background revalidations
-	bgCtx   context.Context
-	bgStop  context.CancelFunc
-	bufs    sync.Pool // *[]byte lookup buffers
+	opts  Options
+	log   *slog.Logger
+	cache *shm.Writer // statistics; nil: no caching
+	ops   Cache       // puts, lookups and purges
+	st    atomic.Pointer[state]
+	rp    *httputil.ReverseProxy
+	// noDirect sends every request through rp (tests compare the two).
+	noDirect atomic.Bool
+	egress   upstreamClient // forward-mode requests that match no route (h1)
+	flights  flights
+	m        *metrics
+	reg      *prometheus.Registry
+	bg       sync.WaitGroup // background revalidations
+	bgCtx    context.Context
+	bgStop   context.CancelFunc
+	bufs     sync.Pool // *[]byte lookup buffers
 
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
@@ -237,11 +239,19 @@ func (d dispatch) RoundTrip(r *http.Request) (*http.Response, error) {
 // errUpstreamTimeout marks a route timeout, answered 504.
 var errUpstreamTimeout = errors.New("proxy: upstream timeout")
 
+// bufferPool holds the 32 KiB buffers bodies are copied through. It pools
+// array pointers, which a slice converts to without allocating.
 type bufferPool struct{ p sync.Pool }
 
+const copyBufSize = 32 << 10
+
 func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return &bufferPool{p: sync.Pool{New: func() any { return new([copyBufSize]byte) }}}
 }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufSize]byte)[:] }
+func (b *bufferPool) Put(x []byte) {
+	if cap(x) >= copyBufSize {
+		b.p.Put((*[copyBufSize]byte)(x[:copyBufSize]))
+	}
+}

@@ -59,6 +59,37 @@ type exchange struct {
 	upstream   string
 	upstreamMs float64
 	code       int
+
+	// Allocated with the exchange rather than on their own: the
+	// response recorder, the context carrying x, and the backing of the
+	// X-Request-Id field value that the request, upstream and response
+	// header maps share (capacity 1, so an Add to any of them copies).
+	rec    recorder
+	ctx    exchangeCtx
+	reqIDv [1]string
+
+	// interimW receives the 1xx responses of a direct forward (Got1xx).
+	interimW http.ResponseWriter
+}
+
+// reqIDField is x.reqID as a header field value.
+func (x *exchange) reqIDField() []string {
+	x.reqIDv[0] = x.reqID
+	return x.reqIDv[:]
+}
+
+// exchangeCtx is the request context that carries its exchange: what
+// context.WithValue would build, without an allocation of its own.
+type exchangeCtx struct {
+	context.Context
+	x *exchange
+}
+
+func (c *exchangeCtx) Value(key any) any {
+	if _, ok := key.(ctxKey); ok {
+		return c.x
+	}
+	return c.Context.Value(key)
 }
 
 type ctxKey struct{}
@@ -75,10 +106,11 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.reqID = r.Header.Get("X-Request-Id")
 	if x.reqID == "" || len(x.reqID) > 128 {
 		x.reqID = newRequestID()
-		r.Header.Set("X-Request-Id", x.reqID)
+		r.Header["X-Request-Id"] = x.reqIDField()
 	}
-	rec := &recorder{ResponseWriter: w}
-	rec.Header().Set("X-Request-Id", x.reqID)
+	rec := &x.rec
+	rec.ResponseWriter = w
+	rec.Header()["X-Request-Id"] = x.reqIDField()
 	x.outHdr = rec.Header()
 	defer p.finish(x, rec)
 	defer p.releaseBuf(x)
@@ -91,7 +123,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// here, so every chunked request closes its connection.
 		rec.Header().Set("Connection", "close")
 	}
-	if h.l.MaxRequestBody > 0 && r.Body != nil {
+	if h.l.MaxRequestBody > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > int64(h.l.MaxRequestBody) {
 			p.fail(rec, x, http.StatusRequestEntityTooLarge, "request body too large")
 			return
@@ -110,7 +142,8 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.resolve(rec, r, x) {
 		return
 	}
-	ctx := context.WithValue(r.Context(), ctxKey{}, x)
+	x.ctx = exchangeCtx{r.Context(), x}
+	var ctx context.Context = &x.ctx
 	if x.route != nil && x.route.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, x.route.cfg.Timeout, errUpstreamTimeout)
@@ -200,7 +233,7 @@ var unkeyedOverrides = []string{
 
 // forward sends the request upstream with no cache lookup.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, x *exchange) {
-	p.rp.ServeHTTP(w, r)
+	p.serveUpstream(w, r, x)
 }
 
 // fail answers with a short plain-text error of the proxy's own.
@@ -208,7 +241,7 @@ func (p *Proxy) fail(w http.ResponseWriter, x *exchange, code int, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Request-Id", x.reqID) // a forwarded 1xx clears the header map
+	h["X-Request-Id"] = x.reqIDField() // a forwarded 1xx clears the header map
 	if x.status.Fwd == "" && !x.status.Hit {
 		x.status.Fwd = httpcache.FwdMiss
 	}

@@ -25,10 +25,8 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Host = pr.In.URL.Host
 		x.upstream = pr.In.URL.Host
 	}
-	pr.SetXForwarded()
-	appendForwarded(pr.Out.Header, pr.In)
-	pr.Out.Header.Add("Via", viaValue(pr.In.ProtoMajor, pr.In.ProtoMinor))
-	pr.Out.Header.Set("X-Request-Id", x.reqID)
+	setForwarded(pr.Out.Header, pr.In)
+	pr.Out.Header["X-Request-Id"] = x.reqIDField()
 	if x.revalidating {
 		// Our validators replace the app's: the answer updates the stored
 		// response, and the app's own conditional is then evaluated
@@ -51,33 +49,74 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 // viaValue is this hop's Via element (RFC 9110 §7.6.3): the protocol
 // version it received, and the pseudonym "zerohop".
 func viaValue(major, minor int) string {
-	if major >= 2 {
+	switch {
+	case major == 1 && minor == 1:
+		return "1.1 zerohop"
+	case major == 1 && minor == 0:
+		return "1.0 zerohop"
+	case major == 2:
+		return "2 zerohop"
+	case major > 2:
 		return strconv.Itoa(major) + " zerohop"
 	}
 	return strconv.Itoa(major) + "." + strconv.Itoa(minor) + " zerohop"
 }
 
-// appendForwarded adds an RFC 7239 Forwarded element for this hop.
-func appendForwarded(h http.Header, in *http.Request) {
-	ip, _, err := net.SplitHostPort(in.RemoteAddr)
-	if err != nil {
-		return
-	}
-	if strings.Contains(ip, ":") {
-		ip = `"[` + ip + `]"`
+// setForwarded sets the fields that tell the upstream about this hop:
+// X-Forwarded-For/-Host/-Proto as httputil.ProxyRequest.SetXForwarded
+// sets them, an RFC 7239 Forwarded element, and Via. Their values share
+// one allocation.
+func setForwarded(h http.Header, in *http.Request) {
+	vals := make([]string, 5)
+	set := func(i int, name, v string) {
+		vals[i] = v
+		h[name] = vals[i : i+1 : i+1]
 	}
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
 	}
-	el := "for=" + ip + ";proto=" + proto
-	if in.Host != "" && !strings.ContainsAny(in.Host, "\";,") {
-		el += `;host="` + in.Host + `"`
+	ip, _, err := net.SplitHostPort(in.RemoteAddr)
+	if err == nil {
+		xff := ip
+		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+			xff = strings.Join(prior, ", ") + ", " + ip
+		}
+		set(0, "X-Forwarded-For", xff)
+	} else {
+		delete(h, "X-Forwarded-For")
 	}
-	if prior := h.Get("Forwarded"); prior != "" {
-		el = prior + ", " + el
+	set(1, "X-Forwarded-Host", in.Host)
+	set(2, "X-Forwarded-Proto", proto)
+	if err == nil {
+		set(3, "Forwarded", forwardedElement(h.Get("Forwarded"), ip, proto, in.Host))
 	}
-	h.Set("Forwarded", el)
+	via := viaValue(in.ProtoMajor, in.ProtoMinor)
+	if prior := h["Via"]; len(prior) > 0 {
+		h["Via"] = append(prior, via)
+	} else {
+		set(4, "Via", via)
+	}
+}
+
+// forwardedElement appends this hop's RFC 7239 element to prior.
+func forwardedElement(prior, ip, proto, host string) string {
+	var buf [128]byte
+	b := buf[:0]
+	if prior != "" {
+		b = append(append(b, prior...), ", "...)
+	}
+	b = append(b, "for="...)
+	if strings.Contains(ip, ":") {
+		b = append(append(append(b, `"[`...), ip...), `]"`...)
+	} else {
+		b = append(b, ip...)
+	}
+	b = append(append(b, ";proto="...), proto...)
+	if host != "" && !strings.ContainsAny(host, "\";,") {
+		b = append(append(append(b, `;host="`...), host...), '"')
+	}
+	return string(b)
 }
 
 // modifyResponse runs on every upstream response before it is copied to
@@ -93,7 +132,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	// Hints) cleared the writer's header map.
 	resp.Header.Del("X-Request-Id")
 	if x.outHdr != nil {
-		x.outHdr.Set("X-Request-Id", x.reqID)
+		x.outHdr["X-Request-Id"] = x.reqIDField()
 	}
 
 	if isUnsafe(x.in.Method) {

@@ -121,6 +121,10 @@ func floorSeconds(d time.Duration) int64 {
 // into one so that a recipient reading only the first line sees the whole
 // list.
 func AppendCacheStatus(h http.Header, cs CacheStatus) {
+	if len(h["Cache-Status"]) == 0 {
+		h["Cache-Status"] = []string{cs.String()}
+		return
+	}
 	var members []string
 	for _, line := range h["Cache-Status"] {
 		if line = strings.Trim(line, " \t,"); line != "" {

@@ -220,7 +220,7 @@ func (c *conn) release(reuse bool) {
 
 // roundTrip sends r and reads the response head. On error the connection
 // is closed; a *retryableError means the server answered nothing.
-func (c *conn) roundTrip(ctx context.Context, r *http.Request, tb *trackedBody, trace *httptrace.ClientTrace) (*http.Response, error) {
+func (c *conn) roundTrip(ctx context.Context, r *http.Request, tb *trackedBody, trace *httptrace.ClientTrace, in Interim) (*http.Response, error) {
 	c.watch(ctx)
 	w0 := c.nwritten
 	err := r.Write(c.bw)
@@ -228,13 +228,13 @@ func (c *conn) roundTrip(ctx context.Context, r *http.Request, tb *trackedBody, 
 		err = c.bw.Flush()
 	}
 	if err != nil {
-		return c.writeFailed(ctx, r, tb, trace, err, c.nwritten == w0)
+		return c.writeFailed(ctx, r, tb, trace, in, err, c.nwritten == w0)
 	}
 	if d := c.t.headerTimeout; d > 0 {
 		c.setReadDeadline(time.Now().Add(d))
 	}
 	r0 := c.nread
-	resp, err := c.readHead(r, trace)
+	resp, err := c.readHead(r, trace, in)
 	if err != nil {
 		err = c.readFailed(ctx, err, c.nread == r0)
 		c.close()
@@ -244,7 +244,7 @@ func (c *conn) roundTrip(ctx context.Context, r *http.Request, tb *trackedBody, 
 }
 
 // writeFailed handles an error from writing the request.
-func (c *conn) writeFailed(ctx context.Context, r *http.Request, tb *trackedBody, trace *httptrace.ClientTrace, err error, nothingWritten bool) (*http.Response, error) {
+func (c *conn) writeFailed(ctx context.Context, r *http.Request, tb *trackedBody, trace *httptrace.ClientTrace, in Interim, err error, nothingWritten bool) (*http.Response, error) {
 	switch {
 	case ctx.Err() != nil:
 		c.close()
@@ -267,7 +267,7 @@ func (c *conn) writeFailed(ctx context.Context, r *http.Request, tb *trackedBody
 	werr := fmt.Errorf("h1: writing request to %s: %w", c.key.addr, err)
 	c.setReadDeadline(time.Now().Add(earlyResponseWait))
 	r0 := c.nread
-	resp, rerr := c.readHead(r, trace)
+	resp, rerr := c.readHead(r, trace, in)
 	if rerr != nil {
 		nothingRead := c.nread == r0
 		c.close()
@@ -304,7 +304,7 @@ func (c *conn) readFailed(ctx context.Context, err error, nothingRead bool) erro
 
 // readHead reads the final response head, passing 1xx responses other
 // than 101 to the trace.
-func (c *conn) readHead(r *http.Request, trace *httptrace.ClientTrace) (*http.Response, error) {
+func (c *conn) readHead(r *http.Request, trace *httptrace.ClientTrace, in Interim) (*http.Response, error) {
 	defer func() { c.limit = math.MaxInt64 }()
 	n1xx := 0
 	for first := true; ; first = false {
@@ -331,6 +331,12 @@ func (c *conn) readHead(r *http.Request, trace *httptrace.ClientTrace) (*http.Re
 				return nil, err
 			}
 			// Delivered: limiting them is the hook's business.
+			n1xx = 0
+		}
+		if in != nil {
+			if err := in.Got1xx(code, textproto.MIMEHeader(resp.Header)); err != nil {
+				return nil, err
+			}
 			n1xx = 0
 		}
 		if n1xx > max1xx {

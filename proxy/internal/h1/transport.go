@@ -53,6 +53,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"sync"
 	"time"
@@ -198,6 +199,20 @@ func (e *timeoutError) Is(err error) bool {
 // always closes the request body, also on error, and it does not modify
 // req.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.RoundTripInterim(req, nil)
+}
+
+// Interim receives the 1xx responses other than 101 that precede the
+// final response of a RoundTripInterim, on the caller's goroutine. An
+// error ends the round trip with it.
+type Interim interface {
+	Got1xx(code int, header textproto.MIMEHeader) error
+}
+
+// RoundTripInterim is RoundTrip, with 1xx responses also passed to in
+// (if not nil): what an httptrace.ClientTrace's Got1xxResponse gets,
+// without the allocations of building one per request.
+func (t *Transport) RoundTripInterim(req *http.Request, in Interim) (*http.Response, error) {
 	key, err := checkRequest(req)
 	if err != nil {
 		closeBody(req)
@@ -220,7 +235,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(r)
 			return nil, err
 		}
-		resp, err := c.roundTrip(ctx, r, tb, trace)
+		resp, err := c.roundTrip(ctx, r, tb, trace, in)
 		if err == nil {
 			resp.Request = req
 			return resp, nil
