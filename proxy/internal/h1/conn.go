@@ -314,7 +314,10 @@ func (c *conn) readHead(r *http.Request, trace *httptrace.ClientTrace, in Interi
 				trace.GotFirstResponseByte()
 			}
 		}
-		resp, err := http.ReadResponse(c.br, r)
+		resp, err := readQuick(c.br, r)
+		if err == nil && resp == nil {
+			resp, err = http.ReadResponse(c.br, r)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -365,7 +368,12 @@ func (c *conn) response(ctx context.Context, r *http.Request, resp *http.Respons
 		c.release(reuse)
 		return resp, nil
 	}
-	resp.Body = &body{c: c, ctx: ctx, rc: resp.Body, reuse: reuse, length: resp.ContentLength}
+	b := &body{c: c, ctx: ctx, rc: resp.Body, reuse: reuse, length: resp.ContentLength}
+	if resp.Body == nil { // readQuick's fixed-length body
+		b.fixed = fixedBody{br: c.br, remain: resp.ContentLength}
+		b.rc = &b.fixed
+	}
+	resp.Body = b
 	return resp, nil
 }
 
@@ -386,10 +394,11 @@ func wantsClose(h http.Header) bool {
 type body struct {
 	c      *conn
 	ctx    context.Context
-	rc     io.ReadCloser // from http.ReadResponse: framing and trailers
-	reuse  bool          // framing and headers allow keep-alive
-	length int64         // Content-Length, or -1
-	n      int64         // bytes read
+	rc     io.ReadCloser // from http.ReadResponse (framing and trailers), or &fixed
+	fixed  fixedBody
+	reuse  bool  // framing and headers allow keep-alive
+	length int64 // Content-Length, or -1
+	n      int64 // bytes read
 
 	mu      sync.Mutex
 	reading bool  // a Read is using the connection
