@@ -223,7 +223,10 @@ func (c *conn) release(reuse bool) {
 func (c *conn) roundTrip(ctx context.Context, r *http.Request, tb *trackedBody, trace *httptrace.ClientTrace, in Interim) (*http.Response, error) {
 	c.watch(ctx)
 	w0 := c.nwritten
-	err := r.Write(c.bw)
+	var err error
+	if !writeQuick(c.bw, r, trace) {
+		err = r.Write(c.bw)
+	}
 	if err == nil {
 		err = c.bw.Flush()
 	}
