@@ -140,6 +140,7 @@ type fastConn struct {
 	fl     *fastListener
 	h      *listenerHandler
 	ctx    context.Context // base context of fast requests; cancelled on close
+	remote string          // RemoteAddr().String(), once made
 	cancel context.CancelFunc
 
 	// Read side, used by one goroutine at a time (net/http's).

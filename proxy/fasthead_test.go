@@ -3,12 +3,16 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"github.com/zerohop/zerohop/proxy/httpcache"
-	"golang.org/x/net/http/httpguts"
+	"context"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/zerohop/zerohop/proxy/httpcache"
 )
 
 func TestParseHead(t *testing.T) {
@@ -134,7 +138,9 @@ func FuzzParseHead(f *testing.F) {
 		}
 		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b[:h.n])))
 		if err != nil {
-			if v == headFast && httpguts.ValidHostHeader(string(h.host)) {
+			// serveOne answers 400, as net/http would, when buildRequest
+			// refuses the target or the Host is invalid.
+			if _, ok := buildRequest(context.Background(), &h); v == headFast && ok && httpguts.ValidHostHeader(string(h.host)) {
 				t.Fatalf("fast request net/http rejects: %v\n%q", err, b[:h.n])
 			}
 			return
@@ -148,7 +154,58 @@ func FuzzParseHead(f *testing.F) {
 		if v == headHandoff && req.ContentLength != h.bodyLen && !(req.ContentLength == -1 && h.bodyLen == 0) {
 			t.Fatalf("Content-Length %d; parser %d", req.ContentLength, h.bodyLen)
 		}
+		if v == headFast {
+			checkBuildRequest(t, &h, req, b[:h.n])
+		}
 	})
+}
+
+// checkBuildRequest fails unless buildRequest made of h the request
+// net/http's server would have (want, from http.ReadRequest, after the
+// server's own clean-up).
+func checkBuildRequest(t *testing.T, h *fastHead, want *http.Request, head []byte) {
+	t.Helper()
+	got, ok := buildRequest(context.Background(), h)
+	if !ok {
+		t.Fatalf("buildRequest refused what net/http reads: %q", head)
+	}
+	delete(want.Header, "Host")
+	if got.Method != want.Method || got.URL.String() != want.URL.String() || *got.URL != *want.URL ||
+		got.Proto != want.Proto || got.ProtoMajor != want.ProtoMajor || got.ProtoMinor != want.ProtoMinor ||
+		got.Host != want.Host || got.RequestURI != want.RequestURI || got.Close != want.Close ||
+		got.ContentLength != want.ContentLength || len(want.TransferEncoding) > 0 || want.Trailer != nil {
+		t.Fatalf("%q\nbuilt:    %s %v host=%q uri=%q close=%v cl=%d\nnet/http: %s %v host=%q uri=%q close=%v cl=%d",
+			head, got.Method, got.URL, got.Host, got.RequestURI, got.Close, got.ContentLength,
+			want.Method, want.URL, want.Host, want.RequestURI, want.Close, want.ContentLength)
+	}
+	if !reflect.DeepEqual(got.Header, want.Header) {
+		t.Fatalf("%q: header\nbuilt:    %q\nnet/http: %q", head, got.Header, want.Header)
+	}
+	if want.Body != http.NoBody || got.Body != http.NoBody {
+		t.Fatalf("%q: body %T; net/http %T", head, got.Body, want.Body)
+	}
+}
+
+// TestBuildRequest: the requests the fast path builds are net/http's.
+func TestBuildRequest(t *testing.T) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"HEAD http://x.example:8080/a%20b?c=d HTTP/1.1\r\nhost: other\r\nconnection: close\r\n\r\n",
+		"GET /p?q HTTP/1.1\r\nHost: x\r\nx-a: 1\r\nX-A: 2\r\nACCEPT-encoding: gzip \r\ncontent-length: 0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\nCache-Control: max-age=5\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Tab:\tv\t\r\nConnection: keep-alive\r\n\r\n",
+	} {
+		var h fastHead
+		if v, _ := parseHead([]byte(s), 0, &h); v != headFast {
+			t.Fatalf("%q: verdict %d; want fast", s, v)
+		}
+		want, err := http.ReadRequest(bufio.NewReader(strings.NewReader(s)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkBuildRequest(t, &h, want, []byte(s))
+	}
 }
 
 func TestAppendHitStatus(t *testing.T) {

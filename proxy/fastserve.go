@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"golang.org/x/net/http/httpguts"
@@ -10,7 +9,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -67,32 +65,29 @@ func (c *fastConn) closeNow() {
 	}
 }
 
-// readerPool holds the bufio.Readers that http.ReadRequest parses heads
-// from.
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+// remoteAddr is the app's address as a string, made once per connection.
+func (c *fastConn) remoteAddr() string {
+	if c.remote == "" {
+		c.remote = c.Conn.RemoteAddr().String()
+	}
+	return c.remote
+}
 
 // serveOne runs the listener's handler for the request in c.head, as
 // net/http would: the same http.Request, the same response framing. It
 // reports whether the connection stays open.
 func (c *fastConn) serveOne() (keep bool) {
 	h := &c.head
-	rd := bytes.NewReader(c.buf[c.r : c.r+h.n])
-	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(rd)
-	req, err := http.ReadRequest(br)
-	br.Reset(nil)
-	readerPool.Put(br)
-	if err != nil || !httpguts.ValidHostHeader(string(h.host)) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	req, ok := buildRequest(ctx, h)
+	if !ok || !httpguts.ValidHostHeader(string(h.host)) {
 		// The parser accepted what net/http's does not: answer as the
 		// server would, and close.
+		cancel()
 		c.writeBadRequest()
 		return false
 	}
-	delete(req.Header, "Host")
-	req.RemoteAddr = c.Conn.RemoteAddr().String()
-	req.Body = http.NoBody
-	ctx, cancel := context.WithCancel(c.ctx)
-	req = req.WithContext(ctx)
+	req.RemoteAddr = c.remoteAddr()
 
 	c.writer()
 	w := &fastWriter{c: c, req: req, hdr: make(http.Header, 8), cl: -1, isHEAD: req.Method == http.MethodHead}
