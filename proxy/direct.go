@@ -67,10 +67,7 @@ func (p *Proxy) forwardDirect(w http.ResponseWriter, r *http.Request, x *exchang
 	out := &o.req
 	out.URL = &o.url
 	out.Body, out.ContentLength, out.Close = nil, 0, false
-	out.Header = r.Header.Clone()
-	if out.Header == nil {
-		out.Header = make(http.Header)
-	}
+	out.Header = cloneForUpstream(r.Header)
 	removeHopByHop(out.Header)
 	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
 		// Tell upstreams that care that trailers are supported (Go issue 21096).
@@ -156,6 +153,28 @@ func (p *Proxy) forwardDirect(w http.ResponseWriter, r *http.Request, x *exchang
 			dst.Add(http.TrailerPrefix+k, v)
 		}
 	}
+}
+
+// cloneForUpstream is http.Header.Clone with room for the fields the
+// proxy adds (X-Forwarded-*, Forwarded, Via, X-Request-Id, User-Agent),
+// so that adding them does not grow the map.
+func cloneForUpstream(h http.Header) http.Header {
+	n := 0
+	for _, vv := range h {
+		n += len(vv)
+	}
+	out := make(http.Header, len(h)+8)
+	vals := make([]string, n)
+	for k, vv := range h {
+		if vv == nil {
+			out[k] = nil
+			continue
+		}
+		m := copy(vals, vv)
+		out[k] = vals[:m:m]
+		vals = vals[m:]
+	}
+	return out
 }
 
 // Got1xx forwards an interim response (103 Early Hints, ...) to the app,

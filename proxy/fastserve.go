@@ -79,7 +79,11 @@ func (c *fastConn) remoteAddr() string {
 func (c *fastConn) serveOne() (keep bool) {
 	h := &c.head
 	ctx, cancel := context.WithCancel(c.ctx)
-	req, ok := buildRequest(ctx, h)
+	// The exchange comes with the request, its context already carrying
+	// it: the handler then need not copy the request to add it.
+	x := new(exchange)
+	x.ctx = exchangeCtx{ctx, x}
+	req, ok := buildRequest(&x.ctx, h)
 	if !ok || !httpguts.ValidHostHeader(string(h.host)) {
 		// The parser accepted what net/http's does not: answer as the
 		// server would, and close.

@@ -102,7 +102,14 @@ func exchangeFrom(ctx context.Context) *exchange {
 func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := h.p
 	p.seen.Add(1)
-	x := &exchange{p: p, st: p.st.Load(), lis: &h.l, in: r, start: p.opts.Now()}
+	var x *exchange
+	if c, ok := r.Context().(*exchangeCtx); ok && c.x.p == nil {
+		x = c.x // made with the request by the fast path (serveOne)
+	} else {
+		x = &exchange{}
+		x.ctx = exchangeCtx{r.Context(), x}
+	}
+	x.p, x.st, x.lis, x.in, x.start = p, p.st.Load(), &h.l, r, p.opts.Now()
 	x.reqID = r.Header.Get("X-Request-Id")
 	if x.reqID == "" || len(x.reqID) > 128 {
 		x.reqID = newRequestID()
@@ -142,14 +149,15 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.resolve(rec, r, x) {
 		return
 	}
-	x.ctx = exchangeCtx{r.Context(), x}
 	var ctx context.Context = &x.ctx
 	if x.route != nil && x.route.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, x.route.cfg.Timeout, errUpstreamTimeout)
 		defer cancel()
 	}
-	r = r.WithContext(ctx)
+	if ctx != r.Context() {
+		r = r.WithContext(ctx)
+	}
 	x.in = r
 	if x.cacheable {
 		p.serveCached(rec, r, x)
