@@ -256,8 +256,8 @@ func (e *env) measureGroup(ctx context.Context, scenarios []scenario, group stri
 			ops[i] = s.op(e.workers(mode))
 		}
 		d := e.opts.Duration
-		if mode == modeOpen && d < minOpenGroup {
-			d = minOpenGroup
+		if mode == modeOpen && d >= time.Second && d < minOpenGroup {
+			d = minOpenGroup // not for sub-second smoke runs (tests)
 		}
 		for range interleaveSlices {
 			for i, s := range members {
@@ -614,6 +614,12 @@ func (r *Report) computeRatios() {
 			sidecarAdds, nginxAdds := q.f(s)-q.f(o), q.f(n)-q.f(o)
 			if nginxAdds > 0 {
 				r.Ratios["miss_overhead_vs_nginx_"+mode+"_"+q.name] = sidecarAdds / nginxAdds
+			}
+			// The same ratio for HAProxy, a proxy of nginx's class: how
+			// far it strays from 1 is how far noise alone moves the
+			// sidecar's (informational, no target).
+			if h := get("haproxy-proxy", mode); h != nil && nginxAdds > 0 {
+				r.Ratios["haproxy_overhead_vs_nginx_"+mode+"_"+q.name] = (q.f(h) - q.f(o)) / nginxAdds
 			}
 		}
 	}
