@@ -459,14 +459,14 @@ var respHopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Pro
 
 func removeHopByHop(h http.Header) {
 	for _, line := range h["Connection"] {
-		for _, f := range strings.Split(line, ",") {
+		for f := range strings.SplitSeq(line, ",") {
 			if f = textproto.TrimString(f); f != "" {
 				h.Del(f)
 			}
 		}
 	}
 	for _, f := range respHopByHop {
-		h.Del(f)
+		delete(h, f) // canonical already
 	}
 }
 

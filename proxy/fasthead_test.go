@@ -216,3 +216,31 @@ func TestAppendHitStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteFields: the fast path writes a header as Header.WriteSubset.
+func TestWriteFields(t *testing.T) {
+	h := http.Header{
+		"Content-Type":    {"text/plain"},
+		"X-Multi":         {"a", " b ", "c\r\nd"},
+		"Bad Name":        {"dropped"},
+		"Content-Length":  {"5"},
+		"X-Empty":         {""},
+		"Set-Cookie":      {"a=1", "b=2"},
+		"X-Tab":           {"\tv\t"},
+		"Accept-Encoding": {"gzip"},
+	}
+	for _, exclude := range [][]string{nil, {"Content-Length"}, {"Content-Length", "Set-Cookie"}} {
+		var got, want bytes.Buffer
+		bw := bufio.NewWriter(&got)
+		writeFields(bw, h, exclude)
+		bw.Flush()
+		ex := map[string]bool{}
+		for _, k := range exclude {
+			ex[k] = true
+		}
+		h.WriteSubset(&want, ex)
+		if got.String() != want.String() {
+			t.Errorf("exclude %v:\nwriteFields: %q\nWriteSubset: %q", exclude, got.String(), want.String())
+		}
+	}
+}

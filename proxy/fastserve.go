@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"golang.org/x/net/http/httpguts"
 	"net/http"
+	"net/textproto"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -165,7 +167,7 @@ func (w *fastWriter) WriteHeader(code int) {
 		// An interim response goes out at once.
 		bw := w.c.bw
 		writeStatus(bw, code)
-		w.hdr.WriteSubset(bw, excludedNoBody)
+		writeFields(bw, w.hdr, excludedNoBody)
 		bw.WriteString("\r\n")
 		w.setErr(bw.Flush())
 		return
@@ -257,13 +259,11 @@ func (w *fastWriter) sendHeader(body []byte) {
 	if w.snap != nil {
 		header = w.snap
 	}
-	var exclude map[string]bool
+	var excludeBuf [8]string
+	exclude := excludeBuf[:0]
 	del := func(k string) {
-		if _, ok := header[k]; ok {
-			if exclude == nil {
-				exclude = map[string]bool{}
-			}
-			exclude[k] = true
+		if _, ok := header[k]; ok && !slices.Contains(exclude, k) {
+			exclude = append(exclude, k)
 		}
 	}
 	hasTrailers := false
@@ -283,7 +283,8 @@ func (w *fastWriter) sendHeader(body []byte) {
 	}
 	te := header.Get("Transfer-Encoding")
 	hasTE := te != ""
-	var extra []string // name, value pairs
+	var extraBuf [8]string
+	extra := extraBuf[:0] // name, value pairs
 	code := w.code
 	if w.handlerDone && !hasTrailers && !hasTE && bodyAllowed(code) && w.cl < 0 && (!w.isHEAD || len(body) > 0) {
 		w.cl = int64(len(body))
@@ -334,7 +335,7 @@ func (w *fastWriter) sendHeader(body []byte) {
 	}
 	bw := w.c.bw
 	writeStatus(bw, code)
-	header.WriteSubset(bw, exclude)
+	writeFields(bw, header, exclude)
 	for i := 0; i < len(extra); i += 2 {
 		bw.WriteString(extra[i])
 		bw.WriteString(": ")
@@ -412,7 +413,39 @@ func writeField(bw *bufio.Writer, k, v string) {
 
 var headerValueReplacer = strings.NewReplacer("\n", " ", "\r", " ")
 
-var excludedNoBody = map[string]bool{"Content-Length": true, "Transfer-Encoding": true}
+var excludedNoBody = []string{"Content-Length", "Transfer-Encoding"}
+
+// writeFields writes the fields of h except those named in exclude as
+// http.Header.WriteSubset does (sorted by name, invalid names dropped, CR
+// and LF in values turned to spaces, values trimmed), without its pooled
+// sorter, exclusion map and per-value replacer.
+func writeFields(bw *bufio.Writer, h http.Header, exclude []string) {
+	var stack [32]string
+	keys := stack[:0]
+	for k := range h {
+		if !slices.Contains(exclude, k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		for _, v := range h[k] {
+			if strings.ContainsAny(v, "\r\n") {
+				v = newlineToSpace.Replace(v)
+			}
+			v = textproto.TrimString(v)
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+var newlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
 
 func writeStatus(bw *bufio.Writer, code int) {
 	bw.WriteString("HTTP/1.1 ")
