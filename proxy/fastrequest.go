@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // buildRequest makes the http.Request that http.ReadRequest (and the
@@ -29,19 +30,14 @@ func buildRequest(ctx context.Context, h *fastHead) (req *http.Request, ok bool)
 	for i := range h.nf {
 		size += len(h.fields[i].name) + len(h.fields[i].value)
 	}
-	var stack [4 << 10]byte
-	buf := stack[:0]
-	if size > len(stack) {
-		buf = make([]byte, 0, size)
-	}
+	var sb strings.Builder // not zeroed, and String does not copy
+	sb.Grow(size)
 	for i := range h.nf {
 		f := &h.fields[i]
-		n := len(buf)
-		buf = append(buf, f.name...)
-		canonicalName(buf[n:])
-		buf = append(buf, f.value...)
+		writeCanonicalName(&sb, f.name)
+		sb.Write(f.value)
 	}
-	all := string(buf)
+	all := sb.String()
 	hdr := make(http.Header, h.nf)
 	vals := make([]string, h.nf)
 	off := 0
@@ -87,16 +83,17 @@ func buildRequest(ctx context.Context, h *fastHead) (req *http.Request, ok bool)
 	return req, true
 }
 
-// canonicalName rewrites a field name (all token bytes) in place as
-// textproto.CanonicalMIMEHeaderKey would.
-func canonicalName(name []byte) {
+// writeCanonicalName writes a field name (all token bytes) as
+// textproto.CanonicalMIMEHeaderKey would make it.
+func writeCanonicalName(sb *strings.Builder, name []byte) {
 	upper := true
-	for i, c := range name {
+	for _, c := range name {
 		if upper && c >= 'a' && c <= 'z' {
-			name[i] = c - ('a' - 'A')
+			c -= 'a' - 'A'
 		} else if !upper && c >= 'A' && c <= 'Z' {
-			name[i] = c + ('a' - 'A')
+			c += 'a' - 'A'
 		}
+		sb.WriteByte(c)
 		upper = c == '-'
 	}
 }

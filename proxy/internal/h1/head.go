@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net/http"
+	"strings"
 )
 
 // The common response, an HTTP/1.1 head with one Content-Length that
@@ -137,18 +138,16 @@ func parseResponseHead(b []byte, method string) (resp *http.Response, n int) {
 
 	// One string for the status, names and values: names are made
 	// canonical in the copy first.
-	var stack [4 << 10]byte // a conn's whole read buffer
-	var head []byte
-	if i <= len(stack) {
-		head = stack[:i]
-	} else {
-		head = make([]byte, i)
-	}
-	copy(head, b[:i])
+	var sb strings.Builder // not zeroed, and String does not copy
+	sb.Grow(i)
+	at := 0
 	for _, s := range spans[:nf] {
-		canonicalize(head[s.n0:s.n1])
+		sb.Write(b[at:s.n0])
+		writeCanonical(&sb, b[s.n0:s.n1])
+		at = s.n1
 	}
-	str := string(head)
+	sb.Write(b[at:i])
+	str := sb.String()
 	h := make(http.Header, nf)
 	vals := make([]string, nf)
 	for k, s := range spans[:nf] {
@@ -193,16 +192,17 @@ func isTokenByte(c byte) bool {
 	return false
 }
 
-// canonicalize rewrites a field name in place as
-// textproto.CanonicalMIMEHeaderKey would (the name is all token bytes).
-func canonicalize(name []byte) {
+// writeCanonical writes a field name (all token bytes) as
+// textproto.CanonicalMIMEHeaderKey would make it.
+func writeCanonical(sb *strings.Builder, name []byte) {
 	upper := true
-	for i, c := range name {
+	for _, c := range name {
 		if upper && c >= 'a' && c <= 'z' {
-			name[i] = c - ('a' - 'A')
+			c -= 'a' - 'A'
 		} else if !upper && c >= 'A' && c <= 'Z' {
-			name[i] = c + ('a' - 'A')
+			c += 'a' - 'A'
 		}
+		sb.WriteByte(c)
 		upper = c == '-'
 	}
 }
