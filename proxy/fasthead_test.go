@@ -170,7 +170,12 @@ func checkBuildRequest(t *testing.T, h *fastHead, want *http.Request, head []byt
 		t.Fatalf("buildRequest refused what net/http reads: %q", head)
 	}
 	delete(want.Header, "Host")
-	if got.Method != want.Method || got.URL.String() != want.URL.String() || *got.URL != *want.URL ||
+	gu, wu := *got.URL, *want.URL // Userinfo compared by value, not pointer
+	if gu.User.String() != wu.User.String() {
+		t.Fatalf("%q: userinfo %q; net/http %q", head, gu.User, wu.User)
+	}
+	gu.User, wu.User = nil, nil
+	if got.Method != want.Method || got.URL.String() != want.URL.String() || gu != wu ||
 		got.Proto != want.Proto || got.ProtoMajor != want.ProtoMajor || got.ProtoMinor != want.ProtoMinor ||
 		got.Host != want.Host || got.RequestURI != want.RequestURI || got.Close != want.Close ||
 		got.ContentLength != want.ContentLength || len(want.TransferEncoding) > 0 || want.Trailer != nil {
@@ -195,6 +200,20 @@ func TestBuildRequest(t *testing.T) {
 		"GET / HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\nCache-Control: max-age=5\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nX-Tab:\tv\t\r\nConnection: keep-alive\r\n\r\n",
+		// Targets quickURL builds, and some it leaves to url.ParseRequestURI.
+		"GET /a? HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /a?b?c HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /a?? HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET //a/b HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /a!b'(c)*d%41 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /a;b=c,d$e&f+g:h@i~j HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://x.example:8080 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://x?y=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://X.Example/P/Q?R HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://x:/p HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET HTTP://x/p HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://[::1]:80/p HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://u@x/p HTTP/1.1\r\nHost: x\r\n\r\n",
 	} {
 		var h fastHead
 		if v, _ := parseHead([]byte(s), 0, &h); v != headFast {

@@ -17,9 +17,12 @@ import (
 // net/http accepts.
 func buildRequest(ctx context.Context, h *fastHead) (req *http.Request, ok bool) {
 	target := string(h.target)
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
-		return nil, false
+	u := quickURL(target)
+	if u == nil {
+		var err error
+		if u, err = url.ParseRequestURI(target); err != nil {
+			return nil, false
+		}
 	}
 	method := http.MethodGet
 	if string(h.method) == http.MethodHead {
@@ -96,4 +99,81 @@ func writeCanonicalName(sb *strings.Builder, name []byte) {
 		sb.WriteByte(c)
 		upper = c == '-'
 	}
+}
+
+// quickURL is url.ParseRequestURI for the plain target: an origin-form or
+// "http://" absolute-form target whose host is letters, digits, '.', '-'
+// and a port, and whose path holds only the characters url.URL keeps as
+// they are (so no RawPath). It returns nil for anything else, which
+// ParseRequestURI then parses. FuzzParseHead compares the two.
+func quickURL(target string) *url.URL {
+	u := new(url.URL)
+	rest := target
+	if strings.HasPrefix(rest, "http://") {
+		rest = rest[len("http://"):]
+		end := strings.IndexAny(rest, "/?")
+		if end < 0 {
+			end = len(rest)
+		}
+		host := rest[:end]
+		if !plainHost(host) {
+			return nil
+		}
+		u.Scheme, u.Host, rest = "http", host, rest[end:]
+	} else if len(rest) == 0 || rest[0] != '/' {
+		return nil
+	}
+	path := rest
+	if i := strings.IndexByte(rest, '?'); i >= 0 {
+		path = rest[:i]
+		q := rest[i+1:]
+		if q == "" && strings.Count(rest, "?") == 1 {
+			u.ForceQuery = true
+		}
+		for j := 0; j < len(q); j++ {
+			if c := q[j]; c <= ' ' || c >= 0x7f || c == '#' {
+				return nil
+			}
+		}
+		u.RawQuery = q
+	}
+	for j := 0; j < len(path); j++ {
+		switch c := path[j]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-' || c == '_' || c == '.' || c == '~' || c == '$' || c == '&' || c == '+' ||
+			c == ',' || c == '/' || c == ':' || c == ';' || c == '=' || c == '@':
+		default:
+			return nil
+		}
+	}
+	u.Path = path
+	return u
+}
+
+// plainHost reports whether h is a host[:port] of letters, digits, '.'
+// and '-', which url.Parse takes as it is.
+func plainHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	colon := strings.IndexByte(h, ':')
+	name, port := h, ""
+	if colon >= 0 {
+		name, port = h[:colon], h[colon+1:]
+	}
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	for i := 0; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
