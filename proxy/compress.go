@@ -49,9 +49,12 @@ func (p *Proxy) compress(x *exchange, resp *http.Response) {
 }
 
 func compressibleType(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return false
+	mt, ok := plainMediaType(ct)
+	if !ok {
+		var err error
+		if mt, _, err = mime.ParseMediaType(ct); err != nil {
+			return false
+		}
 	}
 	switch {
 	case mt == "text/event-stream":
@@ -167,4 +170,42 @@ func (e *encodedBody) Read(b []byte) (int, error) { return e.pr.Read(b) }
 func (e *encodedBody) Close() error {
 	e.pr.Close()
 	return e.src.Close()
+}
+
+// plainMediaType returns the media type of ct when ct is the common
+// shape, a lower-case "type/subtype" with at most a "; charset=token"
+// parameter, which mime.ParseMediaType would accept and return as it is.
+// ok is false for anything else, for ParseMediaType to judge.
+func plainMediaType(ct string) (mt string, ok bool) {
+	mt, params, _ := strings.Cut(ct, ";")
+	slash := strings.IndexByte(mt, '/')
+	if slash <= 0 || slash == len(mt)-1 || !lowerToken(mt[:slash]) || !lowerToken(mt[slash+1:]) {
+		return "", false
+	}
+	if params != "" {
+		params = strings.TrimLeft(params, " ")
+		v, found := strings.CutPrefix(params, "charset=")
+		if !found || !lowerToken(strings.ToLower(v)) {
+			return "", false
+		}
+	}
+	return mt, true
+}
+
+// lowerToken reports whether s is a non-empty token without upper-case
+// letters.
+func lowerToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case c == '-' || c == '.' || c == '+' || c == '_' || c == '!' || c == '#' || c == '$' || c == '&' || c == '^':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -152,9 +152,6 @@ func parseResponseHead(b []byte, method string) (resp *http.Response, n int) {
 	vals := make([]string, nf)
 	for k, s := range spans[:nf] {
 		name := str[s.n0:s.n1]
-		if c, ok := commonNames[name]; ok {
-			name = c
-		}
 		vals[k] = str[s.v0:s.v1]
 		if prior, ok := h[name]; ok {
 			h[name] = append(prior, vals[k])
@@ -206,18 +203,6 @@ func writeCanonical(sb *strings.Builder, name []byte) {
 		upper = c == '-'
 	}
 }
-
-// commonNames interns the names most responses carry, so that headers
-// share them rather than pin the head's string through them alone.
-var commonNames = func() map[string]string {
-	m := map[string]string{}
-	for _, n := range []string{"Accept-Ranges", "Age", "Cache-Control", "Connection", "Content-Encoding",
-		"Content-Length", "Content-Type", "Date", "Etag", "Expires", "Last-Modified", "Location",
-		"Server", "Set-Cookie", "Vary", "Via", "X-Request-Id", "Keep-Alive", "Cache-Tag", "Surrogate-Key"} {
-		m[n] = n
-	}
-	return m
-}()
 
 func equalFoldBytes(b []byte, s string) bool {
 	if len(b) != len(s) {
