@@ -415,7 +415,7 @@ func (p *Proxy) updateVariant(x *exchange, o *shm.Entry, nm http.Header) {
 	it.Key, it.Vary = o.Key, names
 	it.Tags = append(it.Tags, shm.VariantTag(x.primary))
 	if err := p.ops.Put(&it); err != nil {
-		p.m.notStored.WithLabelValues("cache-error").Inc()
+		p.m.notStoredInc("cache-error")
 		return
 	}
 	p.m.stored.Inc()
@@ -569,18 +569,18 @@ func (p *Proxy) prepareStore(x *exchange, resp *http.Response) {
 	ok, reason := httpcache.Storable(x.in, resp, x.st.storeOpts)
 	if !ok {
 		x.status.Detail = string(reason)
-		p.m.notStored.WithLabelValues(string(reason)).Inc()
+		p.m.notStoredInc(string(reason))
 		return
 	}
 	if resp.ContentLength > x.st.maxObject {
 		x.status.Detail = "too-large"
-		p.m.notStored.WithLabelValues("too-large").Inc()
+		p.m.notStoredInc("too-large")
 		return
 	}
 	if _, _, lifetime := p.freshness(x, resp.StatusCode, resp.Header); lifetime <= 0 && !hasValidators(resp.Header) {
 		// store would drop it: do not buffer it, nor report it stored.
 		x.status.Detail = "no-freshness"
-		p.m.notStored.WithLabelValues("no-freshness").Inc()
+		p.m.notStoredInc("no-freshness")
 		return
 	}
 	x.storeOK = true
@@ -660,7 +660,7 @@ func (p *Proxy) store(x *exchange, status int, h http.Header, body []byte, etag 
 		it.Tags = append(it.Tags, shm.VariantTag(x.primary))
 	}
 	if err := p.ops.Put(&it); err != nil {
-		p.m.notStored.WithLabelValues("cache-error").Inc()
+		p.m.notStoredInc("cache-error")
 		p.log.Debug("not stored", "request_id", x.reqID, "err", err)
 		return
 	}
@@ -685,7 +685,7 @@ func (p *Proxy) newItem(x *exchange, status int, h http.Header, body []byte, eta
 	he, cc, lifetime := p.freshness(x, status, h)
 	h = stripForStore(h)
 	if lifetime <= 0 && !hasValidators(h) {
-		p.m.notStored.WithLabelValues("no-freshness").Inc()
+		p.m.notStoredInc("no-freshness")
 		return it, nil, false // never usable without a validator to revalidate with
 	}
 	initAge := he.CorrectedInitialAge.Truncate(time.Second)

@@ -156,14 +156,15 @@ func (p *Proxy) forwardDirect(w http.ResponseWriter, r *http.Request, x *exchang
 }
 
 // cloneForUpstream is http.Header.Clone with room for the fields the
-// proxy adds (X-Forwarded-*, Forwarded, Via, X-Request-Id, User-Agent),
-// so that adding them does not grow the map.
+// proxy adds (X-Forwarded-*, Forwarded, Via and, when missing,
+// User-Agent; X-Request-Id is already in), so that adding them does not
+// grow the map.
 func cloneForUpstream(h http.Header) http.Header {
 	n := 0
 	for _, vv := range h {
 		n += len(vv)
 	}
-	out := make(http.Header, len(h)+8)
+	out := make(http.Header, len(h)+6)
 	vals := make([]string, n)
 	for k, vv := range h {
 		if vv == nil {

@@ -22,6 +22,18 @@ type metrics struct {
 	refreshes      prometheus.Counter
 	reloads        prometheus.Counter
 	series         sync.Map // seriesKey -> *series
+	notStoredC     sync.Map // reason -> prometheus.Counter
+}
+
+// notStoredInc counts a response not stored for reason, looking the
+// labelled counter up once per reason rather than hashing its label on
+// every uncacheable response.
+func (m *metrics) notStoredInc(reason string) {
+	c, ok := m.notStoredC.Load(reason)
+	if !ok {
+		c, _ = m.notStoredC.LoadOrStore(reason, m.notStored.WithLabelValues(reason))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 func newMetrics(reg prometheus.Registerer, cache *shm.Writer) (*metrics, error) {

@@ -142,7 +142,7 @@ func (p *Proxy) storeThenRange(x *exchange, resp *http.Response, h http.Header) 
 		x.status.Stored = false
 		if err == nil {
 			x.status.Detail = "too-large"
-			p.m.notStored.WithLabelValues("too-large").Inc()
+			p.m.notStoredInc("too-large")
 		}
 		rest := resp.Body
 		if err != nil {
