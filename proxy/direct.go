@@ -38,9 +38,10 @@ func (p *Proxy) serveUpstream(w http.ResponseWriter, r *http.Request, x *exchang
 	p.rp.ServeHTTP(w, r)
 }
 
-// clientFor is the pool x's request goes through (see dispatch).
+// clientFor is the pool x's request goes through: its cluster's, or the
+// egress pool for a forward-mode request without a route (or no x).
 func (p *Proxy) clientFor(x *exchange) http.RoundTripper {
-	if x.cluster != nil {
+	if x != nil && x.cluster != nil {
 		return x.cluster.transport
 	}
 	return p.egress

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bytes"
+
+	"github.com/zerohop/zerohop/proxy/internal/field"
 )
 
 // The fast path parses HTTP/1.1 request heads itself, without allocating,
@@ -49,7 +51,7 @@ type fastHead struct {
 // compared case-insensitively.
 func (h *fastHead) get(name string) []byte {
 	for i := 0; i < h.nf; i++ {
-		if asciiEqualFold(h.fields[i].name, name) {
+		if field.EqualFold(h.fields[i].name, name) {
 			return h.fields[i].value
 		}
 	}
@@ -63,7 +65,7 @@ func (h *fastHead) fieldIs(name, value string) bool { return string(h.get(name))
 // has reports whether a field named name is present.
 func (h *fastHead) has(name string) bool {
 	for i := 0; i < h.nf; i++ {
-		if asciiEqualFold(h.fields[i].name, name) {
+		if field.EqualFold(h.fields[i].name, name) {
 			return true
 		}
 	}
@@ -75,7 +77,7 @@ func (h *fastHead) has(name string) bool {
 func (h *fastHead) values(name string) []string {
 	var vs []string
 	for i := 0; i < h.nf; i++ {
-		if asciiEqualFold(h.fields[i].name, name) {
+		if field.EqualFold(h.fields[i].name, name) {
 			vs = append(vs, string(h.fields[i].value))
 		}
 	}
@@ -111,7 +113,7 @@ func plausibleStart(b []byte) bool {
 		if c == ' ' {
 			return i > 0
 		}
-		if !isTokenChar(c) {
+		if !field.IsToken(c) {
 			return false
 		}
 		if i > 16 {
@@ -134,7 +136,7 @@ func (h *fastHead) parse(head []byte) headVerdict {
 	}
 	h.method = line[:sp]
 	for _, c := range h.method {
-		if !isTokenChar(c) {
+		if !field.IsToken(c) {
 			return headOpaque
 		}
 	}
@@ -171,7 +173,7 @@ func (h *fastHead) parse(head []byte) headVerdict {
 		}
 		name, value := line[:colon], trimOWS(line[colon+1:])
 		for _, c := range name {
-			if !isTokenChar(c) {
+			if !field.IsToken(c) {
 				return headOpaque
 			}
 		}
@@ -188,14 +190,14 @@ func (h *fastHead) parse(head []byte) headVerdict {
 		}
 		switch len(name) {
 		case 4:
-			if asciiEqualFold(name, "Host") {
+			if field.EqualFold(name, "Host") {
 				if h.host != nil {
 					return headOpaque // two Host fields: net/http answers 400
 				}
 				h.host = value
 			}
 		case 14:
-			if asciiEqualFold(name, "Content-Length") {
+			if field.EqualFold(name, "Content-Length") {
 				if sawCL {
 					return headOpaque
 				}
@@ -210,11 +212,11 @@ func (h *fastHead) parse(head []byte) headVerdict {
 				}
 			}
 		case 17:
-			if asciiEqualFold(name, "Transfer-Encoding") {
+			if field.EqualFold(name, "Transfer-Encoding") {
 				sawTE = true
 			}
 		case 10:
-			if asciiEqualFold(name, "Connection") {
+			if field.EqualFold(name, "Connection") {
 				if !h.connectionTokens(value) {
 					verdict = max(verdict, headHandoff)
 				}
@@ -248,9 +250,9 @@ func (h *fastHead) connectionTokens(v []byte) bool {
 		}
 		switch {
 		case len(tok) == 0:
-		case asciiEqualFold(tok, "close"):
+		case field.EqualFold(tok, "close"):
 			h.connClose = true
-		case asciiEqualFold(tok, "keep-alive"):
+		case field.EqualFold(tok, "keep-alive"):
 		default:
 			return false // "upgrade", or a hop-by-hop field list
 		}
@@ -263,13 +265,13 @@ func (h *fastHead) connectionTokens(v []byte) bool {
 func ineligible(name []byte) bool {
 	switch len(name) {
 	case 2:
-		return asciiEqualFold(name, "Te")
+		return field.EqualFold(name, "Te")
 	case 6:
-		return asciiEqualFold(name, "Expect")
+		return field.EqualFold(name, "Expect")
 	case 7:
-		return asciiEqualFold(name, "Upgrade") || asciiEqualFold(name, "Trailer")
+		return field.EqualFold(name, "Upgrade") || field.EqualFold(name, "Trailer")
 	case 14:
-		return asciiEqualFold(name, "Http2-Settings")
+		return field.EqualFold(name, "Http2-Settings")
 	}
 	return false
 }
@@ -279,21 +281,21 @@ func ineligible(name []byte) bool {
 func needsPolicy(name []byte) bool {
 	switch len(name) {
 	case 5:
-		return asciiEqualFold(name, "Range")
+		return field.EqualFold(name, "Range")
 	case 6:
-		return asciiEqualFold(name, "Pragma")
+		return field.EqualFold(name, "Pragma")
 	case 8:
-		return asciiEqualFold(name, "If-Match") || asciiEqualFold(name, "If-Range")
+		return field.EqualFold(name, "If-Match") || field.EqualFold(name, "If-Range")
 	case 13:
-		return asciiEqualFold(name, "Cache-Control") || asciiEqualFold(name, "If-None-Match") ||
-			asciiEqualFold(name, "Authorization")
+		return field.EqualFold(name, "Cache-Control") || field.EqualFold(name, "If-None-Match") ||
+			field.EqualFold(name, "Authorization")
 	case 17:
-		return asciiEqualFold(name, "If-Modified-Since")
+		return field.EqualFold(name, "If-Modified-Since")
 	case 19:
-		return asciiEqualFold(name, "If-Unmodified-Since") || asciiEqualFold(name, "Proxy-Authorization")
+		return field.EqualFold(name, "If-Unmodified-Since") || field.EqualFold(name, "Proxy-Authorization")
 	}
 	for _, f := range unkeyedOverrides {
-		if asciiEqualFold(name, f) {
+		if field.EqualFold(name, f) {
 			return true
 		}
 	}
@@ -337,46 +339,6 @@ func parseDecimal(b []byte) (int64, bool) {
 	return n, true
 }
 
-func isTokenChar(c byte) bool {
-	return c < 0x80 && tokenTable[c]
-}
-
-var tokenTable = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-32] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return
-}()
-
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c, d := b[i], s[i]
-		if c == d {
-			continue
-		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if 'A' <= d && d <= 'Z' {
-			d += 'a' - 'A'
-		}
-		if c != d {
-			return false
-		}
-	}
-	return true
-}
-
 func hasPrefixFold(b []byte, prefix string) bool {
-	return len(b) >= len(prefix) && asciiEqualFold(b[:len(prefix)], prefix)
+	return len(b) >= len(prefix) && field.EqualFold(b[:len(prefix)], prefix)
 }

@@ -3,13 +3,15 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"golang.org/x/net/http/httpguts"
 	"net/http"
 	"strconv"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/zerohop/zerohop/internal/config"
 	"github.com/zerohop/zerohop/proxy/httpcache"
+	"github.com/zerohop/zerohop/proxy/internal/field"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -121,7 +123,7 @@ func (c *fastConn) serveHit() (served, keep bool) {
 	ranges := e.Status == http.StatusOK // acceptRanges: stored bodies are complete
 	if ranges {
 		for it := shm.NewHeaderIter(e.Headers); it.Next(); {
-			if asciiEqualFold(it.Name(), "Accept-Ranges") && hasTokenBytes(it.Value(), "none") {
+			if field.EqualFold(it.Name(), "Accept-Ranges") && hasTokenBytes(it.Value(), "none") {
 				ranges = false // the origin's "none" stands
 			}
 		}
@@ -129,16 +131,16 @@ func (c *fastConn) serveHit() (served, keep bool) {
 	for it := shm.NewHeaderIter(e.Headers); it.Next(); {
 		name := it.Name()
 		switch {
-		case asciiEqualFold(name, "Content-Length"), asciiEqualFold(name, "Age"),
-			asciiEqualFold(name, "Cache-Status"), asciiEqualFold(name, "X-Request-Id"):
+		case field.EqualFold(name, "Content-Length"), field.EqualFold(name, "Age"),
+			field.EqualFold(name, "Cache-Status"), field.EqualFold(name, "X-Request-Id"):
 			continue
-		case ranges && asciiEqualFold(name, "Accept-Ranges"):
+		case ranges && field.EqualFold(name, "Accept-Ranges"):
 			continue
-		case asciiEqualFold(name, "Content-Type"):
+		case field.EqualFold(name, "Content-Type"):
 			haveType = true
-		case asciiEqualFold(name, "Date"):
+		case field.EqualFold(name, "Date"):
 			haveDate = true
-		case asciiEqualFold(name, "Content-Encoding"):
+		case field.EqualFold(name, "Content-Encoding"):
 			haveCE = len(it.Value()) > 0
 		}
 		bw.Write(name)
@@ -273,7 +275,7 @@ func hasTokenBytes(v []byte, token string) bool {
 		} else {
 			f, v = v, nil
 		}
-		if asciiEqualFold(trimOWS(f), token) {
+		if field.EqualFold(trimOWS(f), token) {
 			return true
 		}
 	}

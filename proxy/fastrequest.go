@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/zerohop/zerohop/proxy/internal/field"
 )
 
 // buildRequest makes the http.Request that http.ReadRequest (and the
@@ -37,7 +39,7 @@ func buildRequest(ctx context.Context, h *fastHead) (req *http.Request, ok bool)
 	sb.Grow(size)
 	for i := range h.nf {
 		f := &h.fields[i]
-		writeCanonicalName(&sb, f.name)
+		field.WriteCanonical(&sb, f.name)
 		sb.Write(f.value)
 	}
 	all := sb.String()
@@ -84,21 +86,6 @@ func buildRequest(ctx context.Context, h *fastHead) (req *http.Request, ok bool)
 		Close:      h.connClose,
 	}).WithContext(ctx)
 	return req, true
-}
-
-// writeCanonicalName writes a field name (all token bytes) as
-// textproto.CanonicalMIMEHeaderKey would make it.
-func writeCanonicalName(sb *strings.Builder, name []byte) {
-	upper := true
-	for _, c := range name {
-		if upper && c >= 'a' && c <= 'z' {
-			c -= 'a' - 'A'
-		} else if !upper && c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		sb.WriteByte(c)
-		upper = c == '-'
-	}
 }
 
 // quickURL is url.ParseRequestURI for the plain target: an origin-form or

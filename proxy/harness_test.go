@@ -18,7 +18,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -467,4 +469,36 @@ func (l *logBuffer) statusLogged(id string) (int64, bool) {
 		return false
 	})
 	return st, ok
+}
+
+// cacheStatusTTL matches the ttl member of a Cache-Status value, which
+// differs between two proxies answering the same request.
+var cacheStatusTTL = regexp.MustCompile(`; ttl=-?\d+`)
+
+// sameAnswer reports where two responses to the same request, through the
+// proxies named la and lb, differ: status, body (as given, possibly
+// normalized), error, framing, fields (request id, Date, Age and the
+// Cache-Status ttl aside) and trailers.
+func sameAnswer(t *testing.T, name, la, lb string, a, b *result, bodyA, bodyB string) {
+	t.Helper()
+	if a.StatusCode != b.StatusCode || bodyA != bodyB || (a.err == nil) != (b.err == nil) {
+		t.Errorf("%s: %s %d %q (%v); %s %d %q (%v)", name, la, a.StatusCode, trunc(bodyA), a.err, lb, b.StatusCode, trunc(bodyB), b.err)
+	}
+	if a.ContentLength != b.ContentLength || !slices.Equal(a.TransferEncoding, b.TransferEncoding) {
+		t.Errorf("%s: framing: %s CL %d TE %v; %s CL %d TE %v", name, la, a.ContentLength, a.TransferEncoding, lb, b.ContentLength, b.TransferEncoding)
+	}
+	for _, hh := range []http.Header{a.Header, b.Header} {
+		hh.Del("Date")
+		hh.Del("X-Request-Id")
+		hh.Del("Age")
+		if cs := hh.Get("Cache-Status"); cs != "" {
+			hh.Set("Cache-Status", cacheStatusTTL.ReplaceAllString(cs, ""))
+		}
+	}
+	if fmt.Sprint(a.Header) != fmt.Sprint(b.Header) {
+		t.Errorf("%s: header\n%s: %v\n%s: %v", name, la, a.Header, lb, b.Header)
+	}
+	if fmt.Sprint(a.Trailer) != fmt.Sprint(b.Trailer) {
+		t.Errorf("%s: trailer: %s %v; %s %v", name, la, a.Trailer, lb, b.Trailer)
+	}
 }

@@ -229,11 +229,7 @@ type listenerHandler struct {
 type dispatch struct{ p *Proxy }
 
 func (d dispatch) RoundTrip(r *http.Request) (*http.Response, error) {
-	x := exchangeFrom(r.Context())
-	if x != nil && x.cluster != nil {
-		return x.cluster.transport.RoundTrip(r)
-	}
-	return d.p.egress.RoundTrip(r)
+	return d.p.clientFor(exchangeFrom(r.Context())).RoundTrip(r)
 }
 
 // errUpstreamTimeout marks a route timeout, answered 504.

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/zerohop/zerohop/proxy/internal/field"
 )
 
 // The common response, an HTTP/1.1 head with one Content-Length that
@@ -87,7 +89,7 @@ func parseResponseHead(b []byte, method string) (resp *http.Response, n int) {
 			return nil, 0
 		}
 		n0 := i
-		for i < len(b) && isTokenByte(b[i]) {
+		for i < len(b) && field.IsToken(b[i]) {
 			i++
 		}
 		if i == n0 || i >= len(b) || b[i] != ':' {
@@ -115,16 +117,16 @@ func parseResponseHead(b []byte, method string) (resp *http.Response, n int) {
 		i += 2
 		name := b[n0:n1]
 		switch {
-		case equalFoldBytes(name, "Content-Length"):
+		case field.EqualFold(name, "Content-Length"):
 			if cl >= 0 {
 				return nil, 0 // more than one: net/http's rules
 			}
 			if cl = parseLength(b[v0:v1]); cl < 0 {
 				return nil, 0
 			}
-		case equalFoldBytes(name, "Transfer-Encoding"), equalFoldBytes(name, "Trailer"):
+		case field.EqualFold(name, "Transfer-Encoding"), field.EqualFold(name, "Trailer"):
 			return nil, 0
-		case equalFoldBytes(name, "Connection"):
+		case field.EqualFold(name, "Connection"):
 			if hasCloseToken(b[v0:v1]) {
 				closeConn = true
 			}
@@ -143,7 +145,7 @@ func parseResponseHead(b []byte, method string) (resp *http.Response, n int) {
 	at := 0
 	for _, s := range spans[:nf] {
 		sb.Write(b[at:s.n0])
-		writeCanonical(&sb, b[s.n0:s.n1])
+		field.WriteCanonical(&sb, b[s.n0:s.n1])
 		at = s.n1
 	}
 	sb.Write(b[at:i])
@@ -175,52 +177,6 @@ func parseResponseHead(b []byte, method string) (resp *http.Response, n int) {
 	return resp, i
 }
 
-// isTokenByte reports whether c may appear in a field name (RFC 9110
-// tchar).
-func isTokenByte(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
-
-// writeCanonical writes a field name (all token bytes) as
-// textproto.CanonicalMIMEHeaderKey would make it.
-func writeCanonical(sb *strings.Builder, name []byte) {
-	upper := true
-	for _, c := range name {
-		if upper && c >= 'a' && c <= 'z' {
-			c -= 'a' - 'A'
-		} else if !upper && c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		sb.WriteByte(c)
-		upper = c == '-'
-	}
-}
-
-func equalFoldBytes(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c, d := b[i], s[i]
-		if c|0x20 != d|0x20 {
-			return false
-		}
-		// |0x20 folds letters only when both are letters.
-		if (c|0x20 < 'a' || c|0x20 > 'z') && c != d {
-			return false
-		}
-	}
-	return true
-}
-
 // parseLength parses a Content-Length value: 1 to 18 digits.
 func parseLength(v []byte) int64 {
 	if len(v) == 0 || len(v) > 18 {
@@ -250,7 +206,7 @@ func hasCloseToken(v []byte) bool {
 		for len(t) > 0 && (t[len(t)-1] == ' ' || t[len(t)-1] == '\t') {
 			t = t[:len(t)-1]
 		}
-		if equalFoldBytes(t, "close") {
+		if field.EqualFold(t, "close") {
 			return true
 		}
 		if j == len(v) {

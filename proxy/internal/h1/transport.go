@@ -57,6 +57,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/zerohop/zerohop/proxy/internal/field"
 )
 
 // Options configure a Transport. The zero value is usable: every field has
@@ -489,7 +491,7 @@ func validToken(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if b := s[i]; b >= 0x80 || !tchar[b] {
+		if !field.IsToken(s[i]) {
 			return false
 		}
 	}
@@ -506,20 +508,6 @@ func validValue(v string) bool {
 	}
 	return true
 }
-
-var tchar = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
 
 func hasBody(r *http.Request) bool { return r.Body != nil && r.Body != http.NoBody }
 
