@@ -123,7 +123,7 @@ func (fl *fastListener) Accept() (net.Conn, error) {
 	// it runs under a server.
 	ctx := context.WithValue(context.Background(), http.ServerContextKey, fl.srv)
 	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.LocalAddr())
-	fc.ctx, fc.cancel = context.WithCancel(ctx)
+	fc.ctx = ctx
 	return fc, nil
 }
 
@@ -139,9 +139,8 @@ type fastConn struct {
 	net.Conn
 	fl     *fastListener
 	h      *listenerHandler
-	ctx    context.Context // base context of fast requests; cancelled on close
+	ctx    context.Context // the values of fast requests' contexts (requestCtx)
 	remote string          // RemoteAddr().String(), once made
-	cancel context.CancelFunc
 
 	// Read side, used by one goroutine at a time (net/http's).
 	buf  []byte
@@ -237,7 +236,6 @@ func (c *fastConn) Close() error {
 	c.closed = true
 	c.mu.Unlock()
 	c.fl.forget(c)
-	c.cancel()
 	c.wake()
 	return c.Conn.Close()
 }

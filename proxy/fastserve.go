@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"golang.org/x/net/http/httpguts"
 	"net/http"
@@ -61,7 +60,6 @@ func (c *fastConn) closeNow() {
 	c.mu.Unlock()
 	if !already {
 		c.fl.forget(c)
-		c.cancel()
 		c.wake()
 		c.Conn.Close()
 	}
@@ -80,16 +78,16 @@ func (c *fastConn) remoteAddr() string {
 // reports whether the connection stays open.
 func (c *fastConn) serveOne() (keep bool) {
 	h := &c.head
-	ctx, cancel := context.WithCancel(c.ctx)
 	// The exchange comes with the request, its context already carrying
 	// it: the handler then need not copy the request to add it.
 	x := new(exchange)
-	x.ctx = exchangeCtx{ctx, x}
+	x.rctx.values = c.ctx
+	x.ctx = exchangeCtx{&x.rctx, x}
 	req, ok := buildRequest(&x.ctx, h)
 	if !ok || !httpguts.ValidHostHeader(string(h.host)) {
 		// The parser accepted what net/http's does not: answer as the
 		// server would, and close.
-		cancel()
+		x.rctx.end()
 		c.writeBadRequest()
 		return false
 	}
@@ -98,7 +96,7 @@ func (c *fastConn) serveOne() (keep bool) {
 	c.writer()
 	w := &fastWriter{c: c, req: req, hdr: make(http.Header, 8), cl: -1, isHEAD: req.Method == http.MethodHead}
 	w.closeAfter = h.connClose
-	defer cancel()
+	defer x.rctx.end()
 	defer func() {
 		if v := recover(); v != nil {
 			keep = false

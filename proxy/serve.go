@@ -66,6 +66,7 @@ type exchange struct {
 	// header maps share (capacity 1, so an Add to any of them copies).
 	rec    recorder
 	ctx    exchangeCtx
+	rctx   requestCtx // the fast path's request context, under ctx
 	reqIDv [1]string
 
 	// interimW receives the 1xx responses of a direct forward (Got1xx).
@@ -90,6 +91,30 @@ func (c *exchangeCtx) Value(key any) any {
 		return c.x
 	}
 	return c.Context.Value(key)
+}
+
+// WatchEnd, UnwatchEnd and AfterFunc pass on what requestCtx offers when
+// it is the context underneath (the fast path's); see there.
+
+func (c *exchangeCtx) WatchEnd(f func()) bool {
+	if r, ok := c.Context.(*requestCtx); ok {
+		return r.WatchEnd(f)
+	}
+	return false
+}
+
+func (c *exchangeCtx) UnwatchEnd() bool {
+	if r, ok := c.Context.(*requestCtx); ok {
+		return r.UnwatchEnd()
+	}
+	return false
+}
+
+func (c *exchangeCtx) AfterFunc(f func()) (stop func() bool) {
+	if r, ok := c.Context.(*requestCtx); ok {
+		return r.AfterFunc(f)
+	}
+	return context.AfterFunc(c.Context, f)
 }
 
 type ctxKey struct{}

@@ -44,9 +44,11 @@ type conn struct {
 	hasDeadline     bool // a read deadline is set that reuse must clear
 
 	// Context cancellation: stop unregisters the context.AfterFunc that
-	// calls interrupt. dmu orders interrupt against read deadlines set by
-	// the exchange, so that a deadline set later cannot undo it.
+	// calls interrupt, or watcher the context's own (EndWatcher). dmu
+	// orders interrupt against read deadlines set by the exchange, so that
+	// a deadline set later cannot undo it.
 	stop        func() bool
+	watcher     EndWatcher
 	interruptFn func()
 	dmu         sync.Mutex
 	interrupted bool
@@ -178,6 +180,10 @@ func (c *conn) setReadDeadline(d time.Time) {
 
 // watch arranges for ctx's end to interrupt the connection.
 func (c *conn) watch(ctx context.Context) {
+	if w, ok := ctx.(EndWatcher); ok && w.WatchEnd(c.interruptFn) {
+		c.watcher = w
+		return
+	}
 	if ctx.Done() != nil {
 		c.stop = context.AfterFunc(ctx, c.interruptFn)
 	}
@@ -186,6 +192,10 @@ func (c *conn) watch(ctx context.Context) {
 // unwatch stops watching the context. It reports false if the context
 // ended and interrupted the connection (or is about to).
 func (c *conn) unwatch() bool {
+	if w := c.watcher; w != nil {
+		c.watcher = nil
+		return w.UnwatchEnd()
+	}
 	if c.stop == nil {
 		return true
 	}

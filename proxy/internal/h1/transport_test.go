@@ -381,6 +381,10 @@ func TestCancel(t *testing.T) {
 			}},
 		{name: "cancel mid-body, chunked", stage: "chunked", cancel: true, want: context.Canceled,
 			ctx: func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }},
+		{name: "EndWatcher cancel awaiting the head", stage: "head", cancel: true, want: context.Canceled,
+			ctx: func() (context.Context, context.CancelFunc) { return newEndWatcherCtx() }},
+		{name: "EndWatcher cancel mid-body", stage: "body", cancel: true, want: context.Canceled,
+			ctx: func() (context.Context, context.CancelFunc) { return newEndWatcherCtx() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -429,8 +433,44 @@ func TestCancel(t *testing.T) {
 			if n := tr.idleCount(); n != 0 {
 				t.Errorf("idle pool holds %d; want 0 (the interrupted connection is closed)", n)
 			}
+			if w, ok := ctx.(*endWatcherCtx); ok && w.watches.Load() == 0 {
+				t.Error("the connection did not watch through WatchEnd")
+			}
 		})
 	}
+}
+
+// endWatcherCtx is a context with its own WatchEnd, as the proxy's fast
+// path gives its requests, counting the watches.
+type endWatcherCtx struct {
+	context.Context
+	watches atomic.Int32
+	mu      sync.Mutex
+	stop    func() bool
+}
+
+func newEndWatcherCtx() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &endWatcherCtx{Context: ctx}, cancel
+}
+
+func (c *endWatcherCtx) WatchEnd(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stop != nil {
+		return false
+	}
+	c.watches.Add(1)
+	c.stop = context.AfterFunc(c.Context, f)
+	return true
+}
+
+func (c *endWatcherCtx) UnwatchEnd() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	stop := c.stop
+	c.stop = nil
+	return stop != nil && stop()
 }
 
 // TestCanceledBeforeStart: a done context fails at once and closes the
