@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/zerohop/zerohop/proxy/httpcache"
 	"github.com/zerohop/zerohop/shm"
 )
@@ -65,10 +67,9 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, x *exchange)
 	// collapsing; nginx proxy_cache_lock, Varnish waiting list).
 	x.status.Fwd = fwdOr(fwd, httpcache.FwdMiss)
 	if x.st.coalesce > 0 && r.Method == http.MethodGet {
-		key := string(x.primary)
-		f, leader := p.flights.join(key)
+		f, leader := p.flights.join(x.primary, &x.flight)
 		if leader {
-			defer p.flights.finish(key, f)
+			defer p.flights.finish(f)
 		} else if p.waitAndServe(w, r, x, f) {
 			return
 		}
@@ -83,7 +84,7 @@ func (p *Proxy) waitAndServe(w http.ResponseWriter, r *http.Request, x *exchange
 	t := time.NewTimer(x.st.coalesce)
 	defer t.Stop()
 	select {
-	case <-f.done:
+	case <-f.wait:
 	case <-t.C:
 		x.status.Detail = "coalesce-timeout"
 		return false
@@ -115,6 +116,9 @@ func fwdOr(f, def httpcache.Fwd) httpcache.Fwd {
 // under the key built from the request's selecting header fields (RFC 9111
 // §4.1). It returns nil and the Cache-Status fwd reason on a miss.
 func (p *Proxy) lookupStored(x *exchange) (*shm.Entry, httpcache.Fwd) {
+	if x.primary == nil {
+		x.primary = x.keyArr[:0]
+	}
 	x.primary = shm.AppendKey(x.primary[:0], http.MethodGet, x.scheme, x.host, x.target)
 	if x.buf == nil {
 		x.buf = p.bufs.Get().(*[]byte)
@@ -122,11 +126,13 @@ func (p *Proxy) lookupStored(x *exchange) (*shm.Entry, httpcache.Fwd) {
 	e, out, ok := p.ops.GetStale(*x.buf, x.primary)
 	*x.buf = out
 	if !ok {
-		return nil, httpcache.FwdURIMiss
+		return nil, httpcache.FwdURIMiss // without moving e to the heap
 	}
 	if e.Flags&shm.FlagVaryIndex == 0 {
 		x.primaryIsIdx, x.primaryVary = false, nil
-		return &e, ""
+		found := new(shm.Entry)
+		*found = e
+		return found, ""
 	}
 	// The variant is copied into the same buffer: keep the names.
 	x.primaryIsIdx, x.primaryVary = true, bytes.Clone(e.Vary)
@@ -759,8 +765,7 @@ func (p *Proxy) InvalidateURL(scheme, host, target string) bool {
 // refreshInBackground revalidates a stale entry once, for
 // stale-while-revalidate (RFC 5861 §3), unless a fetch is already running.
 func (p *Proxy) refreshInBackground(x *exchange, e *shm.Entry) {
-	key := string(x.primary)
-	f, leader := p.flights.join(key)
+	f, leader := p.flights.join(x.primary, new(flight))
 	if !leader {
 		return
 	}
@@ -788,7 +793,7 @@ func (p *Proxy) refreshInBackground(x *exchange, e *shm.Entry) {
 	go func() {
 		defer p.bg.Done()
 		defer cancel()
-		defer p.flights.finish(key, f)
+		defer p.flights.finish(f)
 		p.rp.ServeHTTP(discard{h: http.Header{}}, req)
 	}()
 }
@@ -829,34 +834,52 @@ func (s *storingBody) Read(b []byte) (int, error) {
 
 func (s *storingBody) Close() error { return s.rc.Close() }
 
-// flights are in-flight upstream fetches, by primary key.
+// flights are in-flight upstream fetches, by the hash of their primary
+// key. Two keys with one hash share a flight: the follower then waits for
+// a fetch that stores nothing it looks up, and goes upstream itself,
+// which is what coalescing costs anyway when the leader's answer is not
+// storable. Hashing spares a string per miss.
 type flights struct {
 	mu sync.Mutex
-	m  map[string]*flight
+	m  map[uint64]*flight
 }
 
-type flight struct{ done chan struct{} }
+// flight is one upstream fetch that followers wait on. It lives in the
+// leader's exchange; wait is made when the first follower comes.
+type flight struct {
+	hash uint64
+	wait chan struct{}
+}
 
-// join returns the flight for key, creating it (leader=true) if none.
-func (fs *flights) join(key string) (f *flight, leader bool) {
+// join returns the flight for key, making own the flight (leader=true)
+// if there is none.
+func (fs *flights) join(key []byte, own *flight) (f *flight, leader bool) {
+	h := xxhash.Sum64(key)
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	if f, ok := fs.m[key]; ok {
+	if f, ok := fs.m[h]; ok {
+		if f.wait == nil {
+			f.wait = make(chan struct{})
+		}
 		return f, false
 	}
 	if fs.m == nil {
-		fs.m = map[string]*flight{}
+		fs.m = map[uint64]*flight{}
 	}
-	f = &flight{done: make(chan struct{})}
-	fs.m[key] = f
-	return f, true
+	own.hash, own.wait = h, nil
+	fs.m[h] = own
+	return own, true
 }
 
-func (fs *flights) finish(key string, f *flight) {
+// finish ends f and releases its followers.
+func (fs *flights) finish(f *flight) {
 	fs.mu.Lock()
-	if fs.m[key] == f {
-		delete(fs.m, key)
+	if fs.m[f.hash] == f {
+		delete(fs.m, f.hash)
 	}
+	wait := f.wait
 	fs.mu.Unlock()
-	close(f.done)
+	if wait != nil {
+		close(wait)
+	}
 }

@@ -64,7 +64,11 @@ type outbound struct {
 // forwardDirect is ReverseProxy.ServeHTTP (Rewrite mode, FlushInterval 0)
 // for a request directEligible accepts, sent through t.
 func (p *Proxy) forwardDirect(w http.ResponseWriter, r *http.Request, x *exchange, t *h1.Transport) {
-	o := &outbound{req: *r, url: *r.URL}
+	o := &x.out
+	if o.req.Method != "" { // a second forward of x: keep the first's
+		o = new(outbound)
+	}
+	*o = outbound{req: *r, url: *r.URL}
 	out := &o.req
 	out.URL = &o.url
 	out.Body, out.ContentLength, out.Close = nil, 0, false

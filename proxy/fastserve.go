@@ -94,7 +94,8 @@ func (c *fastConn) serveOne() (keep bool) {
 	req.RemoteAddr = c.remoteAddr()
 
 	c.writer()
-	w := &fastWriter{c: c, req: req, hdr: make(http.Header, 8), cl: -1, isHEAD: req.Method == http.MethodHead}
+	w := &x.fw
+	*w = fastWriter{c: c, req: req, hdr: make(http.Header, 8), cl: -1, isHEAD: req.Method == http.MethodHead}
 	w.closeAfter = h.connClose
 	defer x.rctx.end()
 	defer func() {

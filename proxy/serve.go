@@ -68,6 +68,10 @@ type exchange struct {
 	ctx    exchangeCtx
 	rctx   requestCtx // the fast path's request context, under ctx
 	reqIDv [1]string
+	fw     fastWriter // the fast path's response writer
+	out    outbound   // the direct forwarder's upstream request
+	flight flight     // the fetch others wait on, when x leads one
+	keyArr [160]byte  // primary's backing, for the usual key
 
 	// interimW receives the 1xx responses of a direct forward (Got1xx).
 	interimW http.ResponseWriter
