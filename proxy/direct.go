@@ -163,13 +163,18 @@ func (p *Proxy) forwardDirect(w http.ResponseWriter, r *http.Request, x *exchang
 // cloneForUpstream is http.Header.Clone with room for the fields the
 // proxy adds (X-Forwarded-*, Forwarded, Via and, when missing,
 // User-Agent; X-Request-Id is already in), so that adding them does not
-// grow the map.
+// grow the map: growing a map past eight fields costs three allocations.
+// One slot is spare: BenchmarkMiss shows the map growing without it.
 func cloneForUpstream(h http.Header) http.Header {
 	n := 0
 	for _, vv := range h {
 		n += len(vv)
 	}
-	out := make(http.Header, len(h)+6)
+	room := len(h) + 6
+	if _, ok := h["User-Agent"]; !ok {
+		room++
+	}
+	out := make(http.Header, room)
 	vals := make([]string, n)
 	for k, vv := range h {
 		if vv == nil {

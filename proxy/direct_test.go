@@ -185,3 +185,48 @@ func TestDirectForwardsEarlyHints(t *testing.T) {
 		t.Fatalf("body %q", b)
 	}
 }
+
+// TestUpstreamViaAndCacheStatusKept checks that a forwarded response
+// keeps the upstream's own Via and Cache-Status entries and gets the
+// proxy's after them (RFC 9110 §7.6.3, RFC 9211 §2), through the direct
+// forwarder and ReverseProxy, in both listener modes; that a hit carries
+// the proxy's entry alone (the upstream's described the fetch, and is not
+// stored); and that a response without them gets exactly one of each.
+func TestUpstreamViaAndCacheStatusKept(t *testing.T) {
+	for _, mode := range []config.ListenerMode{config.ModeReverse, config.ModeForward} {
+		for _, direct := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/direct=%v", mode, direct), func(t *testing.T) {
+				h := newHarness(t, harnessOptions{mode: mode, handler: func(w http.ResponseWriter, r *http.Request, n int64) {
+					if r.URL.Path == "/plain" {
+						w.Header().Set("Cache-Control", "no-store")
+						return
+					}
+					w.Header().Set("Cache-Control", "max-age=60")
+					w.Header().Add("Via", "1.1 cdn")
+					w.Header().Add("Cache-Status", "OriginCache; hit")
+				}})
+				if !direct {
+					proxy.DisableDirect(h.p)
+				}
+				r := h.get("/kept")
+				if via := strings.Join(r.Header.Values("Via"), ", "); via != "1.1 cdn, 1.1 zerohop" {
+					t.Errorf("miss: Via = %q; want the upstream's, then the proxy's", via)
+				}
+				if cs := r.Header.Values("Cache-Status"); len(cs) != 1 || !strings.HasPrefix(cs[0], "OriginCache; hit, zerohop; fwd=uri-miss") {
+					t.Errorf("miss: Cache-Status = %q; want the upstream's entry, then the proxy's", cs)
+				}
+				r = h.get("/kept")
+				if cs := r.Header.Values("Cache-Status"); len(cs) != 1 || !strings.HasPrefix(cs[0], "zerohop; hit") {
+					t.Errorf("hit: Cache-Status = %q; want the proxy's entry alone", cs)
+				}
+				r = h.get("/plain")
+				if via := r.Header.Values("Via"); len(via) != 1 || via[0] != "1.1 zerohop" {
+					t.Errorf("Via = %q; want one, the proxy's", via)
+				}
+				if cs := r.Header.Values("Cache-Status"); len(cs) != 1 || strings.Contains(cs[0], ",") {
+					t.Errorf("Cache-Status = %q; want one entry", cs)
+				}
+			})
+		}
+	}
+}

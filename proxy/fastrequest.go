@@ -15,12 +15,27 @@ import (
 // already parsed and validated, so this is the assembly alone: the names
 // (made canonical) and values share one string, the header's values one
 // backing array. FuzzParseHead compares the result with http.ReadRequest's
-// for every head it finds fast. ok is false when the target is not a URL
-// net/http accepts.
-func buildRequest(ctx context.Context, h *fastHead) (req *http.Request, ok bool) {
-	target := string(h.target)
-	u := quickURL(target)
-	if u == nil {
+// for every head it finds fast. A plain target's URL is made in into (the
+// exchange's), others by url.ParseRequestURI. ok is false when the target
+// is not a URL net/http accepts.
+func buildRequest(ctx context.Context, h *fastHead, into *url.URL) (req *http.Request, ok bool) {
+	// The target, names and values, in one string.
+	size := len(h.target)
+	for i := range h.nf {
+		size += len(h.fields[i].name) + len(h.fields[i].value)
+	}
+	var sb strings.Builder // not zeroed, and String does not copy
+	sb.Grow(size)
+	sb.Write(h.target)
+	for i := range h.nf {
+		f := &h.fields[i]
+		field.WriteCanonical(&sb, f.name)
+		sb.Write(f.value)
+	}
+	all := sb.String()
+	target := all[:len(h.target)]
+	u := into
+	if !quickURL(target, u) {
 		var err error
 		if u, err = url.ParseRequestURI(target); err != nil {
 			return nil, false
@@ -30,22 +45,9 @@ func buildRequest(ctx context.Context, h *fastHead) (req *http.Request, ok bool)
 	if string(h.method) == http.MethodHead {
 		method = http.MethodHead
 	}
-	// Names and values, in one string.
-	size := 0
-	for i := range h.nf {
-		size += len(h.fields[i].name) + len(h.fields[i].value)
-	}
-	var sb strings.Builder // not zeroed, and String does not copy
-	sb.Grow(size)
-	for i := range h.nf {
-		f := &h.fields[i]
-		field.WriteCanonical(&sb, f.name)
-		sb.Write(f.value)
-	}
-	all := sb.String()
 	hdr := make(http.Header, h.nf)
 	vals := make([]string, h.nf)
-	off := 0
+	off := len(target)
 	var hostField string
 	for i := range h.nf {
 		f := &h.fields[i]
@@ -88,13 +90,13 @@ func buildRequest(ctx context.Context, h *fastHead) (req *http.Request, ok bool)
 	return req, true
 }
 
-// quickURL is url.ParseRequestURI for the plain target: an origin-form or
-// "http://" absolute-form target whose host is letters, digits, '.', '-'
-// and a port, and whose path holds only the characters url.URL keeps as
-// they are (so no RawPath). It returns nil for anything else, which
-// ParseRequestURI then parses. FuzzParseHead compares the two.
-func quickURL(target string) *url.URL {
-	u := new(url.URL)
+// quickURL is url.ParseRequestURI for the plain target, into u: an
+// origin-form or "http://" absolute-form target whose host is letters,
+// digits, '.', '-' and a port, and whose path holds only the characters
+// url.URL keeps as they are (so no RawPath). It returns false for anything
+// else, which ParseRequestURI then parses. FuzzParseHead compares the two.
+func quickURL(target string, u *url.URL) bool {
+	*u = url.URL{}
 	rest := target
 	if strings.HasPrefix(rest, "http://") {
 		rest = rest[len("http://"):]
@@ -104,11 +106,11 @@ func quickURL(target string) *url.URL {
 		}
 		host := rest[:end]
 		if !plainHost(host) {
-			return nil
+			return false
 		}
 		u.Scheme, u.Host, rest = "http", host, rest[end:]
 	} else if len(rest) == 0 || rest[0] != '/' {
-		return nil
+		return false
 	}
 	path := rest
 	if i := strings.IndexByte(rest, '?'); i >= 0 {
@@ -119,7 +121,7 @@ func quickURL(target string) *url.URL {
 		}
 		for j := 0; j < len(q); j++ {
 			if c := q[j]; c <= ' ' || c >= 0x7f || c == '#' {
-				return nil
+				return false
 			}
 		}
 		u.RawQuery = q
@@ -130,11 +132,11 @@ func quickURL(target string) *url.URL {
 		case c == '-' || c == '_' || c == '.' || c == '~' || c == '$' || c == '&' || c == '+' ||
 			c == ',' || c == '/' || c == ':' || c == ';' || c == '=' || c == '@':
 		default:
-			return nil
+			return false
 		}
 	}
 	u.Path = path
-	return u
+	return true
 }
 
 // plainHost reports whether h is a host[:port] of letters, digits, '.'

@@ -83,7 +83,7 @@ func (c *fastConn) serveOne() (keep bool) {
 	x := new(exchange)
 	x.rctx.values = c.ctx
 	x.ctx = exchangeCtx{&x.rctx, x}
-	req, ok := buildRequest(&x.ctx, h)
+	req, ok := buildRequest(&x.ctx, h, &x.inURL)
 	if !ok || !httpguts.ValidHostHeader(string(h.host)) {
 		// The parser accepted what net/http's does not: answer as the
 		// server would, and close.

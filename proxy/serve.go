@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -72,6 +73,14 @@ type exchange struct {
 	out    outbound   // the direct forwarder's upstream request
 	flight flight     // the fetch others wait on, when x leads one
 	keyArr [160]byte  // primary's backing, for the usual key
+	inURL  url.URL    // the fast path's request URL, when plain
+	// Single-value backings for fields the proxy sets, as reqIDv:
+	// X-Forwarded-For/-Host/-Proto, Forwarded and Via upstream; Via and
+	// Cache-Status on the response.
+	fwdV    [5]string
+	fwdUsed bool
+	viaV    [1]string
+	cacheV  [1]string
 
 	// interimW receives the 1xx responses of a direct forward (Got1xx).
 	interimW http.ResponseWriter

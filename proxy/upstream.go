@@ -25,7 +25,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Host = pr.In.URL.Host
 		x.upstream = pr.In.URL.Host
 	}
-	setForwarded(pr.Out.Header, pr.In)
+	var vals []string
+	if !x.fwdUsed { // a second upstream request of x makes its own
+		vals, x.fwdUsed = x.fwdV[:], true
+	}
+	setForwarded(pr.Out.Header, pr.In, vals)
 	pr.Out.Header["X-Request-Id"] = x.reqIDField()
 	if x.revalidating {
 		// Our validators replace the app's: the answer updates the stored
@@ -65,9 +69,11 @@ func viaValue(major, minor int) string {
 // setForwarded sets the fields that tell the upstream about this hop:
 // X-Forwarded-For/-Host/-Proto as httputil.ProxyRequest.SetXForwarded
 // sets them, an RFC 7239 Forwarded element, and Via. Their values share
-// one allocation.
-func setForwarded(h http.Header, in *http.Request) {
-	vals := make([]string, 5)
+// one backing array, vals (five long) or, if nil, a new one.
+func setForwarded(h http.Header, in *http.Request, vals []string) {
+	if vals == nil {
+		vals = make([]string, 5)
+	}
 	set := func(i int, name, v string) {
 		vals[i] = v
 		h[name] = vals[i : i+1 : i+1]
@@ -126,7 +132,12 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x.respTime = p.opts.Now()
 	x.upstreamMs = float64(x.respTime.Sub(x.reqTime).Microseconds()) / 1000
 	x.status.FwdStatus = resp.StatusCode
-	resp.Header.Add("Via", viaValue(resp.ProtoMajor, resp.ProtoMinor))
+	if via := resp.Header["Via"]; len(via) > 0 || x.viaV[0] != "" {
+		resp.Header["Via"] = append(via, viaValue(resp.ProtoMajor, resp.ProtoMinor))
+	} else {
+		x.viaV[0] = viaValue(resp.ProtoMajor, resp.ProtoMinor)
+		resp.Header["Via"] = x.viaV[:]
+	}
 	// The app's response carries the proxy's X-Request-Id once: drop an
 	// upstream echo, and restore it in case a forwarded 1xx (103 Early
 	// Hints) cleared the writer's header map.
@@ -155,7 +166,12 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if x.cacheable {
 		p.teeStore(x, resp)
 	}
-	httpcache.AppendCacheStatus(resp.Header, x.status)
+	if len(resp.Header["Cache-Status"]) == 0 && x.cacheV[0] == "" {
+		x.cacheV[0] = x.status.String()
+		resp.Header["Cache-Status"] = x.cacheV[:]
+	} else {
+		httpcache.AppendCacheStatus(resp.Header, x.status)
+	}
 	return nil
 }
 
