@@ -72,7 +72,8 @@ func (p *Proxy) forwardDirect(w http.ResponseWriter, r *http.Request, x *exchang
 	out := &o.req
 	out.URL = &o.url
 	out.Body, out.ContentLength, out.Close = nil, 0, false
-	out.Header = cloneForUpstream(r.Header)
+	out.Header = cloneForUpstream(r.Header, x.upHdr)
+	x.upHdr = nil // a second forward of x makes its own
 	removeHopByHop(out.Header)
 	if httpguts.HeaderValuesContainsToken(r.Header["Te"], "trailers") {
 		// Tell upstreams that care that trailers are supported (Go issue 21096).
@@ -164,8 +165,9 @@ func (p *Proxy) forwardDirect(w http.ResponseWriter, r *http.Request, x *exchang
 // proxy adds (X-Forwarded-*, Forwarded, Via and, when missing,
 // User-Agent; X-Request-Id is already in), so that adding them does not
 // grow the map: growing a map past eight fields costs three allocations.
-// One slot is spare: BenchmarkMiss shows the map growing without it.
-func cloneForUpstream(h http.Header) http.Header {
+// One slot is spare: BenchmarkMiss shows the map growing without it. into,
+// if not nil, is an empty map to clone into instead.
+func cloneForUpstream(h http.Header, into http.Header) http.Header {
 	n := 0
 	for _, vv := range h {
 		n += len(vv)
@@ -174,7 +176,10 @@ func cloneForUpstream(h http.Header) http.Header {
 	if _, ok := h["User-Agent"]; !ok {
 		room++
 	}
-	out := make(http.Header, room)
+	out := into
+	if out == nil {
+		out = make(http.Header, room)
+	}
 	vals := make([]string, n)
 	for k, vv := range h {
 		if vv == nil {

@@ -429,3 +429,78 @@ func TestFastConnShutdownClosesIdle(t *testing.T) {
 }
 
 var _ = proxy.RequestsSeen
+
+// TestFastConnHeaderMapsReused checks that the header maps a fast-path
+// connection reuses carry nothing from one request to the next: on one
+// keep-alive connection, requests with different fields (one with more
+// fields than a reused map may hold) reach the upstream with their own
+// fields only, and each response carries only its own upstream's fields.
+func TestFastConnHeaderMapsReused(t *testing.T) {
+	for _, mode := range []config.ListenerMode{config.ModeReverse, config.ModeForward} {
+		t.Run(string(mode), func(t *testing.T) {
+			h := newHarness(t, harnessOptions{mode: mode, handler: func(w http.ResponseWriter, r *http.Request, n int64) {
+				var names []string
+				for k := range r.Header {
+					if strings.HasPrefix(k, "X-T") {
+						names = append(names, k)
+					}
+				}
+				slices.Sort(names)
+				w.Header().Set("Cache-Control", "no-store")
+				w.Header().Set(fmt.Sprintf("X-Resp-%d", n), "1")
+				fmt.Fprint(w, strings.Join(names, ","))
+			}})
+			c, err := net.Dial("tcp", h.addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(wait))
+			br := bufio.NewReader(c)
+			target := "/reuse"
+			if mode == config.ModeForward {
+				target = h.origin + "/reuse"
+			}
+			many := ""
+			var manyNames []string
+			for i := range 24 {
+				many += fmt.Sprintf("X-T-Many-%02d: v\r\n", i)
+				manyNames = append(manyNames, fmt.Sprintf("X-T-Many-%02d", i))
+			}
+			steps := []struct {
+				fields string
+				want   string
+			}{
+				{"X-T-One: 1\r\n", "X-T-One"},
+				{"X-T-Two: 2\r\n", "X-T-Two"},
+				{many, strings.Join(manyNames, ",")},
+				{"", ""},
+				{"X-T-One: 1\r\nX-T-Three: 3\r\n", "X-T-One,X-T-Three"},
+			}
+			for i, s := range steps {
+				fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: app.local\r\n%s\r\n", target, s.fields)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(b) != s.want {
+					t.Errorf("step %d: upstream saw %q; want %q", i, b, s.want)
+				}
+				var resps []string
+				for k := range resp.Header {
+					if strings.HasPrefix(k, "X-Resp-") {
+						resps = append(resps, k)
+					}
+				}
+				if want := fmt.Sprintf("X-Resp-%d", i+1); len(resps) != 1 || resps[0] != want {
+					t.Errorf("step %d: response fields %q; want only %s", i, resps, want)
+				}
+				if n := len(resp.Header.Values("X-Request-Id")); n != 1 {
+					t.Errorf("step %d: %d X-Request-Id fields; want 1", i, n)
+				}
+			}
+		})
+	}
+}

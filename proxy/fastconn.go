@@ -141,6 +141,7 @@ type fastConn struct {
 	h      *listenerHandler
 	ctx    context.Context // the values of fast requests' contexts (requestCtx)
 	remote string          // RemoteAddr().String(), once made
+	hdrs   [numHdrs]http.Header
 
 	// Read side, used by one goroutine at a time (net/http's).
 	buf  []byte

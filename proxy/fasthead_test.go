@@ -141,7 +141,7 @@ func FuzzParseHead(f *testing.F) {
 		if err != nil {
 			// serveOne answers 400, as net/http would, when buildRequest
 			// refuses the target or the Host is invalid.
-			if _, ok := buildRequest(context.Background(), &h, new(url.URL)); v == headFast && ok && httpguts.ValidHostHeader(string(h.host)) {
+			if _, ok := buildRequest(context.Background(), &h, new(url.URL), nil); v == headFast && ok && httpguts.ValidHostHeader(string(h.host)) {
 				t.Fatalf("fast request net/http rejects: %v\n%q", err, b[:h.n])
 			}
 			return
@@ -166,7 +166,7 @@ func FuzzParseHead(f *testing.F) {
 // server's own clean-up).
 func checkBuildRequest(t *testing.T, h *fastHead, want *http.Request, head []byte) {
 	t.Helper()
-	got, ok := buildRequest(context.Background(), h, new(url.URL))
+	got, ok := buildRequest(context.Background(), h, new(url.URL), nil)
 	if !ok {
 		t.Fatalf("buildRequest refused what net/http reads: %q", head)
 	}

@@ -16,9 +16,10 @@ import (
 // (made canonical) and values share one string, the header's values one
 // backing array. FuzzParseHead compares the result with http.ReadRequest's
 // for every head it finds fast. A plain target's URL is made in into (the
-// exchange's), others by url.ParseRequestURI. ok is false when the target
-// is not a URL net/http accepts.
-func buildRequest(ctx context.Context, h *fastHead, into *url.URL) (req *http.Request, ok bool) {
+// exchange's), others by url.ParseRequestURI. The header goes into hdr, an
+// empty map, or a new one if hdr is nil. ok is false when the target is
+// not a URL net/http accepts.
+func buildRequest(ctx context.Context, h *fastHead, into *url.URL, hdr http.Header) (req *http.Request, ok bool) {
 	// The target, names and values, in one string.
 	size := len(h.target)
 	for i := range h.nf {
@@ -45,7 +46,9 @@ func buildRequest(ctx context.Context, h *fastHead, into *url.URL) (req *http.Re
 	if string(h.method) == http.MethodHead {
 		method = http.MethodHead
 	}
-	hdr := make(http.Header, h.nf)
+	if hdr == nil {
+		hdr = make(http.Header, h.nf)
+	}
 	vals := make([]string, h.nf)
 	off := len(target)
 	var hostField string

@@ -83,7 +83,7 @@ func (c *fastConn) serveOne() (keep bool) {
 	x := new(exchange)
 	x.rctx.values = c.ctx
 	x.ctx = exchangeCtx{&x.rctx, x}
-	req, ok := buildRequest(&x.ctx, h, &x.inURL)
+	req, ok := buildRequest(&x.ctx, h, &x.inURL, c.header(hdrRequest))
 	if !ok || !httpguts.ValidHostHeader(string(h.host)) {
 		// The parser accepted what net/http's does not: answer as the
 		// server would, and close.
@@ -95,7 +95,8 @@ func (c *fastConn) serveOne() (keep bool) {
 
 	c.writer()
 	w := &x.fw
-	*w = fastWriter{c: c, req: req, hdr: make(http.Header, 8), cl: -1, isHEAD: req.Method == http.MethodHead}
+	*w = fastWriter{c: c, req: req, hdr: c.header(hdrResponse), cl: -1, isHEAD: req.Method == http.MethodHead}
+	x.upHdr = c.header(hdrUpstream)
 	w.closeAfter = h.connClose
 	defer x.rctx.end()
 	defer func() {
@@ -114,6 +115,35 @@ func (c *fastConn) serveOne() (keep bool) {
 		return false
 	}
 	return !w.closeAfter
+}
+
+// The header maps a fast-path connection reuses from request to request.
+const (
+	hdrRequest  = iota // the request's
+	hdrResponse        // the response writer's
+	hdrUpstream        // the direct forwarder's upstream request's
+	numHdrs
+)
+
+// maxReusedFields is the most fields a reused header map may have held:
+// clear costs a map's capacity, which never shrinks.
+const maxReusedFields = 16
+
+// header returns the connection's header map i, empty. The maps of one
+// request are reused by the next on the connection, so a request makes
+// none (a new map's first insert allocates its table) and touches memory
+// that is still in cache. Nothing keeps a request's maps past its
+// handler: the access log and metrics are written before it returns, and
+// a background refresh works on a clone of the request.
+func (c *fastConn) header(i int) http.Header {
+	h := c.hdrs[i]
+	if h == nil || len(h) > maxReusedFields {
+		h = make(http.Header, 8)
+		c.hdrs[i] = h
+		return h
+	}
+	clear(h)
+	return h
 }
 
 // writeBadRequest answers a request that cannot be served, as net/http

@@ -69,11 +69,12 @@ type exchange struct {
 	ctx    exchangeCtx
 	rctx   requestCtx // the fast path's request context, under ctx
 	reqIDv [1]string
-	fw     fastWriter // the fast path's response writer
-	out    outbound   // the direct forwarder's upstream request
-	flight flight     // the fetch others wait on, when x leads one
-	keyArr [160]byte  // primary's backing, for the usual key
-	inURL  url.URL    // the fast path's request URL, when plain
+	fw     fastWriter  // the fast path's response writer
+	out    outbound    // the direct forwarder's upstream request
+	flight flight      // the fetch others wait on, when x leads one
+	keyArr [160]byte   // primary's backing, for the usual key
+	inURL  url.URL     // the fast path's request URL, when plain
+	upHdr  http.Header // an empty map for the upstream request's header, if any
 	// Single-value backings for fields the proxy sets, as reqIDv:
 	// X-Forwarded-For/-Host/-Proto, Forwarded and Via upstream; Via and
 	// Cache-Status on the response.
