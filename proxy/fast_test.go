@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -502,5 +503,70 @@ func TestFastConnHeaderMapsReused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// blockingLog is an access log whose Handle waits until released: what
+// the proxy does after a response, held up.
+type blockingLog struct {
+	logBuffer
+	release chan struct{}
+}
+
+func (l *blockingLog) Handle(ctx context.Context, r slog.Record) error {
+	select {
+	case <-l.release:
+	case <-time.After(5 * time.Second):
+	}
+	return nil
+}
+func (l *blockingLog) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *blockingLog) WithGroup(string) slog.Handler      { return l }
+
+// TestFastResponseSentBeforeBookkeeping checks that a response whose
+// length is known reaches the app when its last byte is written, not
+// when the proxy is done with its access log and metrics: with the
+// access log held up, the app still gets whole responses (a forwarded
+// one with a body, a 304), on one keep-alive connection.
+func TestFastResponseSentBeforeBookkeeping(t *testing.T) {
+	log := &blockingLog{release: make(chan struct{})}
+	h := newHarness(t, harnessOptions{accessLog: log, handler: func(w http.ResponseWriter, r *http.Request, n int64) {
+		if r.Header.Get("If-None-Match") != "" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprint(w, "answer")
+	}})
+	defer close(log.release)
+	c, err := net.Dial("tcp", h.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for _, tc := range []struct {
+		fields string
+		status int
+		body   string
+	}{
+		{"", http.StatusOK, "answer"},
+		{"If-None-Match: \"x\"\r\n", http.StatusNotModified, ""},
+	} {
+		// Well before the access log's 5 s: it is the response, not
+		// the log giving up, that must arrive.
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprintf(c, "GET /early HTTP/1.1\r\nHost: app.local\r\n%s\r\n", tc.fields)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%d: response not sent while the access log waits: %v", tc.status, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != tc.status || string(b) != tc.body {
+			t.Fatalf("got %d %q (%v); want %d %q", resp.StatusCode, b, err, tc.status, tc.body)
+		}
+		log.release <- struct{}{} // let this request's handler return
 	}
 }

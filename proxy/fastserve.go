@@ -213,6 +213,11 @@ func (w *fastWriter) WriteHeader(code int) {
 		// The framing is known and nothing waits for the body: send the
 		// header now, as it is.
 		w.sendHeader(nil)
+		if !bodyAllowed(code) {
+			w.setErr(w.c.bw.Flush()) // complete: a status without a body
+		} else {
+			w.flushIfComplete()
+		}
 		return
 	}
 	w.snap = w.hdr.Clone()
@@ -253,10 +258,23 @@ func (w *fastWriter) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		w.sendHeader(append(w.pending, p...))
+		w.flushIfComplete()
 		return len(p), w.werr
 	}
 	w.writeBody(p)
+	w.flushIfComplete()
 	return len(p), w.werr
+}
+
+// flushIfComplete sends the response to the app as soon as its declared
+// body is written, rather than when the handler returns: what the proxy
+// does after the upstream's last byte (metrics, the access log, releasing
+// the exchange) is then off the app's latency. finish's flush then has
+// nothing to write.
+func (w *fastWriter) flushIfComplete() {
+	if w.sent && !w.chunked && w.cl >= 0 && w.written == w.cl {
+		w.setErr(w.c.bw.Flush())
+	}
 }
 
 func (w *fastWriter) writeBody(p []byte) {
