@@ -211,22 +211,28 @@ const (
 )
 
 // interleaveSlices is how many slices each scenario of a group is
-// measured in.
-const interleaveSlices = 10
+// measured in, at least; openSlice is the longest slice of an open-loop
+// measurement (one of 10 s is cut in 40).
+const (
+	interleaveSlices = 10
+	openSlice        = 250 * time.Millisecond
+)
 
 // minOpenGroup is the least time a group's open-loop measurement runs:
 // at 1000 requests a second, 10,000 samples, so that its p99 is the 100th
 // worst rather than the 30th of a 3-second run.
 const minOpenGroup = 10 * time.Second
 
-// measureGroup measures the scenarios of group (in the order listed, each
-// in its modes) in interleaved slices: for each mode, every scenario runs
-// for Duration/interleaveSlices in turn, interleaveSlices times, and each
-// scenario's slices are merged. The machines this runs on are shared and
-// noisy; run one after the other, a burst of noise lands on whichever
-// scenario runs at that moment and skews the ratio between them (the
-// open-loop p99 ratio moved between 0.84 and 10 across identical
-// sequential runs). Interleaved, the noise is spread across all of them.
+// measureGroup measures the scenarios of group (each in its modes) in
+// interleaved slices: for each mode, every scenario runs for one slice in
+// turn, round after round, and each scenario's slices are merged. The
+// machines this runs on are shared and noisy; run one after the other, a
+// burst of noise lands on whichever scenario runs at that moment and skews
+// the ratio between them (the open-loop p99 ratio moved between 0.84 and
+// 10 across identical sequential runs). Interleaved, the noise is spread
+// across all of them. The open loop's p99 is made of its rarest samples,
+// so its slices are short (openSlice), and each round starts with the
+// next scenario, so that none always runs right after the same other.
 func (e *env) measureGroup(ctx context.Context, scenarios []scenario, group string) []Result {
 	var members []scenario
 	for i, s := range scenarios {
@@ -259,12 +265,17 @@ func (e *env) measureGroup(ctx context.Context, scenarios []scenario, group stri
 		if mode == modeOpen && d >= time.Second && d < minOpenGroup {
 			d = minOpenGroup // not for sub-second smoke runs (tests)
 		}
-		for range interleaveSlices {
-			for i, s := range members {
+		slices := interleaveSlices
+		if mode == modeOpen {
+			slices = max(slices, int(d/openSlice))
+		}
+		for round := range slices {
+			for k := range members {
 				if ctx.Err() != nil {
 					break
 				}
-				parts[i] = append(parts[i], e.run(s, mode, d/interleaveSlices, ops[i]))
+				i := (round + k) % len(members)
+				parts[i] = append(parts[i], e.run(members[i], mode, d/time.Duration(slices), ops[i]))
 			}
 		}
 		for i, s := range members {
