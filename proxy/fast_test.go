@@ -238,13 +238,7 @@ func TestFastConnHeldBytes(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 		fmt.Fprintf(w, "posted %s", b)
 	}})
-	c, err := net.Dial("tcp", h.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(wait))
-	br := bufio.NewReader(c)
+	c, br := h.dial()
 	post := func(s string) string {
 		return "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: " + fmt.Sprint(len(s)) + "\r\n\r\n" + s
 	}
@@ -271,12 +265,7 @@ func TestFastConnHeldBytes(t *testing.T) {
 func TestFastConnAbortBeforeHeldRead(t *testing.T) {
 	h := newHarness(t, harnessOptions{handler: fastUpstream, listener: func(l *config.Listener) { l.MaxRequestBody = 1 }})
 	h.get("/cache?a=1")
-	c, err := net.Dial("tcp", h.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
+	c, br := h.dial()
 	tooBig := "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi" // 413 without reading the body
 	get := "GET /cache?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"
 	for i := 0; i < 200; i++ {
@@ -451,13 +440,7 @@ func TestFastConnHeaderMapsReused(t *testing.T) {
 				w.Header().Set(fmt.Sprintf("X-Resp-%d", n), "1")
 				fmt.Fprint(w, strings.Join(names, ","))
 			}})
-			c, err := net.Dial("tcp", h.addr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(wait))
-			br := bufio.NewReader(c)
+			c, br := h.dial()
 			target := "/reuse"
 			if mode == config.ModeForward {
 				target = h.origin + "/reuse"
@@ -540,12 +523,7 @@ func TestFastResponseSentBeforeBookkeeping(t *testing.T) {
 		fmt.Fprint(w, "answer")
 	}})
 	defer close(log.release)
-	c, err := net.Dial("tcp", h.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
+	c, br := h.dial()
 	for _, tc := range []struct {
 		fields string
 		status int

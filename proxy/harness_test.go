@@ -343,6 +343,19 @@ func hdr(kv ...string) http.Header {
 	return h
 }
 
+// dial opens a raw connection to the proxy, with the test deadline set and
+// closed at cleanup, and a reader of its responses.
+func (h *harness) dial() (net.Conn, *bufio.Reader) {
+	h.t.Helper()
+	c, err := net.Dial("tcp", h.addr())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(wait))
+	return c, bufio.NewReader(c)
+}
+
 // rawRequest writes raw bytes to addr and returns what the server answers
 // until it closes the connection or the deadline passes.
 func rawRequest(t testing.TB, addr, raw string, deadline time.Duration) (status int, response string) {
