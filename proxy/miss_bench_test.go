@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/internal/cputime"
 )
 
 // The miss benchmarks measure what the sidecar adds to a request it
@@ -137,13 +138,13 @@ func BenchmarkMiss(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
-			cpu0 := cpuTime()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				if err := c.do(); err != nil {
 					b.Fatal(err)
 				}
 			}
-			if cpu := cpuTime() - cpu0; b.N > 0 {
+			if cpu := cputime.Process() - cpu0; b.N > 0 {
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			}
 		})

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zerohop/zerohop/internal/cputime"
 )
 
 // The benchmarks compare this Transport ("h1") with net/http's ("std"),
@@ -132,7 +134,7 @@ func benchSequential(b *testing.B, raw bool) {
 			req := benchRequest(b, url)
 			buf := make([]byte, 4096)
 			b.ReportAllocs()
-			cpu0 := cpuTime()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				if err := exchange(bb.rt, req, buf); err != nil {
 					b.Fatal(err)
@@ -151,7 +153,7 @@ func BenchmarkRoundTripParallel(b *testing.B) {
 		b.Run(bb.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism(4)
-			cpu0 := cpuTime()
+			cpu0 := cputime.Process()
 			b.RunParallel(func(pb *testing.PB) {
 				req := benchRequest(b, url)
 				buf := make([]byte, 4096)
@@ -168,7 +170,7 @@ func BenchmarkRoundTripParallel(b *testing.B) {
 }
 
 func reportCPU(b *testing.B, cpu0 time.Duration) {
-	if cpu := cpuTime() - cpu0; cpu > 0 && b.N > 0 {
+	if cpu := cputime.Process() - cpu0; cpu > 0 && b.N > 0 {
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }
