@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/zerohop/zerohop/proxy/internal/field"
 )
 
 // DefaultCacheID is the cache identifier used when CacheStatus.Cache is
@@ -146,7 +148,7 @@ func isSFToken(s string) bool {
 		return false
 	}
 	for i := 1; i < len(s); i++ {
-		if c := s[i]; !isTchar(c) && c != ':' && c != '/' {
+		if c := s[i]; !field.IsToken(c) && c != ':' && c != '/' {
 			return false
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
+
+	"github.com/zerohop/zerohop/proxy/internal/field"
 )
 
 // MaxDeltaSeconds is the value at which delta-seconds saturate. RFC 9111
@@ -230,7 +232,7 @@ func (d *Directives) parseLine(s string) {
 		}
 		var m member
 		start := i
-		for i < len(s) && isTchar(s[i]) {
+		for i < len(s) && field.IsToken(s[i]) {
 			i++
 		}
 		m.name = s[start:i]
@@ -243,7 +245,7 @@ func (d *Directives) parseLine(s string) {
 				m.malformed = !ok
 			} else {
 				as := i
-				for i < len(s) && isTchar(s[i]) {
+				for i < len(s) && field.IsToken(s[i]) {
 					i++
 				}
 				m.arg = s[as:i]
@@ -443,31 +445,12 @@ func parseDeltaSeconds(s string) (int64, bool) {
 	return n, true
 }
 
-// isTchar reports whether c is a tchar (RFC 9110 §5.6.2).
-func isTchar(c byte) bool {
-	return tcharTable[c]
-}
-
-var tcharTable = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
 func isToken(s string) bool {
 	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !isTchar(s[i]) {
+		if !field.IsToken(s[i]) {
 			return false
 		}
 	}
