@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -193,16 +192,10 @@ func TestFastConnMixedRequests(t *testing.T) {
 		fastUpstream(w, r, n)
 	}})
 	h.get("/cache?a=1") // stored
-	c, err := net.Dial("tcp", h.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(wait))
+	c, br := h.dial()
 	get := "GET /cache?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"
 	post := "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
 	chunked := "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-	br := bufio.NewReader(c)
 	want := "200 cached a=1"
 	steps := []struct {
 		send string
@@ -282,12 +275,7 @@ func TestFastConnAbortBeforeHeldRead(t *testing.T) {
 func TestFastConnSlowClient(t *testing.T) {
 	h := newHarness(t, harnessOptions{handler: fastUpstream})
 	h.get("/cache?a=1")
-	c, err := net.Dial("tcp", h.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(wait))
+	c, br := h.dial()
 	raw := "GET /cache?a=1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /nocache HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhiGET /cache?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"
 	go func() {
 		for i := range len(raw) {
@@ -295,7 +283,7 @@ func TestFastConnSlowClient(t *testing.T) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}()
-	got := readResponses(t, bufio.NewReader(c), 3)
+	got := readResponses(t, br, 3)
 	if got[0] != "200 cached a=1" || !strings.HasPrefix(got[1], "200 fresh") || got[2] != "200 cached a=1" {
 		t.Fatalf("got %q", got)
 	}
@@ -395,14 +383,8 @@ func TestFastConnShutdownDrains(t *testing.T) {
 func TestFastConnShutdownClosesIdle(t *testing.T) {
 	h := newHarness(t, harnessOptions{handler: fastUpstream})
 	h.get("/cache?a=1")
-	c, err := net.Dial("tcp", h.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(wait))
+	c, br := h.dial()
 	io.WriteString(c, "GET /cache?a=1 HTTP/1.1\r\nHost: x\r\n\r\n")
-	br := bufio.NewReader(c)
 	readResponses(t, br, 1)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
