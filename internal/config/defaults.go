@@ -1,7 +1,6 @@
 package config
 
 import (
-	"math"
 	"path/filepath"
 	"strings"
 	"time"
@@ -89,7 +88,6 @@ func (c *Cluster) setDefaults() {
 
 func (e *Endpoint) setDefaults()   { e.Weight = 1 }
 func (r *RouteCache) setDefaults() { r.Enabled = true }
-func (r *RateLimit) setDefaults()  { r.Key = "remote_addr" }
 
 // EffectiveClient returns Client, or if Client is "" the default: h1 when
 // every endpoint is plain http and no TLS is configured, std otherwise
@@ -107,15 +105,4 @@ func (c *Cluster) EffectiveClient() ClusterClient {
 		}
 	}
 	return ClientH1
-}
-
-// BucketSize returns Burst, or if Burst is 0 the rate rounded up, at least 1.
-func (r RateLimit) BucketSize() int {
-	if r.Burst > 0 {
-		return r.Burst
-	}
-	if !(r.Rate > 1) { // also catches NaN
-		return 1
-	}
-	return int(math.Min(math.Ceil(r.Rate), math.MaxInt32))
 }
