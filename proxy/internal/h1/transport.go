@@ -30,9 +30,13 @@
 //     context.Cause of the request's context, as net/http does;
 //   - ResponseHeaderTimeout, answered with a net.Error whose Timeout is true;
 //   - 1xx responses reported to httptrace's Got1xxResponse (which
-//     httputil.ReverseProxy uses to forward 103 Early Hints), and 101
+//     httputil.ReverseProxy uses to forward 103 Early Hints), at most
+//     MaxInterimResponses of them, where net/http leaves a hook's 1xx
+//     unbounded; and 101
 //     Switching Protocols answered with a Body that is an io.ReadWriteCloser
 //     over the connection (which ReverseProxy needs for WebSocket).
+//
+// What it adds: BodyIdleTimeout, a bound on each wait for body bytes.
 //
 // What it leaves out: HTTP/2, proxies (HTTP_PROXY is never consulted),
 // transparent gzip (the Accept-Encoding the caller set goes through as
