@@ -106,6 +106,12 @@ func (s *stdClient) RoundTrip(r *http.Request) (*http.Response, error) {
 		cancel(nil)
 		return resp, nil
 	}
+	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		// The connection itself, for the new protocol: no body idle
+		// timeout, and ReverseProxy needs the io.ReadWriteCloser.
+		resp.Body = &upgraded{rwc, cancel}
+		return resp, nil
+	}
 	// The context must outlive the body: closing the body ends it.
 	b := &idleBody{rc: resp.Body, ctx: ctx, cancel: cancel, d: s.bodyIdle, events: s.events}
 	if b.d > 0 {
@@ -168,5 +174,18 @@ func (b *idleBody) Close() error {
 	}
 	err := b.rc.Close()
 	b.cancel(nil)
+	return err
+}
+
+// upgraded is a 101 response's body: the switched connection, whose
+// Close also ends the round trip's context.
+type upgraded struct {
+	io.ReadWriteCloser
+	cancel context.CancelCauseFunc
+}
+
+func (u *upgraded) Close() error {
+	err := u.ReadWriteCloser.Close()
+	u.cancel(nil)
 	return err
 }

@@ -186,3 +186,46 @@ func TestUpstreamEndlessEarlyHints(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeOutlivesBodyIdle: a protocol switch (101) hands the
+// connection over, on either client: body_idle_timeout does not apply to
+// it, and net/http's client keeps giving ReverseProxy the connection it
+// needs to tunnel.
+func TestUpgradeOutlivesBodyIdle(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	for _, client := range []config.ClusterClient{config.ClientH1, config.ClientStd} {
+		t.Run(string(client), func(t *testing.T) {
+			origin := newRawUpstream(t, func(c net.Conn) {
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					io.WriteString(c, "echo:"+line)
+				}
+			})
+			h := newHarness(t, harnessOptions{origin: origin, config: func(cfg *config.Config) {
+				cfg.Clusters[0].BodyIdleTimeout = idle
+				cfg.Clusters[0].Client = client
+			}})
+			c, br := h.dial()
+			fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", h.addr())
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("got %v, %v; want 101", resp, err)
+			}
+			for _, msg := range []string{"one\n", "two\n"} {
+				time.Sleep(2 * idle) // quiet for longer than body_idle_timeout
+				io.WriteString(c, msg)
+				if got, err := br.ReadString('\n'); err != nil || got != "echo:"+msg {
+					t.Fatalf("echo = %q, %v; want %q", got, err, "echo:"+msg)
+				}
+			}
+		})
+	}
+}
