@@ -82,7 +82,7 @@ func TestUnsolicitedBytesNeverReused(t *testing.T) {
 // byte, having delivered the 10; the connection is closed and the event
 // counted. A body that keeps trickling within the timeout is not cut.
 func TestBodyIdleTimeout(t *testing.T) {
-	const idle = 300 * time.Millisecond
+	const idle = 600 * time.Millisecond
 	s := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
 		req, ok := readRequest(br)
 		if !ok {
@@ -90,8 +90,8 @@ func TestBodyIdleTimeout(t *testing.T) {
 		}
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
 		if req.URL.Path == "/trickle" {
-			for range 9 { // 90 more bytes, each 10 a third of the timeout apart
-				time.Sleep(idle / 3)
+			for range 9 { // 90 more bytes, 10 every sixth of the timeout
+				time.Sleep(idle / 6)
 				io.WriteString(c, "abcdefghij")
 			}
 		}
