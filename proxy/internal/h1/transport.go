@@ -414,6 +414,12 @@ func (t *Transport) getIdle(key connKey) (*conn, time.Duration) {
 			c.close()
 			continue
 		}
+		if c.br.Buffered() > 0 {
+			// release pools no such connection; never hand one out.
+			t.event(EventUnsolicitedBytes)
+			c.close()
+			continue
+		}
 		if idle >= t.checkAfter {
 			switch c.idleState() {
 			case idleUnsolicited:
