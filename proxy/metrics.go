@@ -16,13 +16,16 @@ type metrics struct {
 	requests       *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
-	notStored      *prometheus.CounterVec
-	stored         prometheus.Counter
-	coalesced      prometheus.Counter
-	refreshes      prometheus.Counter
-	reloads        prometheus.Counter
-	series         sync.Map // seriesKey -> *series
-	notStoredC     sync.Map // reason -> prometheus.Counter
+	// upstreamRefusals counts what a misbehaving upstream was refused
+	// (see upstreamguard.go).
+	upstreamRefusals *prometheus.CounterVec
+	notStored        *prometheus.CounterVec
+	stored           prometheus.Counter
+	coalesced        prometheus.Counter
+	refreshes        prometheus.Counter
+	reloads          prometheus.Counter
+	series           sync.Map // seriesKey -> *series
+	notStoredC       sync.Map // reason -> prometheus.Counter
 }
 
 // notStoredInc counts a response not stored for reason, looking the
@@ -48,6 +51,10 @@ func newMetrics(reg prometheus.Registerer, cache *shm.Writer) (*metrics, error) 
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zerohop_upstream_errors_total", Help: "Upstream exchanges that failed (connect, reset, timeout).",
 		}, []string{"cluster"}),
+		upstreamRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zerohop_upstream_refusals_total",
+			Help: "Upstream misbehaviour refused: connections closed for unsolicited bytes, bodies aborted after body_idle_timeout, responses failed for too many 1xx.",
+		}, []string{"cluster", "reason"}),
 		notStored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zerohop_cache_not_stored_total", Help: "Cacheable-method responses not stored, by reason.",
 		}, []string{"reason"}),
@@ -56,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, cache *shm.Writer) (*metrics, error) 
 		refreshes: prometheus.NewCounter(prometheus.CounterOpts{Name: "zerohop_cache_background_refreshes_total", Help: "Background revalidations (stale-while-revalidate)."}),
 		reloads:   prometheus.NewCounter(prometheus.CounterOpts{Name: "zerohop_config_reloads_total", Help: "Configuration reloads applied."}),
 	}
-	cs := []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.notStored, m.stored, m.coalesced, m.refreshes, m.reloads}
+	cs := []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.upstreamRefusals, m.notStored, m.stored, m.coalesced, m.refreshes, m.reloads}
 	if cache != nil {
 		cs = append(cs, shmCollector{cache})
 	}

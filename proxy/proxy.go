@@ -121,7 +121,9 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.m = m
-	p.egress, _ = newTransport(5*time.Second, 30*time.Second, 64, nil, config.ClientH1)
+	p.egress, _ = newTransport(upstreamOptions{
+		connect: 5 * time.Second, response: 30 * time.Second, bodyIdle: config.DefaultBodyIdleTimeout, client: config.ClientH1,
+	}, newUpstreamEvents(m, "egress"))
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -129,7 +131,10 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		BufferPool:     newBufferPool(),
-		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		// Each write goes to the app at once, as in copyBody: a slow or
+		// stalled upstream body is relayed as it comes, never held back.
+		FlushInterval: -1,
+		ErrorLog:      slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	st, err := p.compile(cfg, nil)
 	if err != nil {
@@ -170,7 +175,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 				continue
 			}
 		}
-		c, err := newCluster(cc)
+		c, err := newCluster(cc, p.m)
 		if err != nil {
 			return nil, err
 		}

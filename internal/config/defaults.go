@@ -12,6 +12,9 @@ const (
 	DefaultAdminAddress    = "127.0.0.1:9901"
 	DefaultCacheDir        = "/var/run/zerohop"
 	DefaultRedisStream     = "zerohop:invalidations"
+	// DefaultBodyIdleTimeout is a cluster's body_idle_timeout, and the one
+	// forward-mode egress uses: nginx's proxy_read_timeout default.
+	DefaultBodyIdleTimeout = 60 * time.Second
 	defaultListenerName    = "forward"
 	invalidationLogName    = "inval/inval.log" // a subdirectory the app mounts read-write
 )
@@ -83,6 +86,7 @@ func (r *RedisStream) setDefaults() {
 func (c *Cluster) setDefaults() {
 	c.ConnectTimeout = 5 * time.Second
 	c.ResponseTimeout = 30 * time.Second
+	c.BodyIdleTimeout = DefaultBodyIdleTimeout
 	c.MaxIdleConns = 64
 }
 

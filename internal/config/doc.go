@@ -70,6 +70,8 @@
 //	        weight: 9
 //	      - url: http://api-v2.svc:8080
 //	    connect_timeout: 2s
+//	    response_timeout: 30s
+//	    body_idle_timeout: 60s
 //	    tls: {server_name: api.internal}
 //	routes:
 //	  - name: api-read

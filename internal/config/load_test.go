@@ -160,7 +160,7 @@ func TestFileOverlaysDefaults(t *testing.T) {
 	want.Cache.Dir = "/srv/cache"
 	want.Cache.Size = GiB
 	want.Invalidation.Log = "/srv/cache/inval/inval.log" // derived from the new dir
-	want.Clusters = []Cluster{{Name: "api", ConnectTimeout: 5 * time.Second, ResponseTimeout: 30 * time.Second,
+	want.Clusters = []Cluster{{Name: "api", ConnectTimeout: 5 * time.Second, ResponseTimeout: 30 * time.Second, BodyIdleTimeout: DefaultBodyIdleTimeout,
 		MaxIdleConns: 64, Endpoints: []Endpoint{{URL: "https://api.internal", Weight: 3}, {URL: "http://[::1]:8080", Weight: 0}}}}
 	want.Routes = []Route{{Name: "r", Cluster: "api", Cache: &RouteCache{Enabled: false},
 		Match: Match{Host: "*.Example.com", Headers: map[string]string{"X-Tenant": "blue"}}}}
@@ -520,6 +520,7 @@ var everyField = lines(
 	"    endpoints: [{url: 'https://a:8443', weight: 5}]",
 	"    connect_timeout: 1s",
 	"    response_timeout: 2s",
+	"    body_idle_timeout: 4s",
 	"    max_idle_conns: 3",
 	"    client: std",
 	"    tls: {ca_file: /ca.pem, insecure_skip_verify: true, server_name: a.internal}",

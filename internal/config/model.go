@@ -208,6 +208,12 @@ type Cluster struct {
 	// ResponseTimeout bounds the wait for response headers. Default 30s;
 	// 0 = none.
 	ResponseTimeout time.Duration `yaml:"response_timeout"`
+	// BodyIdleTimeout bounds each wait for response body bytes from an
+	// endpoint: a body that stalls longer is abandoned, the app's
+	// connection aborted (never a truncated body that looks complete) and
+	// nothing stored. Default 60s, as nginx's proxy_read_timeout; 0 =
+	// none (the route's timeout, if any, still bounds the exchange).
+	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
 	// MaxIdleConns is the idle keep-alive pool size per endpoint. Default 64.
 	MaxIdleConns int `yaml:"max_idle_conns"`
 	// TLS configures connections to https endpoints. Default nil = system

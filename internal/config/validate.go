@@ -313,6 +313,7 @@ func (v *validator) clusters(cs []Cluster) map[string]string {
 		}
 		v.nonNegative(p+".connect_timeout", c.ConnectTimeout)
 		v.nonNegative(p+".response_timeout", c.ResponseTimeout)
+		v.nonNegative(p+".body_idle_timeout", c.BodyIdleTimeout)
 		if c.MaxIdleConns < 0 {
 			v.errorf(p+".max_idle_conns", "must not be negative, got %d", c.MaxIdleConns)
 		}
