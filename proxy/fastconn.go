@@ -112,8 +112,14 @@ func (fl *fastListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Raw reads and writes: no sysmon wakeup per request (internal/nbconn).
-	c = nbconn.Wrap(c)
+	// Raw reads and writes: no sysmon wakeup per request (internal/nbconn);
+	// under a connection-capping listener's wrapper (internal/connlimit),
+	// which must see the close.
+	if rw, ok := c.(interface{ Rewrap(func(net.Conn) net.Conn) }); ok {
+		rw.Rewrap(nbconn.Wrap)
+	} else {
+		c = nbconn.Wrap(c)
+	}
 	fc := &fastConn{Conn: c, fl: fl, h: fl.h, abort: make(chan struct{}, 1)}
 	// The first request's head is due ReadHeaderTimeout after the
 	// connection is made, as net/http times it: a client that connects and

@@ -13,6 +13,7 @@ const (
 	DefaultAdminAddress    = "127.0.0.1:9901"
 	DefaultCacheDir        = "/var/run/zerohop"
 	DefaultRedisStream     = "zerohop:invalidations"
+	DefaultMaxConnections  = 4096 // per listener; see Listener.MaxConnections
 	defaultListenerName    = "forward"
 	invalidationLogName    = "inval/inval.log" // a subdirectory the app mounts read-write
 )
@@ -74,6 +75,7 @@ func (l *Listener) setDefaults() {
 	l.IdleTimeout = 90 * time.Second
 	l.MaxHeaderBytes = 1 * MiB
 	l.FastPath = true
+	l.MaxConnections = DefaultMaxConnections
 }
 
 func (r *RedisStream) setDefaults() {
