@@ -112,9 +112,19 @@ func (fl *fastListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Raw reads and writes: no sysmon wakeup per request (internal/nbconn).
-	c = nbconn.Wrap(c)
+	// Raw reads and writes: no sysmon wakeup per request (internal/nbconn);
+	// under a connection-capping listener's wrapper (internal/connlimit),
+	// which must see the close.
+	if rw, ok := c.(interface{ Rewrap(func(net.Conn) net.Conn) }); ok {
+		rw.Rewrap(nbconn.Wrap)
+	} else {
+		c = nbconn.Wrap(c)
+	}
 	fc := &fastConn{Conn: c, fl: fl, h: fl.h, abort: make(chan struct{}, 1)}
+	// The first request's head is due ReadHeaderTimeout after the
+	// connection is made, as net/http times it: a client that connects and
+	// sends nothing is not held for the idle timeout.
+	fc.startHead()
 	fl.mu.Lock()
 	fl.conns[fc] = struct{}{}
 	fl.mu.Unlock()
@@ -159,6 +169,7 @@ type fastConn struct {
 	num                  [40]byte
 
 	mode  atomic.Int32
+	hdl   int64         // when the head being read is due, unix ns; 0: none (between requests)
 	rdl   atomic.Int64  // the read deadline net/http set, unix ns; 0: none
 	abort chan struct{} // wakes a held-back read: the deadline changed, or Close
 
@@ -251,6 +262,28 @@ func (c *fastConn) CloseWrite() error {
 }
 
 func (c *fastConn) buffered() int { return c.w - c.r }
+
+// startHead starts the clock of a request head: it must be whole within
+// the listener's ReadHeaderTimeout, however it trickles in.
+func (c *fastConn) startHead() {
+	if d := c.h.l.ReadHeaderTimeout; d > 0 {
+		c.hdl = time.Now().Add(d).UnixNano()
+	}
+}
+
+// handOver gives the connection to net/http for good, with the rest of the
+// head being read due when the fast path's head was.
+func (c *fastConn) handOver() {
+	if c.buffered() > 0 {
+		if c.hdl == 0 {
+			c.startHead()
+		}
+		if c.hdl != 0 {
+			c.Conn.SetReadDeadline(time.Unix(0, c.hdl))
+		}
+	}
+	c.mode.Store(modeOpaque)
+}
 
 // Read is net/http's view of the connection.
 func (c *fastConn) Read(p []byte) (int, error) {
@@ -386,7 +419,7 @@ func (c *fastConn) intercept(p []byte) (n int, err error, again bool) {
 			}
 			switch v {
 			case headFast:
-				c.scan = 0
+				c.scan, c.hdl = 0, 0
 				if !c.serve() {
 					c.mode.Store(modeOpaque)
 					c.r, c.w = 0, 0
@@ -394,18 +427,18 @@ func (c *fastConn) intercept(p []byte) (n int, err error, again bool) {
 				}
 				continue
 			case headHandoff:
-				c.scan = 0
+				c.scan, c.hdl = 0, 0
 				c.give = int64(c.head.n) + c.head.bodyLen
 				c.mode.Store(modeGive)
 				return 0, nil, true
 			case headOpaque:
 				c.scan = 0
-				c.mode.Store(modeOpaque)
+				c.handOver()
 				return 0, nil, true
 			}
 			c.scan = scan
 			if c.buffered() >= fastMaxHead {
-				c.mode.Store(modeOpaque) // net/http answers 431
+				c.handOver() // net/http answers 431
 				return 0, nil, true
 			}
 		}
@@ -420,18 +453,22 @@ func (c *fastConn) intercept(p []byte) (n int, err error, again bool) {
 			c.closeNow() // shutting down, and no request under way
 			return 0, net.ErrClosed, false
 		}
-		// Wait for (more of) a request, within the listener's timeouts.
-		var d time.Duration
-		if c.buffered() == 0 {
-			d = l.IdleTimeout
-		} else {
-			d = l.ReadHeaderTimeout
+		// Wait for (more of) a request. A head has one deadline, from its
+		// first byte (from the accept for the connection's first request):
+		// renewed on every read, it would let a client that sends a byte
+		// now and then hold the connection for ever (slowloris). Between
+		// requests, the idle timeout.
+		if c.hdl == 0 && c.buffered() > 0 {
+			c.startHead()
 		}
-		if d > 0 {
-			c.Conn.SetReadDeadline(time.Now().Add(d))
-		} else {
-			c.Conn.SetReadDeadline(time.Time{})
+		var dl time.Time
+		switch {
+		case c.hdl != 0:
+			dl = time.Unix(0, c.hdl)
+		case c.buffered() == 0 && l.IdleTimeout > 0:
+			dl = time.Now().Add(l.IdleTimeout)
 		}
+		c.Conn.SetReadDeadline(dl)
 		c.compact()
 		m, rerr := c.Conn.Read(c.buf[c.w:])
 		c.w += m

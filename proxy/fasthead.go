@@ -93,7 +93,11 @@ func parseHead(b []byte, scanFrom int, h *fastHead) (headVerdict, int) {
 		// Anything that cannot be the start of a GET or HEAD is opaque
 		// right away: net/http (or HTTP/2's preface, or a tunnel) must get
 		// the bytes without waiting for an end of head that may never come.
-		if !plausibleStart(b) {
+		// So is a head the parser would refuse once whole: a bare LF, which
+		// net/http takes as a line end (RFC 9112 §2.2) and so may already
+		// have a whole request in, and a request line that is not
+		// HTTP/1.1 (HTTP/0.9's "GET /", answered 400 by net/http).
+		if !plausibleStart(b) || hasBareLF(b, scanFrom) || !firstLineHTTP11(b) {
 			return headOpaque, 0
 		}
 		return headIncomplete, max(0, len(b)-3)
@@ -105,6 +109,30 @@ func parseHead(b []byte, scanFrom int, h *fastHead) (headVerdict, int) {
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
+
+// hasBareLF reports whether b has an LF not preceded by CR at or after
+// from.
+func hasBareLF(b []byte, from int) bool {
+	for i := from; i < len(b); {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i == 0 || b[i-1] != '\r' {
+			return true
+		}
+		i++
+	}
+	return false
+}
+
+// firstLineHTTP11 reports whether the request line in b, if b holds all
+// of it, ends with the version HTTP/1.1.
+func firstLineHTTP11(b []byte) bool {
+	i := bytes.IndexByte(b, '\n')
+	return i < 0 || bytes.HasSuffix(b[:i], []byte(" HTTP/1.1\r"))
+}
 
 // plausibleStart reports whether b could begin a request the parser might
 // accept: a method token.

@@ -68,6 +68,13 @@ func TestParseHead(t *testing.T) {
 
 		{"incomplete", "GET / HTTP/1.1\r\nHost: x\r\n", headIncomplete, false, false, 0},
 		{"incomplete line", "GET /a", headIncomplete, false, false, 0},
+		{"incomplete, bare LF: net/http reads it now", "GET / HTTP/1.1\nHost: x\n", headOpaque, false, false, 0},
+		{"incomplete, bare LF after CRLF", "GET / HTTP/1.1\r\nHost: x\r\n\n", headOpaque, false, false, 0},
+		{"HTTP/0.9", "GET /\n", headOpaque, false, false, 0},
+		{"HTTP/0.9 with CRLF", "GET /a\r\n", headOpaque, false, false, 0},
+		{"incomplete HTTP/1.0", "GET / HTTP/1.0\r\nHost: x\r\n", headOpaque, false, false, 0},
+		{"incomplete after the request line", "GET / HTTP/1.1\r\n", headIncomplete, false, false, 0},
+		{"incomplete CR at the end", "GET / HTTP/1.1\r", headIncomplete, false, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

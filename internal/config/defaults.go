@@ -15,6 +15,7 @@ const (
 	// DefaultBodyIdleTimeout is a cluster's body_idle_timeout, and the one
 	// forward-mode egress uses: nginx's proxy_read_timeout default.
 	DefaultBodyIdleTimeout = 60 * time.Second
+	DefaultMaxConnections  = 4096 // per listener; see Listener.MaxConnections
 	defaultListenerName    = "forward"
 	invalidationLogName    = "inval/inval.log" // a subdirectory the app mounts read-write
 )
@@ -76,6 +77,7 @@ func (l *Listener) setDefaults() {
 	l.IdleTimeout = 90 * time.Second
 	l.MaxHeaderBytes = 1 * MiB
 	l.FastPath = true
+	l.MaxConnections = DefaultMaxConnections
 }
 
 func (r *RedisStream) setDefaults() {

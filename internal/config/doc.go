@@ -46,6 +46,8 @@
 //	    idle_timeout: 90s
 //	    max_header_bytes: 1MiB
 //	    max_request_body: 8MiB
+//	    max_connections: 4096            # open at once; more are refused at accept
+//	    max_connections_per_client: 200  # from one client IP; default 0 = no cap
 //	admin:
 //	  address: 127.0.0.1:9901
 //	  allow_remote: false

@@ -156,7 +156,8 @@ func TestFileOverlaysDefaults(t *testing.T) {
 	}
 	want := Default()
 	want.Listeners = []Listener{{Name: "in", Address: "127.0.0.1:8089", Mode: ModeReverse,
-		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: MiB, FastPath: true}}
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: MiB, FastPath: true,
+		MaxConnections: DefaultMaxConnections}}
 	want.Cache.Dir = "/srv/cache"
 	want.Cache.Size = GiB
 	want.Invalidation.Log = "/srv/cache/inval/inval.log" // derived from the new dir
@@ -252,6 +253,10 @@ func TestBadConfigs(t *testing.T) {
 			`zerohop.yaml:2: cache.allow_set_cookie: expected true or false, got the string "maybe"`},
 		{"int type", lines("store:", "  queue: lots"), `zerohop.yaml:2: store.queue: expected an integer, got the string "lots"`},
 		{"store queue", lines("store:", "  queue: 0"), `zerohop.yaml:2: store.queue: must be greater than 0, got 0`},
+		{"negative connection cap", lines("listeners:", "  - {name: a, max_connections: -1}"),
+			`zerohop.yaml:2: listeners[0].max_connections: must not be negative (0 means no cap), got -1`},
+		{"negative per-client cap", lines("listeners:", "  - {name: a, max_connections_per_client: -2}"),
+			`zerohop.yaml:2: listeners[0].max_connections_per_client: must not be negative (0 means no cap), got -2`},
 		{"section not a mapping", lines("cache: big"), `zerohop.yaml:1: cache: expected a mapping (key: value lines), got the string "big"`},
 		{"redis without address", lines("invalidation:", "  redis: {stream: s}"),
 			`zerohop.yaml:2: invalidation.redis.address: required when invalidation.redis is set`},
@@ -496,6 +501,8 @@ var everyField = lines(
 	"    idle_timeout: 2s",
 	"    max_header_bytes: 32KiB",
 	"    max_request_body: 1GiB",
+	"    max_connections: 500",
+	"    max_connections_per_client: 50",
 	"admin: {address: '0.0.0.0:9901', allow_remote: true, token: 0123456789abcdef0123}",
 	"cache:",
 	"  dir: /c",

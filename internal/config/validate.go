@@ -175,6 +175,12 @@ func (v *validator) listeners(c *Config) {
 		if l.MaxRequestBody < 0 {
 			v.errorf(p+".max_request_body", "must not be negative (0 means unlimited)")
 		}
+		if l.MaxConnections < 0 {
+			v.errorf(p+".max_connections", "must not be negative (0 means no cap), got %d", l.MaxConnections)
+		}
+		if l.MaxConnectionsPerClient < 0 {
+			v.errorf(p+".max_connections_per_client", "must not be negative (0 means no cap), got %d", l.MaxConnectionsPerClient)
+		}
 	}
 }
 

@@ -43,6 +43,7 @@ type Sidecar struct {
 	cache   *shm.Writer
 	proxy   *proxy.Proxy
 	reg     *prometheus.Registry
+	conns   *connMetrics
 	servers []*http.Server
 	addrs   map[string]string
 	admin   *http.Server
@@ -107,6 +108,7 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 		s.closeCache()
 		return nil, err
 	}
+	s.conns = newConnMetrics(s.reg)
 	for _, l := range cfg.Listeners {
 		if err := s.listen(l); err != nil {
 			s.Shutdown(context.Background())
@@ -145,6 +147,8 @@ func (s *Sidecar) listen(l config.Listener) error {
 	}
 	s.servers = append(s.servers, srv)
 	s.addrs[l.Name] = ln.Addr().String()
+	// The caps hold at accept, for every path a connection may take.
+	ln = s.conns.limit(ln, l, s.log)
 	if l.FastPath {
 		ln = s.proxy.FastListener(ln, l, srv)
 	}
