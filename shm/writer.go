@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edsrzf/mmap-go"
+	"github.com/zerohop/zerohop/shm/safefile"
 )
 
 // Options configure a Writer. Zero fields take the documented defaults.
@@ -122,7 +123,9 @@ func OpenWriter(dir string, opts *Options) (*Writer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("shm: create %s: %w", dir, err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, LockName), os.O_RDWR|os.O_CREATE, 0o644)
+	// The directory is shared with the app: a symlink or FIFO planted as
+	// the lock is refused, never created or locked through.
+	lock, err := safefile.Open(filepath.Join(dir, LockName), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("shm: open lock: %w", err)
 	}
@@ -196,7 +199,9 @@ func sameLayout(g geometry, p layoutParams) bool {
 
 // mapForWrite maps an existing file read-write and validates its header.
 func mapForWrite(path string) (*view, mmap.MMap, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	// A symlink or FIFO in place of the file is refused (and then replaced
+	// by a new file): the writer never maps another file read-write.
+	f, err := safefile.Open(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -235,8 +240,8 @@ func (w *Writer) create(path string, p layoutParams) (err error) {
 	p.createdMs = w.opts.Now().UnixMilli()
 
 	tmp := path + ".tmp"
-	os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	os.Remove(tmp) // unlink does not follow a planted symlink
+	f, err := safefile.Create(tmp, 0o644)
 	if err != nil {
 		return fmt.Errorf("shm: create %s: %w", tmp, err)
 	}
