@@ -84,9 +84,11 @@ type Writer struct {
 	opts Options
 	lock *os.File
 
-	mm mmap.MMap
-	v  *view
-	c  readCounters
+	mm   mmap.MMap
+	v    *view                // guarded by mu: a rebuild replaces it
+	lv   atomic.Pointer[view] // v for the lock-free Get and Stats
+	c    readCounters
+	want layoutParams // the layout to create, at start and on a rebuild
 
 	mu      sync.Mutex
 	closed  bool
@@ -94,6 +96,21 @@ type Writer struct {
 	head    uint64              // private copy of the header's head
 	tags    map[string]tagIndex // surrogate key -> entries carrying it
 	scratch []byte              // header block encoding
+
+	// Header checks (verify.go), guarded by mu.
+	own struct { // the header words this writer owns, as it wrote them
+		line0              [headerLine0]byte
+		tail               uint64
+		invalSeq, invalOff uint64
+		adoptGen           uint32
+	}
+	damaged bool   // a damaged header was noticed; cleared once a rebuilt file verifies
+	scanAt  uint64 // next bucket the odd-counter scan looks at
+	health  struct {
+		corruptions, rebuilds, rebuildErrors, repaired uint64
+		last                                           string
+		rebuiltOK                                      bool
+	}
 
 	stop chan struct{}
 	done chan struct{}
@@ -133,7 +150,7 @@ func OpenWriter(dir string, opts *Options) (*Writer, error) {
 		lock.Close()
 		return nil, fmt.Errorf("shm: %s: %w", dir, err)
 	}
-	w := &Writer{dir: dir, opts: o, lock: lock, tags: map[string]tagIndex{}}
+	w := &Writer{dir: dir, opts: o, lock: lock, tags: map[string]tagIndex{}, want: want}
 	if err := w.open(want); err != nil {
 		lock.Close()
 		return nil, err
@@ -155,6 +172,7 @@ func (w *Writer) open(want layoutParams) error {
 		// the header never advertises what this writer does not maintain.
 		w.mm, w.v = oldMM, old
 		w.adopt()
+		w.snapshotHeader()
 		return nil
 	case err == nil:
 		w.opts.Logger.Info("zerohop cache: rebuilding cache file", "path", path,
@@ -178,6 +196,7 @@ func (w *Writer) open(want layoutParams) error {
 		old.state.Store(uint32(StateAbandoned))
 		oldMM.Unmap()
 	}
+	w.snapshotHeader()
 	return nil
 }
 
@@ -268,6 +287,10 @@ func (w *Writer) create(path string, p layoutParams) (err error) {
 	now := uint64(w.opts.Now().UnixMilli())
 	u64at(mm, offWriterStart).Store(now)
 	v.heartbeat.Store(now)
+	// A rebuild keeps what was published: read-your-purge waits must not
+	// see the sequence go back.
+	v.invalOff.Store(w.own.invalOff)
+	v.invalSeq.Store(w.own.invalSeq)
 	v.state.Store(uint32(StateLive)) // the readiness mark, written last
 	if err := os.Rename(tmp, path); err != nil {
 		mm.Unmap()
@@ -294,6 +317,7 @@ func (w *Writer) adopt() {
 				w.clearSlot(b, b+offSlots+s*SlotSize)
 			}
 			seq.Add(1) // even again; clearSlot kept the parity
+			w.health.repaired++
 			continue
 		}
 		for s := 0; s < SlotsPerBucket; s++ {
@@ -390,7 +414,12 @@ func (w *Writer) heartbeatLoop() {
 		case <-w.stop:
 			return
 		case now := <-t.C:
-			guard(func() { w.v.heartbeat.Store(uint64(now.UnixMilli())) })
+			w.mu.Lock()
+			if !w.closed {
+				guard(func() { w.v.heartbeat.Store(uint64(now.UnixMilli())) })
+				w.check()
+			}
+			w.mu.Unlock()
 		}
 	}
 }
@@ -554,11 +583,12 @@ func (w *Writer) enterRegion(k uint64) {
 		return // first lap: nothing to reclaim yet
 	}
 	newTail := (k + 2 - g.regionCount) * g.regionSize
-	oldTail := w.v.tail.Load()
+	oldTail := w.own.tail
 	if newTail <= oldTail {
 		return
 	}
 	w.v.tail.Store(newTail)
+	w.own.tail = newTail
 	// Regions more than a lap behind were reclaimed when the ring last
 	// passed them; walking them again would only cost time.
 	first := oldTail / g.regionSize
@@ -737,6 +767,7 @@ func (w *Writer) SetInvalidation(seq, off uint64) {
 	if w.closed {
 		return
 	}
+	w.own.invalSeq, w.own.invalOff = seq, off
 	guard(func() {
 		w.v.invalOff.Store(off)
 		w.v.invalSeq.Store(seq)
@@ -761,8 +792,10 @@ func (w *Writer) get(dst, key []byte, freshAt int64) (e Entry, out []byte, hit b
 	}
 	o := outMiss
 	out = dst
-	// A Close racing this lookup unmaps under it: fault into a miss.
-	if guard(func() { out, o = w.v.lookup(&e, dst, key, freshAt, &w.c) }) != nil {
+	// A Close or a rebuild racing this lookup unmaps under it: fault into
+	// a miss.
+	v := w.lv.Load()
+	if guard(func() { out, o = v.lookup(&e, dst, key, freshAt, &w.c) }) != nil {
 		e, out, o = Entry{}, dst, outMiss
 	}
 	w.c.count(o)
@@ -770,7 +803,11 @@ func (w *Writer) get(dst, key []byte, freshAt int64) (e Entry, out []byte, hit b
 }
 
 // Stats returns the counters kept in the file header.
-func (w *Writer) Stats() Stats { return w.v.writerStats() }
+func (w *Writer) Stats() (s Stats) {
+	v := w.lv.Load()
+	guard(func() { s = v.writerStats() })
+	return s
+}
 
 // ReadStats returns the statistics of lookups made through the writer.
 func (w *Writer) ReadStats() ReadStats { return w.c.snapshot() }
