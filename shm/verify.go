@@ -154,7 +154,7 @@ func (w *Writer) rebuild() error {
 	if err := w.create(filepath.Join(w.dir, FileName), w.want); err != nil {
 		return err
 	}
-	w.tags = map[string]tagIndex{}
+	w.tags = newTagIndex(w.tags.limit)
 	w.scanAt = 0
 	w.snapshotHeader()
 	guard(func() { old.state.Store(uint32(StateAbandoned)) })

@@ -37,6 +37,13 @@ type Options struct {
 	HeartbeatInterval time.Duration
 	// Seed is the key hash seed of a new file; 0 picks a random one.
 	Seed uint64
+	// MaxTagPostings bounds the writer's private tag index (surrogate key
+	// to entries; about 30 bytes of heap per tagged entry). Past it the
+	// index is dropped and purges by tag scan every entry, until a scan
+	// finds the postings fit in half of it again. Default 4 ×
+	// ExpectedEntries (Size/256 without it: 256 Ki postings, about 8 MiB,
+	// for the default 64 MiB file).
+	MaxTagPostings int
 	// NoSalvage makes a rebuild start empty instead of copying the verified
 	// entries of the old file (after a crash or a size change).
 	NoSalvage bool
@@ -44,6 +51,16 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (for tests). Default time.Now.
 	Now func() time.Time
+}
+
+func (o *Options) maxTagPostings() int {
+	if o.MaxTagPostings > 0 {
+		return o.MaxTagPostings
+	}
+	if o.ExpectedEntries > 0 {
+		return int(4 * o.ExpectedEntries)
+	}
+	return int(o.Size / 256)
 }
 
 func (o *Options) withDefaults() Options {
@@ -90,12 +107,13 @@ type Writer struct {
 	c    readCounters
 	want layoutParams // the layout to create, at start and on a rebuild
 
-	mu      sync.Mutex
-	closed  bool
-	gone    atomic.Bool         // set before unmapping, checked by lock-free Get
-	head    uint64              // private copy of the header's head
-	tags    map[string]tagIndex // surrogate key -> entries carrying it
-	scratch []byte              // header block encoding
+	mu         sync.Mutex
+	closed     bool
+	gone       atomic.Bool // set before unmapping, checked by lock-free Get
+	head       uint64      // private copy of the header's head
+	tags       tagIndex    // surrogate key -> entries carrying it (tagindex.go)
+	tagScratch []uint64    // positions of one tag, during a purge
+	scratch    []byte      // header block encoding
 
 	// Header checks (verify.go), guarded by mu.
 	own struct { // the header words this writer owns, as it wrote them
@@ -115,10 +133,6 @@ type Writer struct {
 	stop chan struct{}
 	done chan struct{}
 }
-
-// tagIndex maps an entry's hash to its position, so that a purge can check
-// the slot still holds that very entry.
-type tagIndex map[uint64]uint64
 
 // OpenWriter takes the writer lock of dir (creating dir if needed), then
 // adopts a cleanly closed cache file of the same layout or builds a new one,
@@ -150,7 +164,7 @@ func OpenWriter(dir string, opts *Options) (*Writer, error) {
 		lock.Close()
 		return nil, fmt.Errorf("shm: %s: %w", dir, err)
 	}
-	w := &Writer{dir: dir, opts: o, lock: lock, tags: map[string]tagIndex{}, want: want}
+	w := &Writer{dir: dir, opts: o, lock: lock, tags: newTagIndex(o.maxTagPostings()), want: want}
 	if err := w.open(want); err != nil {
 		lock.Close()
 		return nil, err
@@ -496,12 +510,7 @@ func (w *Writer) put(it *Item, hdrs []byte) error {
 	seq.Add(1)
 	v.head.Store(w.head)
 	for _, t := range it.Tags {
-		ix := w.tags[t]
-		if ix == nil {
-			ix = tagIndex{}
-			w.tags[t] = ix
-		}
-		ix[h] = pos
+		w.postTag(tagHashString(t), pos)
 	}
 	v.stats[statInserts].Add(1)
 	v.stats[statBytesWritten].Add(uint64(n))
@@ -706,37 +715,6 @@ func (w *Writer) verifyAt(pos, n, tag uint64) bool {
 	}
 	_, ok := decodeEntry(b, pos, h, g.seed)
 	return ok
-}
-
-func (w *Writer) indexTags(pos uint64) {
-	e, ok := w.entryAt(pos)
-	if !ok {
-		return
-	}
-	for it := NewStringIter(e.Tags); it.Next(); {
-		t := it.String()
-		ix := w.tags[t]
-		if ix == nil {
-			ix = tagIndex{}
-			w.tags[t] = ix
-		}
-		ix[e.Hash] = pos
-	}
-}
-
-func (w *Writer) unindexTags(pos uint64) {
-	e, ok := w.entryAt(pos)
-	if !ok || len(e.Tags) == 0 {
-		return
-	}
-	for it := NewStringIter(e.Tags); it.Next(); {
-		if ix := w.tags[string(it.Bytes())]; ix != nil && ix[e.Hash] == pos {
-			delete(ix, e.Hash)
-			if len(ix) == 0 {
-				delete(w.tags, string(it.Bytes()))
-			}
-		}
-	}
 }
 
 // lookupSlot finds the live slot of key, checking the full key.
