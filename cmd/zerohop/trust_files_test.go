@@ -160,6 +160,26 @@ func TestSidecarRefusesPlantedSymlinks(t *testing.T) {
 		v.check(t, "lock")
 	})
 
+	t.Run("inval directory", func(t *testing.T) {
+		volDir := t.TempDir()
+		target := filepath.Join(outside, "inval-target")
+		if err := os.Mkdir(target, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		plant(t, target, filepath.Join(volDir, "inval"))
+		d, _ := fsDaemon(t, volDir)
+		if d.waitReady(t) {
+			t.Error("the sidecar started with a symlink as its inval/ directory")
+		} else if !strings.Contains(d.stderr.String(), "symbolic link") {
+			t.Errorf("exit without a clear error: %v\n%s", d.err, d.stderr)
+		}
+		fi, _ := os.Stat(target)
+		ents, _ := os.ReadDir(target)
+		if fi.Mode().Perm() != 0o755 || len(ents) != 0 {
+			t.Errorf("the link's target directory was used: mode %v, %d files", fi.Mode().Perm(), len(ents))
+		}
+	})
+
 	logV := newVictim(t, outside, "log-target")
 	ckptV := newVictim(t, outside, "ckpt-target")
 	shmV := newVictim(t, outside, "shm-target")
