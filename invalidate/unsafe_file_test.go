@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zerohop/zerohop/shm/safefile"
 	"github.com/zerohop/zerohop/invalidate"
+	"github.com/zerohop/zerohop/shm/safefile"
 )
 
 // TestLogRefusesNonRegularFiles: the log's directory is writable by the

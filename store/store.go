@@ -19,8 +19,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/klauspost/compress/zstd"
-	"github.com/zerohop/zerohop/shm/safefile"
 	"github.com/zerohop/zerohop/shm"
+	"github.com/zerohop/zerohop/shm/safefile"
 )
 
 // TrustFile is the file whose presence says the store's contents can be

@@ -15,10 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/zerohop/zerohop/internal/config"
-	"github.com/zerohop/zerohop/shm/safefile"
 	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/invalidate/redisbridge"
 	"github.com/zerohop/zerohop/invalidate/tail"
+	"github.com/zerohop/zerohop/shm/safefile"
 )
 
 // invalidation is the sidecar's side of the invalidation log: it tails the

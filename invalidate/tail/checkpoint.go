@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/zerohop/zerohop/shm/safefile"
 	"github.com/zerohop/zerohop/invalidate"
+	"github.com/zerohop/zerohop/shm/safefile"
 )
 
 // checkpointVersion is the version of the checkpoint file's JSON.
