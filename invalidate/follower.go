@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/zerohop/zerohop/shm/safefile"
 )
 
 // HeadLen is how many of a log file's first bytes fingerprint it, so that a
@@ -205,7 +207,7 @@ func (f *Follower) readHead(file *os.File) ([]byte, error) {
 // open opens the file at the path, resuming at the position if it is the
 // same, intact file, else treating it as a switch.
 func (f *Follower) open() error {
-	nf, err := os.Open(f.path)
+	nf, err := safefile.Open(f.path, os.O_RDONLY, 0) // a planted symlink or FIFO is refused
 	if err != nil {
 		return err
 	}
@@ -231,7 +233,7 @@ func (f *Follower) open() error {
 
 // switchTo moves to the file now at the path.
 func (f *Follower) switchTo() error {
-	nf, err := os.Open(f.path)
+	nf, err := safefile.Open(f.path, os.O_RDONLY, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/zerohop/zerohop/shm/safefile"
 )
 
 // FileID identifies a log file by device and inode, so that a rotated or
@@ -208,7 +210,9 @@ func (l *Log) write(size int64, seq uint64) error {
 func (l *Log) lockCurrent(ctx context.Context) (int64, error) {
 	for {
 		if l.f == nil {
-			f, err := os.OpenFile(l.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, l.opts.Perm)
+			// The directory is shared with the app: a symlink or FIFO at the
+			// path is refused, never appended through.
+			f, err := safefile.Open(l.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, l.opts.Perm)
 			if err != nil {
 				return 0, fmt.Errorf("invalidate: open log: %w", err)
 			}
@@ -405,8 +409,8 @@ func (l *Log) Rotate(ctx context.Context, spec RotateSpec) (res RotateResult, er
 		perm = fi.Mode().Perm()
 	}
 	tmp := l.path + ".rotate.tmp"
-	os.Remove(tmp)
-	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+	os.Remove(tmp)                        // unlink does not follow a planted symlink
+	nf, err := safefile.Create(tmp, perm) // past the umask: the old file's writers must keep access
 	if err != nil {
 		return res, fmt.Errorf("invalidate: rotate: %w", err)
 	}
@@ -416,7 +420,6 @@ func (l *Log) Rotate(ctx context.Context, spec RotateSpec) (res RotateResult, er
 			os.Remove(tmp)
 		}
 	}()
-	nf.Chmod(perm) // past the umask: the old file's writers must keep access
 	mark := newMark(spec.MarkSeq, MarkRotate, l.opts.Now())
 	head, err := AppendRecord(nil, &mark)
 	if err != nil {
@@ -442,8 +445,15 @@ func (l *Log) Rotate(ctx context.Context, spec RotateSpec) (res RotateResult, er
 		keep = l.path + ".1"
 	}
 	if keep != "-" {
-		os.Remove(keep)
-		os.Link(l.path, keep) // best effort: the old file is only kept for inspection
+		// Best effort: the old file is only kept for inspection. A link
+		// under a temporary name renamed over keep replaces the previous
+		// one at once, so keep never goes missing (a kill between a remove
+		// and a link would leave no kept file at all).
+		ktmp := keep + ".tmp"
+		os.Remove(ktmp)
+		if os.Link(l.path, ktmp) == nil && os.Rename(ktmp, keep) != nil {
+			os.Remove(ktmp)
+		}
 	}
 	if err := os.Rename(tmp, l.path); err != nil {
 		return res, fmt.Errorf("invalidate: rotate: %w", err)

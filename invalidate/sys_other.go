@@ -17,7 +17,7 @@ func fstatID(f *os.File) (FileID, int64, error) {
 }
 
 func statID(path string) (FileID, int64, error) {
-	fi, err := os.Stat(path)
+	fi, err := os.Lstat(path)
 	if err != nil {
 		return FileID{}, 0, err
 	}

@@ -56,17 +56,19 @@ func fstatID(f *os.File) (FileID, int64, error) {
 	}
 }
 
-// statID returns the identity and size of the file at path (following
-// symlinks). A missing file wraps os.ErrNotExist.
+// statID returns the identity and size of the file at path, not following
+// a symlink at its last component: a link planted in place of the log is a
+// different file, which the opener then refuses. A missing file wraps
+// os.ErrNotExist.
 func statID(path string) (FileID, int64, error) {
 	var st unix.Stat_t
 	for {
-		err := unix.Stat(path, &st)
+		err := unix.Lstat(path, &st)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return FileID{}, 0, &os.PathError{Op: "stat", Path: path, Err: err}
+			return FileID{}, 0, &os.PathError{Op: "lstat", Path: path, Err: err}
 		}
 		return FileID{Dev: uint64(st.Dev), Ino: uint64(st.Ino)}, st.Size, nil
 	}

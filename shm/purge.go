@@ -58,7 +58,8 @@ func (w *Writer) markStale(b, so int) {
 
 // PurgeTag removes (or, if soft, marks stale) every entry carrying the
 // surrogate key tag and returns how many. Its cost is proportional to the
-// tagged entries, not to the cache.
+// tagged entries, not to the cache, unless the tag index is over its bound
+// (Options.MaxTagPostings): then it scans every entry.
 func (w *Writer) PurgeTag(tag string, soft bool) (n int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -70,21 +71,15 @@ func (w *Writer) PurgeTag(tag string, soft bool) (n int) {
 }
 
 func (w *Writer) purgeTag(tag string, soft bool) int {
-	ix := w.tags[tag]
 	n := 0
-	for h, pos := range ix {
-		if b, so, ok := w.findSlot(h, pos); ok {
-			if soft {
-				w.markStale(b, so)
-			} else {
-				w.drop(b, so, pos, statDeletes)
-			}
-			n++
+	w.forEachTagged(tag, func(b, so int, pos uint64) {
+		if soft {
+			w.markStale(b, so)
+		} else {
+			w.drop(b, so, pos, statDeletes)
 		}
-	}
-	if !soft {
-		delete(w.tags, tag)
-	}
+		n++
+	})
 	w.v.stats[statPurges].Add(1)
 	return n
 }
@@ -134,14 +129,11 @@ func (w *Writer) TaggedKeys(tag string) (keys [][]byte) {
 		return nil
 	}
 	guard(func() {
-		for h, pos := range w.tags[tag] {
-			if _, _, ok := w.findSlot(h, pos); !ok {
-				continue
-			}
+		w.forEachTagged(tag, func(_, _ int, pos uint64) {
 			if e, ok := w.entryAt(pos); ok {
 				keys = append(keys, append([]byte(nil), e.Key...))
 			}
-		}
+		})
 	})
 	return keys
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edsrzf/mmap-go"
+	"github.com/zerohop/zerohop/shm/safefile"
 )
 
 // Options configure a Writer. Zero fields take the documented defaults.
@@ -36,6 +37,13 @@ type Options struct {
 	HeartbeatInterval time.Duration
 	// Seed is the key hash seed of a new file; 0 picks a random one.
 	Seed uint64
+	// MaxTagPostings bounds the writer's private tag index (surrogate key
+	// to entries; about 30 bytes of heap per tagged entry). Past it the
+	// index is dropped and purges by tag scan every entry, until a scan
+	// finds the postings fit in half of it again. Default 4 ×
+	// ExpectedEntries (Size/256 without it: 256 Ki postings, about 8 MiB,
+	// for the default 64 MiB file).
+	MaxTagPostings int
 	// NoSalvage makes a rebuild start empty instead of copying the verified
 	// entries of the old file (after a crash or a size change).
 	NoSalvage bool
@@ -43,6 +51,16 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (for tests). Default time.Now.
 	Now func() time.Time
+}
+
+func (o *Options) maxTagPostings() int {
+	if o.MaxTagPostings > 0 {
+		return o.MaxTagPostings
+	}
+	if o.ExpectedEntries > 0 {
+		return int(4 * o.ExpectedEntries)
+	}
+	return int(o.Size / 256)
 }
 
 func (o *Options) withDefaults() Options {
@@ -83,24 +101,38 @@ type Writer struct {
 	opts Options
 	lock *os.File
 
-	mm mmap.MMap
-	v  *view
-	c  readCounters
+	mm   mmap.MMap
+	v    *view                // guarded by mu: a rebuild replaces it
+	lv   atomic.Pointer[view] // v for the lock-free Get and Stats
+	c    readCounters
+	want layoutParams // the layout to create, at start and on a rebuild
 
-	mu      sync.Mutex
-	closed  bool
-	gone    atomic.Bool         // set before unmapping, checked by lock-free Get
-	head    uint64              // private copy of the header's head
-	tags    map[string]tagIndex // surrogate key -> entries carrying it
-	scratch []byte              // header block encoding
+	mu         sync.Mutex
+	closed     bool
+	gone       atomic.Bool // set before unmapping, checked by lock-free Get
+	head       uint64      // private copy of the header's head
+	tags       tagIndex    // surrogate key -> entries carrying it (tagindex.go)
+	tagScratch []uint64    // positions of one tag, during a purge
+	scratch    []byte      // header block encoding
+
+	// Header checks (verify.go), guarded by mu.
+	own struct { // the header words this writer owns, as it wrote them
+		line0              [headerLine0]byte
+		tail               uint64
+		invalSeq, invalOff uint64
+		adoptGen           uint32
+	}
+	damaged bool   // a damaged header was noticed; cleared once a rebuilt file verifies
+	scanAt  uint64 // next bucket the odd-counter scan looks at
+	health  struct {
+		corruptions, rebuilds, rebuildErrors, repaired uint64
+		last                                           string
+		rebuiltOK                                      bool
+	}
 
 	stop chan struct{}
 	done chan struct{}
 }
-
-// tagIndex maps an entry's hash to its position, so that a purge can check
-// the slot still holds that very entry.
-type tagIndex map[uint64]uint64
 
 // OpenWriter takes the writer lock of dir (creating dir if needed), then
 // adopts a cleanly closed cache file of the same layout or builds a new one,
@@ -122,7 +154,9 @@ func OpenWriter(dir string, opts *Options) (*Writer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("shm: create %s: %w", dir, err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, LockName), os.O_RDWR|os.O_CREATE, 0o644)
+	// The directory is shared with the app: a symlink or FIFO planted as
+	// the lock is refused, never created or locked through.
+	lock, err := safefile.Open(filepath.Join(dir, LockName), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("shm: open lock: %w", err)
 	}
@@ -130,7 +164,7 @@ func OpenWriter(dir string, opts *Options) (*Writer, error) {
 		lock.Close()
 		return nil, fmt.Errorf("shm: %s: %w", dir, err)
 	}
-	w := &Writer{dir: dir, opts: o, lock: lock, tags: map[string]tagIndex{}}
+	w := &Writer{dir: dir, opts: o, lock: lock, tags: newTagIndex(o.maxTagPostings()), want: want}
 	if err := w.open(want); err != nil {
 		lock.Close()
 		return nil, err
@@ -152,6 +186,7 @@ func (w *Writer) open(want layoutParams) error {
 		// the header never advertises what this writer does not maintain.
 		w.mm, w.v = oldMM, old
 		w.adopt()
+		w.snapshotHeader()
 		return nil
 	case err == nil:
 		w.opts.Logger.Info("zerohop cache: rebuilding cache file", "path", path,
@@ -175,6 +210,7 @@ func (w *Writer) open(want layoutParams) error {
 		old.state.Store(uint32(StateAbandoned))
 		oldMM.Unmap()
 	}
+	w.snapshotHeader()
 	return nil
 }
 
@@ -196,7 +232,9 @@ func sameLayout(g geometry, p layoutParams) bool {
 
 // mapForWrite maps an existing file read-write and validates its header.
 func mapForWrite(path string) (*view, mmap.MMap, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	// A symlink or FIFO in place of the file is refused (and then replaced
+	// by a new file): the writer never maps another file read-write.
+	f, err := safefile.Open(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -235,8 +273,8 @@ func (w *Writer) create(path string, p layoutParams) (err error) {
 	p.createdMs = w.opts.Now().UnixMilli()
 
 	tmp := path + ".tmp"
-	os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	os.Remove(tmp) // unlink does not follow a planted symlink
+	f, err := safefile.Create(tmp, 0o644)
 	if err != nil {
 		return fmt.Errorf("shm: create %s: %w", tmp, err)
 	}
@@ -263,6 +301,10 @@ func (w *Writer) create(path string, p layoutParams) (err error) {
 	now := uint64(w.opts.Now().UnixMilli())
 	u64at(mm, offWriterStart).Store(now)
 	v.heartbeat.Store(now)
+	// A rebuild keeps what was published: read-your-purge waits must not
+	// see the sequence go back.
+	v.invalOff.Store(w.own.invalOff)
+	v.invalSeq.Store(w.own.invalSeq)
 	v.state.Store(uint32(StateLive)) // the readiness mark, written last
 	if err := os.Rename(tmp, path); err != nil {
 		mm.Unmap()
@@ -289,6 +331,7 @@ func (w *Writer) adopt() {
 				w.clearSlot(b, b+offSlots+s*SlotSize)
 			}
 			seq.Add(1) // even again; clearSlot kept the parity
+			w.health.repaired++
 			continue
 		}
 		for s := 0; s < SlotsPerBucket; s++ {
@@ -385,7 +428,12 @@ func (w *Writer) heartbeatLoop() {
 		case <-w.stop:
 			return
 		case now := <-t.C:
-			guard(func() { w.v.heartbeat.Store(uint64(now.UnixMilli())) })
+			w.mu.Lock()
+			if !w.closed {
+				guard(func() { w.v.heartbeat.Store(uint64(now.UnixMilli())) })
+				w.check()
+			}
+			w.mu.Unlock()
 		}
 	}
 }
@@ -462,12 +510,7 @@ func (w *Writer) put(it *Item, hdrs []byte) error {
 	seq.Add(1)
 	v.head.Store(w.head)
 	for _, t := range it.Tags {
-		ix := w.tags[t]
-		if ix == nil {
-			ix = tagIndex{}
-			w.tags[t] = ix
-		}
-		ix[h] = pos
+		w.postTag(tagHashString(t), pos)
 	}
 	v.stats[statInserts].Add(1)
 	v.stats[statBytesWritten].Add(uint64(n))
@@ -549,11 +592,12 @@ func (w *Writer) enterRegion(k uint64) {
 		return // first lap: nothing to reclaim yet
 	}
 	newTail := (k + 2 - g.regionCount) * g.regionSize
-	oldTail := w.v.tail.Load()
+	oldTail := w.own.tail
 	if newTail <= oldTail {
 		return
 	}
 	w.v.tail.Store(newTail)
+	w.own.tail = newTail
 	// Regions more than a lap behind were reclaimed when the ring last
 	// passed them; walking them again would only cost time.
 	first := oldTail / g.regionSize
@@ -673,37 +717,6 @@ func (w *Writer) verifyAt(pos, n, tag uint64) bool {
 	return ok
 }
 
-func (w *Writer) indexTags(pos uint64) {
-	e, ok := w.entryAt(pos)
-	if !ok {
-		return
-	}
-	for it := NewStringIter(e.Tags); it.Next(); {
-		t := it.String()
-		ix := w.tags[t]
-		if ix == nil {
-			ix = tagIndex{}
-			w.tags[t] = ix
-		}
-		ix[e.Hash] = pos
-	}
-}
-
-func (w *Writer) unindexTags(pos uint64) {
-	e, ok := w.entryAt(pos)
-	if !ok || len(e.Tags) == 0 {
-		return
-	}
-	for it := NewStringIter(e.Tags); it.Next(); {
-		if ix := w.tags[string(it.Bytes())]; ix != nil && ix[e.Hash] == pos {
-			delete(ix, e.Hash)
-			if len(ix) == 0 {
-				delete(w.tags, string(it.Bytes()))
-			}
-		}
-	}
-}
-
 // lookupSlot finds the live slot of key, checking the full key.
 func (w *Writer) lookupSlot(key []byte) (b, so int, pos uint64, ok bool) {
 	h := keyHash(key, w.v.geo.seed)
@@ -732,6 +745,7 @@ func (w *Writer) SetInvalidation(seq, off uint64) {
 	if w.closed {
 		return
 	}
+	w.own.invalSeq, w.own.invalOff = seq, off
 	guard(func() {
 		w.v.invalOff.Store(off)
 		w.v.invalSeq.Store(seq)
@@ -756,8 +770,10 @@ func (w *Writer) get(dst, key []byte, freshAt int64) (e Entry, out []byte, hit b
 	}
 	o := outMiss
 	out = dst
-	// A Close racing this lookup unmaps under it: fault into a miss.
-	if guard(func() { out, o = w.v.lookup(&e, dst, key, freshAt, &w.c) }) != nil {
+	// A Close or a rebuild racing this lookup unmaps under it: fault into
+	// a miss.
+	v := w.lv.Load()
+	if guard(func() { out, o = v.lookup(&e, dst, key, freshAt, &w.c) }) != nil {
 		e, out, o = Entry{}, dst, outMiss
 	}
 	w.c.count(o)
@@ -765,7 +781,11 @@ func (w *Writer) get(dst, key []byte, freshAt int64) (e Entry, out []byte, hit b
 }
 
 // Stats returns the counters kept in the file header.
-func (w *Writer) Stats() Stats { return w.v.writerStats() }
+func (w *Writer) Stats() (s Stats) {
+	v := w.lv.Load()
+	guard(func() { s = v.writerStats() })
+	return s
+}
 
 // ReadStats returns the statistics of lookups made through the writer.
 func (w *Writer) ReadStats() ReadStats { return w.c.snapshot() }

@@ -20,6 +20,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/klauspost/compress/zstd"
 	"github.com/zerohop/zerohop/shm"
+	"github.com/zerohop/zerohop/shm/safefile"
 )
 
 // TrustFile is the file whose presence says the store's contents can be
@@ -350,7 +351,8 @@ func inspectDir(dir string) (existing bool, err error) {
 
 func probeWritable(dir string) error {
 	p := filepath.Join(dir, fmt.Sprintf(".zerohop-probe-%d", os.Getpid()))
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	os.Remove(p)
+	f, err := safefile.Create(p, 0o600) // never through a planted symlink
 	if err != nil {
 		return err
 	}
@@ -390,7 +392,7 @@ func (s *Store) load(existing bool) error {
 	if !found {
 		return s.initialise()
 	}
-	if _, err := os.Stat(filepath.Join(s.dir, TrustFile)); err != nil {
+	if fi, err := os.Lstat(filepath.Join(s.dir, TrustFile)); err != nil || !fi.Mode().IsRegular() {
 		s.log.Warn("zerohop store: no trust file (a write failed before the last stop); discarding its entries", "dir", s.dir)
 		return s.initialise()
 	}
@@ -471,7 +473,9 @@ func (s *Store) initialise() error {
 	s.entries.Store(0)
 	s.liveBytes.Store(0)
 	s.appliedSeq.Store(0)
-	f, err := os.OpenFile(filepath.Join(s.dir, TrustFile), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	trust := filepath.Join(s.dir, TrustFile)
+	os.Remove(trust) // a symlink in its place is removed, not written through
+	f, err := safefile.Create(trust, 0o644)
 	if err != nil {
 		return classify(s.dir, err, true)
 	}

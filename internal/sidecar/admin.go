@@ -33,6 +33,10 @@ func (s *Sidecar) startAdmin(a config.Admin) error {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
+		if ok, why := s.cacheReady(); !ok {
+			http.Error(w, "cache file damaged, rebuilding: "+why, http.StatusServiceUnavailable)
+			return
+		}
 		if !s.refillReady() {
 			http.Error(w, "warming: refilling the cache from the store", http.StatusServiceUnavailable)
 			return

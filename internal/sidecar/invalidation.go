@@ -18,6 +18,7 @@ import (
 	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/invalidate/redisbridge"
 	"github.com/zerohop/zerohop/invalidate/tail"
+	"github.com/zerohop/zerohop/shm/safefile"
 )
 
 // invalidation is the sidecar's side of the invalidation log: it tails the
@@ -44,8 +45,16 @@ func (s *Sidecar) startInvalidation(cfg *config.Config, withStore bool) error {
 	if err := os.MkdirAll(filepath.Dir(iv.path), 0o2775); err != nil {
 		return fmt.Errorf("sidecar: invalidation log: %w", err)
 	}
-	// The umask strips group write from MkdirAll's mode; set it explicitly.
-	os.Chmod(filepath.Dir(iv.path), 0o2775)
+	// The umask strips group write from MkdirAll's mode; set it explicitly,
+	// through a descriptor: the cache volume is writable by the app, and a
+	// symlink planted in place of the directory must not redirect the log,
+	// the checkpoint or this chmod elsewhere.
+	if err := safefile.ChmodDir(filepath.Dir(iv.path), 0o2775); err != nil {
+		if errors.Is(err, safefile.ErrUnsafe) {
+			return fmt.Errorf("sidecar: invalidation log: %w", err)
+		}
+		s.log.Warn("invalidation log: cannot make the directory group-writable", "err", err)
+	}
 	iv.applier = invalidate.NewCacheApplier(s.cache)
 	apply := iv.applier.Apply
 	if withStore {
@@ -96,7 +105,13 @@ func (s *Sidecar) startInvalidation(cfg *config.Config, withStore bool) error {
 		return fmt.Errorf("sidecar: invalidation log: %w", err)
 	}
 	iv.log = lg
-	os.Chmod(iv.path, 0o664) // the sidecar created it: let the pod's group append
+	// Let the pod's group append. Through a descriptor opened without
+	// following a symlink: the app may have replaced the log with a link
+	// to a file the sidecar can write, whose mode must stay as it is.
+	if err := safefile.Chmod(iv.path, 0o664); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Error("invalidation log: refusing the file at the log path; purges fail until it is a regular file",
+			"path", iv.path, "err", err)
+	}
 	s.inval = iv
 	s.reg.MustRegister(invalidationCollector{iv})
 	return nil

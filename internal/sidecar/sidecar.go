@@ -83,6 +83,7 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 	s.cache = w
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.registerFileSafety()
 	st, err := s.openStore(cfg)
 	if err != nil {
 		w.Close()

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/zerohop/zerohop/invalidate"
+	"github.com/zerohop/zerohop/shm/safefile"
 )
 
 const cursorVersion = 1
@@ -36,7 +37,7 @@ func (c *cursor) setPosition(p invalidate.Position) {
 
 // readCursor reads the cursor file; missing is (zero, false, nil).
 func readCursor(path string) (cursor, bool, error) {
-	b, err := os.ReadFile(path)
+	b, err := safefile.ReadFile(path) // a planted symlink is refused, not read
 	if os.IsNotExist(err) {
 		return cursor{}, false, nil
 	}
@@ -55,12 +56,9 @@ func readCursor(path string) (cursor, bool, error) {
 
 func (c cursor) write(path string) error {
 	b, _ := json.Marshal(c)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("redisbridge: write cursor: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	// A new temporary file renamed into place: a symlink planted at either
+	// name in the shared directory is replaced, never written through.
+	if err := safefile.WriteAtomic(path, append(b, '\n'), 0o644, false); err != nil {
 		return fmt.Errorf("redisbridge: write cursor: %w", err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/zerohop/zerohop/invalidate"
+	"github.com/zerohop/zerohop/shm/safefile"
 )
 
 // checkpointVersion is the version of the checkpoint file's JSON.
@@ -40,7 +41,7 @@ func checkpointAt(p invalidate.Position, published uint64) checkpoint {
 // readCheckpoint reads a checkpoint; a missing file is the zero checkpoint
 // (start from the beginning of the log).
 func readCheckpoint(path string) (checkpoint, error) {
-	b, err := os.ReadFile(path)
+	b, err := safefile.ReadFile(path) // a planted symlink is refused, not read
 	if os.IsNotExist(err) {
 		return checkpoint{}, nil
 	}
@@ -57,33 +58,12 @@ func readCheckpoint(path string) (checkpoint, error) {
 	return c, nil
 }
 
-// writeFileAtomic writes b to path through a temporary file and a rename,
-// so that a crash leaves the old content or the new, never a mix.
-func writeFileAtomic(path string, b []byte, sync bool) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
 func (c checkpoint) write(path string, sync bool) error {
 	b, _ := json.Marshal(c)
-	if err := writeFileAtomic(path, append(b, '\n'), sync); err != nil {
+	// Through a new temporary file and a rename, so that a crash leaves the
+	// old content or the new, and a symlink the app planted at either name
+	// is replaced, never written through.
+	if err := safefile.WriteAtomic(path, append(b, '\n'), 0o644, sync); err != nil {
 		return fmt.Errorf("tail: write checkpoint: %w", err)
 	}
 	return nil

@@ -484,19 +484,29 @@ func readSeqs(t *testing.T, path string) []uint64 {
 // (and it rotates), restart it from its checkpoint; each run applies in
 // order, the restart re-applies at most the unchecked tail, and together
 // they apply every record.
+//
+// It waits on events, not time: the kill comes once run 1 has both made
+// progress and rotated (its kept file exists), and run 2 starts once run 1
+// has exited. It used to check for the kept file while run 2 was still
+// rotating, and Rotate replaced that file with a remove and a link: a look
+// (or a kill) between the two found no kept file ("the tailers never
+// rotated"). Rotate now renames a new link over it, so once made it never
+// goes missing.
 func TestTailerKilledMidStream(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "inval.log")
 	l := openLog(t, path, "w")
-	start := func(out string) *os.Process {
+	start := func(out string) (*os.Process, chan struct{}) {
 		cmd := roleCommand("tailer", "LOG="+path, "OUT="+out)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		go cmd.Wait()
-		t.Cleanup(func() { cmd.Process.Kill() })
-		return cmd.Process
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+		return cmd.Process, exited
 	}
+	rotated := func() bool { _, err := os.Stat(path + ".1"); return err == nil }
 	const total = 20000
 	var appended atomic.Uint64
 	stopAppend := make(chan struct{})
@@ -523,12 +533,14 @@ func TestTailerKilledMidStream(t *testing.T) {
 	defer func() { close(stopAppend); <-appendDone }()
 
 	out1, out2 := filepath.Join(dir, "out1"), filepath.Join(dir, "out2")
-	p := start(out1)
-	waitFor(t, 20*time.Second, "first run progress", func() bool { return len(readSeqs(t, out1)) >= total/3 })
+	p, exited := start(out1)
+	waitFor(t, 20*time.Second, "first run progress and a rotation", func() bool {
+		return len(readSeqs(t, out1)) >= total/3 && rotated()
+	})
 	if err := p.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	<-exited
 	start(out2)
 	waitFor(t, 30*time.Second, "all records", func() bool {
 		s := readSeqs(t, out2)
@@ -545,8 +557,8 @@ func TestTailerKilledMidStream(t *testing.T) {
 	if run1[0] != 1 || run2[0] > run1[len(run1)-1]+1 {
 		t.Fatalf("run 1 applied %d..%d, run 2 started at %d: skipped records", run1[0], run1[len(run1)-1], run2[0])
 	}
-	if _, err := os.Stat(path + ".1"); err != nil {
-		t.Fatal("the tailers never rotated:", err)
+	if !rotated() {
+		t.Fatal("the kept file of the first run's rotation went missing")
 	}
 	t.Logf("run 1 applied 1..%d; killed; run 2 re-applied %d and went on to %d",
 		run1[len(run1)-1], run1[len(run1)-1]+1-run2[0], run2[len(run2)-1])
