@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,23 +60,6 @@ func (d *daemon) waitReady(t *testing.T) bool {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// metric returns the value of an unlabelled metric from /metrics.
-func (d *daemon) metric(t *testing.T, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + d.admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(b)
-	if m == nil {
-		t.Fatalf("metric %s not exported", name)
-	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
 }
 
 // purgeAdmin posts a purge of key and returns the status and body.
