@@ -14,7 +14,9 @@ const (
 	DefaultCacheDir        = "/var/run/zerohop"
 	DefaultRedisStream     = "zerohop:invalidations"
 	defaultListenerName    = "forward"
-	invalidationLogName    = "inval/inval.log" // a subdirectory the app mounts read-write
+	// DefaultTunnelIdleTimeout is listeners[].forward.tunnel_idle_timeout.
+	DefaultTunnelIdleTimeout = time.Hour
+	invalidationLogName      = "inval/inval.log" // a subdirectory the app mounts read-write
 )
 
 // Default returns the built-in configuration used when zerohop runs
@@ -74,6 +76,7 @@ func (l *Listener) setDefaults() {
 	l.IdleTimeout = 90 * time.Second
 	l.MaxHeaderBytes = 1 * MiB
 	l.FastPath = true
+	l.Forward.TunnelIdleTimeout = DefaultTunnelIdleTimeout
 }
 
 func (r *RedisStream) setDefaults() {

@@ -177,6 +177,7 @@ func (v *validator) listeners(c *Config) {
 		if l.MaxRequestBody < 0 {
 			v.errorf(p+".max_request_body", "must not be negative (0 means unlimited)")
 		}
+		v.forward(p, &c.Listeners[i])
 	}
 }
 
