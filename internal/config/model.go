@@ -103,6 +103,7 @@ type Listener struct {
 // dialled, after name resolution, so a name that resolves to a refused
 // address is refused too. A later egress policy (the reserved top-level
 // egress key) will say which other hosts may be reached; these keys stay.
+// Like every listener setting, a change takes effect at the next start.
 type Forward struct {
 	// AllowLoopback lets clients reach loopback destinations: origins in
 	// other containers of the pod, or on a developer's machine. Default
