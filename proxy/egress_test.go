@@ -87,8 +87,10 @@ func loopbackName(t *testing.T) string {
 func TestForwardRefusesPodDestinations(t *testing.T) {
 	// The origin is real and on loopback: a refused request must never
 	// reach it.
-	for _, allowLoopback := range []bool{false, true} {
-		h := newHarness(t, harnessOptions{mode: config.ModeForward, handler: echoHandler,
+	for _, v := range []struct{ allowLoopback, plain bool }{{false, false}, {true, false}, {false, true}} {
+		allowLoopback := v.allowLoopback
+		// plain: net/http's server alone, without the fast path.
+		h := newHarness(t, harnessOptions{mode: config.ModeForward, handler: echoHandler, plainServer: v.plain,
 			listener: func(l *config.Listener) { l.Forward.AllowLoopback = allowLoopback }})
 		_, upPort, _ := net.SplitHostPort(h.up.hostport())
 		_, ownPort, _ := net.SplitHostPort(h.addr())
@@ -130,11 +132,11 @@ func TestForwardRefusesPodDestinations(t *testing.T) {
 				got, _, _ := h.sendRaw(req.raw(r.dest))
 				if got.code != http.StatusForbidden || !strings.Contains(got.proxyStatus, "error=destination_ip_prohibited") ||
 					!strings.Contains(got.proxyStatus, r.reason) || !strings.Contains(got.body, "refused") {
-					t.Errorf("allow_loopback=%v %s %s: %d, Proxy-Status %q, body %q; want 403 (%s)",
-						allowLoopback, req.name, r.dest, got.code, got.proxyStatus, got.body, r.reason)
+					t.Errorf("%+v %s %s: %d, Proxy-Status %q, body %q; want 403 (%s)",
+						v, req.name, r.dest, got.code, got.proxyStatus, got.body, r.reason)
 				}
 				if h.up.hits.Load() != before {
-					t.Errorf("allow_loopback=%v %s %s: reached the origin", allowLoopback, req.name, r.dest)
+					t.Errorf("%+v %s %s: reached the origin", v, req.name, r.dest)
 				}
 			}
 		}
@@ -146,7 +148,7 @@ func TestForwardRefusesPodDestinations(t *testing.T) {
 				}
 			}
 			if got := counter(t, h.p, "zerohop_egress_refused_total", "reason", reason); got != float64(want) {
-				t.Errorf("allow_loopback=%v: zerohop_egress_refused_total{reason=%q} = %v; want %d", allowLoopback, reason, got, want)
+				t.Errorf("%+v: zerohop_egress_refused_total{reason=%q} = %v; want %d", v, reason, got, want)
 			}
 		}
 
