@@ -93,3 +93,82 @@ func waitUntil(t *testing.T, f func() bool, what string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestTunnelIdleTimeoutH2 is TestTunnelIdleTimeout for a CONNECT stream
+// over unencrypted HTTP/2 (h2c), where the stream is the tunnel, and
+// checks the refusal there too.
+func TestTunnelIdleTimeoutH2(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	originClosed := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		io.Copy(c, c)
+		close(originClosed)
+	}()
+	h := newHarness(t, harnessOptions{mode: config.ModeForward, noCache: true, plainServer: true,
+		listener: func(l *config.Listener) { l.Forward.TunnelIdleTimeout = idle },
+		server: func(s *http.Server) {
+			s.Protocols = new(http.Protocols)
+			s.Protocols.SetHTTP1(true)
+			s.Protocols.SetUnencryptedHTTP2(true)
+		}})
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &protos}
+	defer tr.CloseIdleConnections()
+	connect := func(dest string, body io.Reader) (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodConnect, "http://"+h.addr(), body)
+		req.Host = dest
+		return tr.RoundTrip(req)
+	}
+
+	resp, err := connect("169.254.169.254:80", nil)
+	if err != nil || resp.StatusCode != http.StatusForbidden || resp.ProtoMajor != 2 {
+		t.Fatalf("h2 CONNECT to the metadata address: %v %+v; want 403 over HTTP/2", err, resp)
+	}
+	resp.Body.Close()
+
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	resp, err = connect(ln.Addr().String(), pr)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("h2 CONNECT: %v %v", err, resp)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 1)
+	for i := 0; i < 8; i++ {
+		if i > 0 {
+			time.Sleep(idle / 3)
+		}
+		pw.Write([]byte{byte('a' + i)})
+		if _, err := io.ReadFull(resp.Body, buf); err != nil || buf[0] != byte('a'+i) {
+			t.Fatalf("echo %d while busy: %q %v", i, buf, err)
+		}
+	}
+	quiet := time.Now()
+	done := make(chan error, 1)
+	go func() { _, err := resp.Body.Read(buf); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || time.Since(quiet) < idle*9/10 {
+			t.Errorf("idle h2 tunnel: read ended with %v after %v; want an end after about %v", err, time.Since(quiet), idle)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle h2 tunnel stayed open")
+	}
+	select {
+	case <-originClosed:
+	case <-time.After(10 * time.Second):
+		t.Error("the origin's side of the h2 tunnel stayed open")
+	}
+}
