@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"syscall"
 	"time"
 
 	"github.com/zerohop/zerohop/internal/config"
@@ -39,7 +40,7 @@ type endpoint struct {
 	weight int
 }
 
-func newCluster(cc config.Cluster) (*cluster, error) {
+func newCluster(cc config.Cluster, m *metrics) (*cluster, error) {
 	c := &cluster{name: cc.Name, cfg: cc}
 	for _, e := range cc.Endpoints {
 		u, err := url.Parse(e.URL)
@@ -52,7 +53,10 @@ func newCluster(cc config.Cluster) (*cluster, error) {
 	if len(c.endpoints) == 0 {
 		return nil, fmt.Errorf("proxy: cluster %q has no endpoints", cc.Name)
 	}
-	t, err := newTransport(cc.ConnectTimeout, cc.ResponseTimeout, cc.MaxIdleConns, cc.TLS, cc.EffectiveClient())
+	t, err := newTransport(upstreamOptions{
+		connect: cc.ConnectTimeout, response: cc.ResponseTimeout, bodyIdle: cc.BodyIdleTimeout,
+		maxIdle: cc.MaxIdleConns, tls: cc.TLS, client: cc.EffectiveClient(),
+	}, newUpstreamEvents(m, cc.Name))
 	if err != nil {
 		return nil, fmt.Errorf("proxy: cluster %q: %w", cc.Name, err)
 	}
@@ -79,20 +83,35 @@ func (c *cluster) pick() *endpoint {
 	return &c.endpoints[len(c.endpoints)-1]
 }
 
-// newTransport builds an upstream connection pool with the client named.
-// Neither client consults HTTP_PROXY: the sidecar is the proxy, and
-// honouring the variable the app container shares would loop requests back
-// into it. Neither adds Accept-Encoding: the proxy negotiates compression
-// with the app itself, and upstream sees the app's header unchanged.
-func newTransport(connect, response time.Duration, maxIdle int, tc *config.UpstreamTLS, client config.ClusterClient) (upstreamClient, error) {
+// upstreamOptions are a pool's settings: a cluster's, or the egress
+// pool's defaults.
+type upstreamOptions struct {
+	connect, response time.Duration // 0: none
+	bodyIdle          time.Duration // 0: none
+	maxIdle           int           // <= 0: 64
+	tls               *config.UpstreamTLS
+	client            config.ClusterClient
+	// control checks each address dialled (net.Dialer.Control): forward
+	// mode's egress guard. Nil: none.
+	control func(network, address string, c syscall.RawConn) error
+}
+
+// newTransport builds an upstream connection pool with the client named,
+// counting its refusals in ev. Neither client consults HTTP_PROXY: the
+// sidecar is the proxy, and honouring the variable the app container
+// shares would loop requests back into it. Neither adds Accept-Encoding:
+// the proxy negotiates compression with the app itself, and upstream sees
+// the app's header unchanged.
+func newTransport(o upstreamOptions, ev *upstreamEvents) (upstreamClient, error) {
+	connect, response, maxIdle := o.connect, o.response, o.maxIdle
 	if maxIdle <= 0 {
 		maxIdle = 64
 	}
-	tlsConfig, err := upstreamTLSConfig(tc)
+	tlsConfig, err := upstreamTLSConfig(o.tls)
 	if err != nil {
 		return nil, err
 	}
-	if client == config.ClientH1 {
+	if o.client == config.ClientH1 {
 		if connect == 0 {
 			connect = -1 // config: 0 = none; h1: 0 = its default
 		}
@@ -101,10 +120,14 @@ func newTransport(connect, response time.Duration, maxIdle int, tc *config.Upstr
 			ResponseHeaderTimeout: response,
 			IdleConnTimeout:       90 * time.Second,
 			MaxIdlePerHost:        maxIdle,
+			MaxInterimResponses:   maxInterim,
+			BodyIdleTimeout:       o.bodyIdle,
+			OnEvent:               ev.on,
 			TLSConfig:             tlsConfig,
+			Control:               o.control,
 		}), nil
 	}
-	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second, Control: o.control}
 	t := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,
@@ -118,7 +141,7 @@ func newTransport(connect, response time.Duration, maxIdle int, tc *config.Upstr
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     true,
 	}
-	return t, nil
+	return &stdClient{Transport: t, bodyIdle: o.bodyIdle, events: ev}, nil
 }
 
 // upstreamTLSConfig builds the TLS configuration of a cluster's tls

@@ -214,25 +214,25 @@ func (x *exchange) Got1xx(code int, header textproto.MIMEHeader) error {
 	return nil
 }
 
-// copyBody copies an upstream body to the app through a pooled buffer,
-// flushing after each write if flush is set. Errors are logged as
+// copyBody copies an upstream body to the app through a pooled buffer.
+// What was read goes to the app before the next read, which may wait for
+// the upstream: a response is never held back while the upstream is slow
+// or stalls (only the last write, which finish or flushIfComplete sends,
+// is not flushed here, unless flush is set). Errors are logged as
 // ReverseProxy logs them.
 func (p *Proxy) copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
 	pool := p.rp.BufferPool
 	buf := pool.Get()
 	defer pool.Put(buf)
-	var rc *http.ResponseController
-	if flush {
-		rc = http.NewResponseController(w)
-	}
+	f, _ := w.(http.Flusher)
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
-			if rc != nil {
-				rc.Flush() // as ReverseProxy's maxLatencyWriter: errors show on the next write
+			if f != nil && (flush || rerr == nil) {
+				f.Flush() // as ReverseProxy's maxLatencyWriter: errors show on the next write
 			}
 		}
 		if rerr == io.EOF {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/zerohop/zerohop/internal/config"
 	"github.com/zerohop/zerohop/proxy/httpcache"
-	"github.com/zerohop/zerohop/proxy/internal/h1"
 )
 
 // A forward listener fetches whatever its client names, so without a
@@ -90,8 +89,8 @@ type egressGuard struct {
 	cfg           config.Forward
 	allowLoopback bool
 	allow         []config.Destination
-	transport     *h1.Transport // requests without a route
-	dialer        net.Dialer    // CONNECT
+	transport     upstreamClient // requests without a route (h1)
+	dialer        net.Dialer     // CONNECT
 }
 
 // guardFor returns the guard of listener l, made once per listener name
@@ -109,13 +108,10 @@ func (p *Proxy) guardFor(l config.Listener) *egressGuard {
 			g.allow = append(g.allow, d)
 		}
 	}
-	g.transport = h1.New(h1.Options{
-		DialTimeout:           5 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdlePerHost:        64,
-		Control:               g.control,
-	})
+	g.transport, _ = newTransport(upstreamOptions{ // h1 without TLS: no error
+		connect: 5 * time.Second, response: 30 * time.Second, bodyIdle: config.DefaultBodyIdleTimeout,
+		client: config.ClientH1, control: g.control,
+	}, newUpstreamEvents(p.m, "egress"))
 	g.dialer = net.Dialer{Timeout: 10 * time.Second, Control: g.control}
 	if p.guards == nil {
 		p.guards = map[string]*egressGuard{}

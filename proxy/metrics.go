@@ -16,15 +16,18 @@ type metrics struct {
 	requests       *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
 	upstreamErrors *prometheus.CounterVec
-	notStored      *prometheus.CounterVec
-	stored         prometheus.Counter
-	coalesced      prometheus.Counter
-	refreshes      prometheus.Counter
-	reloads        prometheus.Counter
-	egressRefused  *prometheus.CounterVec
-	tunnelIdle     prometheus.Counter
-	series         sync.Map // seriesKey -> *series
-	notStoredC     sync.Map // reason -> prometheus.Counter
+	// upstreamRefusals counts what a misbehaving upstream was refused
+	// (see upstreamguard.go).
+	upstreamRefusals *prometheus.CounterVec
+	notStored        *prometheus.CounterVec
+	stored           prometheus.Counter
+	coalesced        prometheus.Counter
+	refreshes        prometheus.Counter
+	reloads          prometheus.Counter
+	egressRefused    *prometheus.CounterVec // forward destinations refused (egress.go)
+	tunnelIdle       prometheus.Counter
+	series           sync.Map // seriesKey -> *series
+	notStoredC       sync.Map // reason -> prometheus.Counter
 }
 
 // notStoredInc counts a response not stored for reason, looking the
@@ -50,6 +53,10 @@ func newMetrics(reg prometheus.Registerer, cache *shm.Writer) (*metrics, error) 
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zerohop_upstream_errors_total", Help: "Upstream exchanges that failed (connect, reset, timeout).",
 		}, []string{"cluster"}),
+		upstreamRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zerohop_upstream_refusals_total",
+			Help: "Upstream misbehaviour refused: connections closed for unsolicited bytes, bodies aborted after body_idle_timeout, responses failed for too many 1xx.",
+		}, []string{"cluster", "reason"}),
 		notStored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zerohop_cache_not_stored_total", Help: "Cacheable-method responses not stored, by reason.",
 		}, []string{"reason"}),
@@ -65,7 +72,7 @@ func newMetrics(reg prometheus.Registerer, cache *shm.Writer) (*metrics, error) 
 	m.tunnelIdle = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "zerohop_tunnel_idle_closed_total", Help: "CONNECT tunnels closed after forward.tunnel_idle_timeout without traffic.",
 	})
-	cs := []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.notStored, m.stored, m.coalesced, m.refreshes, m.reloads,
+	cs := []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.upstreamRefusals, m.notStored, m.stored, m.coalesced, m.refreshes, m.reloads,
 		m.egressRefused, m.tunnelIdle}
 	if cache != nil {
 		cs = append(cs, shmCollector{cache})

@@ -135,7 +135,10 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		BufferPool:     newBufferPool(),
-		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		// Each write goes to the app at once, as in copyBody: a slow or
+		// stalled upstream body is relayed as it comes, never held back.
+		FlushInterval: -1,
+		ErrorLog:      slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	st, err := p.compile(cfg, nil)
 	if err != nil {
@@ -176,7 +179,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 				continue
 			}
 		}
-		c, err := newCluster(cc)
+		c, err := newCluster(cc, p.m)
 		if err != nil {
 			return nil, err
 		}

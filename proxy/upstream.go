@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/zerohop/zerohop/proxy/httpcache"
+	"github.com/zerohop/zerohop/proxy/internal/h1"
 )
 
 // rewrite builds the upstream request (httputil.ReverseProxy.Rewrite):
@@ -198,9 +199,12 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	code := http.StatusBadGateway
 	msg := "upstream unavailable"
 	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || context.Cause(r.Context()) == errUpstreamTimeout || (errors.As(err, &ne) && ne.Timeout()) {
+	switch {
+	case errors.Is(err, h1.ErrTooManyInterim):
+		msg = "upstream sent too many interim (1xx) responses"
+	case errors.Is(err, context.DeadlineExceeded) || context.Cause(r.Context()) == errUpstreamTimeout || (errors.As(err, &ne) && ne.Timeout()):
 		code, msg = http.StatusGatewayTimeout, "upstream timed out"
-	} else if x.stored != nil && toHTTPEntry(x.stored).MustRevalidate {
+	case x.stored != nil && toHTTPEntry(x.stored).MustRevalidate:
 		// RFC 9111 §5.2.2.2: disconnected, a must-revalidate response is
 		// not reused and the generated error SHOULD be 504.
 		code, msg = http.StatusGatewayTimeout, "upstream unreachable; the stored response must be revalidated"

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"math"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,6 +12,9 @@ const (
 	DefaultAdminAddress    = "127.0.0.1:9901"
 	DefaultCacheDir        = "/var/run/zerohop"
 	DefaultRedisStream     = "zerohop:invalidations"
+	// DefaultBodyIdleTimeout is a cluster's body_idle_timeout, and the one
+	// forward-mode egress uses: nginx's proxy_read_timeout default.
+	DefaultBodyIdleTimeout = 60 * time.Second
 	defaultListenerName    = "forward"
 	// DefaultTunnelIdleTimeout is listeners[].forward.tunnel_idle_timeout.
 	DefaultTunnelIdleTimeout = time.Hour
@@ -87,12 +89,12 @@ func (r *RedisStream) setDefaults() {
 func (c *Cluster) setDefaults() {
 	c.ConnectTimeout = 5 * time.Second
 	c.ResponseTimeout = 30 * time.Second
+	c.BodyIdleTimeout = DefaultBodyIdleTimeout
 	c.MaxIdleConns = 64
 }
 
 func (e *Endpoint) setDefaults()   { e.Weight = 1 }
 func (r *RouteCache) setDefaults() { r.Enabled = true }
-func (r *RateLimit) setDefaults()  { r.Key = "remote_addr" }
 
 // EffectiveClient returns Client, or if Client is "" the default: h1 when
 // every endpoint is plain http and no TLS is configured, std otherwise
@@ -110,15 +112,4 @@ func (c *Cluster) EffectiveClient() ClusterClient {
 		}
 	}
 	return ClientH1
-}
-
-// BucketSize returns Burst, or if Burst is 0 the rate rounded up, at least 1.
-func (r RateLimit) BucketSize() int {
-	if r.Burst > 0 {
-		return r.Burst
-	}
-	if !(r.Rate > 1) { // also catches NaN
-		return 1
-	}
-	return int(math.Min(math.Ceil(r.Rate), math.MaxInt32))
 }

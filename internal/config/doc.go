@@ -18,10 +18,10 @@
 //
 //	zerohop.yaml:12: routes[1].cluster: unknown cluster "api2" (did you mean "api"?)
 //	zerohop.yaml:15: cache.region_size: region_size 32MiB is too large for size 64MiB: ...
-//	zerohop.yaml:21: limits[0].rat: unknown field (did you mean "rate"?)
+//	zerohop.yaml:21: routes[2].timeuot: unknown field (did you mean "timeout"?)
 //
 // Unknown keys are errors, so typos are not silently ignored. Keys reserved
-// for features not built yet (auth, egress, health_check, retries, ...)
+// for features not built yet (auth, egress, limits, health_check, retries, ...)
 // are rejected with "not supported yet". Top-level keys starting with "x-"
 // are ignored and may hold YAML anchors for "<<" merges.
 //
@@ -74,6 +74,8 @@
 //	        weight: 9
 //	      - url: http://api-v2.svc:8080
 //	    connect_timeout: 2s
+//	    response_timeout: 30s
+//	    body_idle_timeout: 60s
 //	    tls: {server_name: api.internal}
 //	routes:
 //	  - name: api-read
@@ -81,8 +83,6 @@
 //	    cluster: api
 //	    cache: {ttl_override: 30s, bypass: [Authorization]}
 //	    timeout: 10s
-//	limits:
-//	  - {name: per-client, rate: 100, burst: 200, key: remote_addr}
 //
 // # Forward proxy destinations
 //

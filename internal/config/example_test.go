@@ -42,15 +42,14 @@ routes:
   - name: r
     cluster: api2
     match: {methods: [get]}
-limits:
-  - {name: per-ip, rat: 10}
+    timeuot: 5s
 `))
 	fmt.Println(err)
 	// Output:
 	// zerohop.yaml:3: cache.size: ambiguous unit "MB" in "64MB": use a binary unit such as "MiB" (1024-based), or plain bytes
 	// zerohop.yaml:6: routes[0].cluster: unknown cluster "api2"; no clusters are defined
 	// zerohop.yaml:7: routes[0].match.methods[0]: method "get" is not upper case; methods are case-sensitive (did you mean "GET"?)
-	// zerohop.yaml:9: limits[0].rat: unknown field (did you mean "rate"?)
+	// zerohop.yaml:8: routes[0].timeuot: unknown field (did you mean "timeout"?)
 }
 
 func ExampleWatch() {

@@ -21,7 +21,6 @@ func FuzzParse(f *testing.F) {
 		"listeners: [{name: a, mode: reverse}]\n" + validTail,
 		"routes:\n  - name: r\n    cluster: api2\n",
 		"cache: {size: 1.5GiB, region_size: 4Mi, heartbeat_interval: 250ms}\n",
-		"limits: [{name: l, rate: .inf, burst: 0x10, key: 'header:X-Id'}]\n",
 		"a: &a [*a]\n",
 		"cache:\n  size: [1\n",
 		"---\n---\n",

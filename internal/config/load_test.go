@@ -161,7 +161,7 @@ func TestFileOverlaysDefaults(t *testing.T) {
 	want.Cache.Dir = "/srv/cache"
 	want.Cache.Size = GiB
 	want.Invalidation.Log = "/srv/cache/inval/inval.log" // derived from the new dir
-	want.Clusters = []Cluster{{Name: "api", ConnectTimeout: 5 * time.Second, ResponseTimeout: 30 * time.Second,
+	want.Clusters = []Cluster{{Name: "api", ConnectTimeout: 5 * time.Second, ResponseTimeout: 30 * time.Second, BodyIdleTimeout: DefaultBodyIdleTimeout,
 		MaxIdleConns: 64, Endpoints: []Endpoint{{URL: "https://api.internal", Weight: 3}, {URL: "http://[::1]:8080", Weight: 0}}}}
 	want.Routes = []Route{{Name: "r", Cluster: "api", Cache: &RouteCache{Enabled: false},
 		Match: Match{Host: "*.Example.com", Headers: map[string]string{"X-Tenant": "blue"}}}}
@@ -295,14 +295,8 @@ func TestBadConfigs(t *testing.T) {
 			`zerohop.yaml:8: routes[0].match.headers: header "x-a" is listed twice (header names ignore case)`},
 		{"bad bypass header", validTail + lines("    cache: {bypass: ['Bad Header']}"),
 			`zerohop.yaml:7: routes[0].cache.bypass: invalid header name "Bad Header"`},
-		{"limit typo suppresses missing rate", lines("limits:", "  - name: l", "    rat: 5"),
-			`zerohop.yaml:3: limits[0].rat: unknown field (did you mean "rate"?)`},
-		{"limit rate", lines("limits:", "  - {name: l, rate: -1}"),
-			`zerohop.yaml:2: limits[0].rate: must be a positive number of requests per second, got -1`},
-		{"limit rate nan", lines("limits:", "  - {name: l, rate: .nan}"), `limits[0].rate: must be a positive number of requests per second, got NaN`},
-		{"limit missing rate", lines("limits:", "  - name: l"), `zerohop.yaml:2: limits[0].rate: required: tokens per second, e.g. 100`},
-		{"limit key", lines("limits:", "  - {name: l, rate: 1, key: 'header:'}"),
-			`zerohop.yaml:2: limits[0].key: invalid header name "" in key`},
+		{"limits reserved", lines("limits:", "  - {name: l, rate: 1}"),
+			`zerohop.yaml:1: limits: not supported yet by this version of zerohop`},
 		{"version", lines("version: 2"), `zerohop.yaml:1: version: unsupported version 2; this zerohop reads version 1`},
 		{"merge of a scalar", lines("cache:", "  <<: 5"), `zerohop.yaml:2: cache: merge key (<<) needs a mapping or a list of mappings, got the number 5`},
 	}
@@ -530,6 +524,7 @@ var everyField = lines(
 	"    endpoints: [{url: 'https://a:8443', weight: 5}]",
 	"    connect_timeout: 1s",
 	"    response_timeout: 2s",
+	"    body_idle_timeout: 4s",
 	"    max_idle_conns: 3",
 	"    client: std",
 	"    tls: {ca_file: /ca.pem, insecure_skip_verify: true, server_name: a.internal}",
@@ -542,8 +537,6 @@ var everyField = lines(
 	"  - name: b",
 	"    match: {path_exact: /b}",
 	"    cluster: api",
-	"limits:",
-	"  - {name: l, rate: 1.5, burst: 3, key: 'header:X-Client'}",
 )
 
 // TestEveryFieldDecodes parses everyField and checks, by reflection, that

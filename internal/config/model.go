@@ -39,13 +39,12 @@ type Config struct {
 	// Routes map requests to clusters; the first match wins. Default: none.
 	Routes []Route `yaml:"routes"`
 
-	// Limits are named rate limits. Default: none.
-	Limits []RateLimit `yaml:"limits"`
-
 	// Reserved (rejected with "not supported yet" until implemented; add
 	// each as an optional pointer field so old files keep their meaning):
 	//   auth:   API keys and JWT validation
 	//   egress: which hosts forward mode may reach
+	//   limits: rate limits (a key that was accepted and enforced nothing,
+	//           so a file setting it now fails instead of running unprotected)
 }
 
 // ListenerMode says how a listener treats requests.
@@ -246,6 +245,12 @@ type Cluster struct {
 	// ResponseTimeout bounds the wait for response headers. Default 30s;
 	// 0 = none.
 	ResponseTimeout time.Duration `yaml:"response_timeout"`
+	// BodyIdleTimeout bounds each wait for response body bytes from an
+	// endpoint: a body that stalls longer is abandoned, the app's
+	// connection aborted (never a truncated body that looks complete) and
+	// nothing stored. Default 60s, as nginx's proxy_read_timeout; 0 =
+	// none (the route's timeout, if any, still bounds the exchange).
+	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
 	// MaxIdleConns is the idle keep-alive pool size per endpoint. Default 64.
 	MaxIdleConns int `yaml:"max_idle_conns"`
 	// TLS configures connections to https endpoints. Default nil = system
@@ -348,29 +353,13 @@ type RouteCache struct {
 	Bypass []string `yaml:"bypass"`
 }
 
-// RateLimit is a named local token-bucket limit.
-type RateLimit struct {
-	// Name identifies the limit. Required, unique.
-	Name string `yaml:"name"`
-	// Rate is tokens added per second. Required, > 0.
-	Rate float64 `yaml:"rate"`
-	// Burst is the bucket size. Default 0 = the rate rounded up (min 1).
-	Burst int `yaml:"burst"`
-	// Key partitions the limit: "remote_addr", "route" or "header:<Name>".
-	// Default "remote_addr".
-	Key string `yaml:"key"`
-
-	// Reserved: redis (a shared limit instead of a local one).
-}
-
 // reservedKeys are keys a future version will accept. Rejecting them with
 // a clear message beats both "unknown field" and silently ignoring them.
 var reservedKeys = map[reflect.Type][]string{
-	reflect.TypeFor[Config]():      {"auth", "egress"},
+	reflect.TypeFor[Config]():      {"auth", "egress", "limits"},
 	reflect.TypeFor[Listener]():    {"tls"},
 	reflect.TypeFor[RedisStream](): {"tls"},
 	reflect.TypeFor[Cluster]():     {"health_check", "outlier_detection", "retries"},
 	reflect.TypeFor[UpstreamTLS](): {"cert_file", "key_file"},
 	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits", "auth"},
-	reflect.TypeFor[RateLimit]():   {"redis"},
 }

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"math"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -100,7 +99,6 @@ func (v *validator) config(c *Config) {
 	v.invalidation(c)
 	clusters := v.clusters(c.Clusters)
 	v.routes(c.Routes, clusters)
-	v.limits(c.Limits)
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -316,6 +314,7 @@ func (v *validator) clusters(cs []Cluster) map[string]string {
 		}
 		v.nonNegative(p+".connect_timeout", c.ConnectTimeout)
 		v.nonNegative(p+".response_timeout", c.ResponseTimeout)
+		v.nonNegative(p+".body_idle_timeout", c.BodyIdleTimeout)
 		if c.MaxIdleConns < 0 {
 			v.errorf(p+".max_idle_conns", "must not be negative, got %d", c.MaxIdleConns)
 		}
@@ -417,29 +416,6 @@ func (v *validator) headerNames(p string, names []string) {
 			v.errorf(p, "header %q is listed twice (header names ignore case)", h)
 		}
 		seen[strings.ToLower(h)] = true
-	}
-}
-
-func (v *validator) limits(ls []RateLimit) {
-	names := map[string]string{}
-	for i, l := range ls {
-		p := fmt.Sprintf("limits[%d]", i)
-		v.name(p+".name", "limit", l.Name, names)
-		if l.Rate == 0 {
-			v.errorf(p+".rate", "required: tokens per second, e.g. 100")
-		} else if math.IsNaN(l.Rate) || math.IsInf(l.Rate, 0) || l.Rate < 0 {
-			v.errorf(p+".rate", "must be a positive number of requests per second, got %v", l.Rate)
-		}
-		if l.Burst < 0 || l.Burst > math.MaxInt32 {
-			v.errorf(p+".burst", "must be between 0 and %d (0 means the rate rounded up), got %d", math.MaxInt32, l.Burst)
-		}
-		if h, ok := strings.CutPrefix(l.Key, "header:"); ok {
-			if !isToken(h) {
-				v.errorf(p+".key", "invalid header name %q in key", h)
-			}
-		} else if l.Key != "remote_addr" && l.Key != "route" {
-			v.errorf(p+".key", "invalid key %q: must be \"remote_addr\", \"route\" or \"header:<Name>\"", l.Key)
-		}
 	}
 }
 

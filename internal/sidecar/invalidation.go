@@ -109,6 +109,9 @@ func (iv *invalidation) stop() {
 	iv.log.Close()
 }
 
+// maxPurgeTimeout bounds the admin purge's timeout= parameter.
+const maxPurgeTimeout = 5 * time.Minute
+
 // handlePurge is POST /purge on the admin endpoint: key=URL, prefix=URL,
 // tag=T or all=1, optionally soft=1 (mark stale) and wait=0 (do not wait
 // for the record to be applied; default: wait up to timeout=5s). It
@@ -136,6 +139,12 @@ func (s *Sidecar) handlePurge(w http.ResponseWriter, r *http.Request) {
 	if t := r.Form.Get("timeout"); t != "" {
 		if timeout, err = time.ParseDuration(t); err != nil {
 			http.Error(w, "timeout: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		// A timeout that has already passed would fail the append itself
+		// and read as a server error; one of hours would hold a handler.
+		if timeout <= 0 || timeout > maxPurgeTimeout {
+			http.Error(w, fmt.Sprintf("timeout: must be between 1ns and %v, got %v", maxPurgeTimeout, timeout), http.StatusBadRequest)
 			return
 		}
 	}

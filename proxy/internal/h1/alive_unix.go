@@ -4,30 +4,32 @@ package h1
 
 import "syscall"
 
-// alive reports whether an idle connection may still be used: the server
-// has not closed or reset it, and (for plain HTTP) has sent nothing
-// unsolicited. It peeks at the socket without blocking. For TLS, bytes
-// waiting may be a post-handshake message, so only a close counts.
-func (c *conn) alive() bool {
+// idleState peeks at an idle connection's socket without blocking: it is
+// usable only if the server has neither closed it nor sent anything. Bytes
+// waiting are bytes no request asked for (a second response, a body after
+// HEAD, 204 or 304), which the next request would read as its answer. On
+// TLS they could also be a post-handshake message (a key update); such a
+// connection is closed all the same: a reconnect is cheap, a desync is not.
+func (c *conn) idleState() idleState {
 	if c.raw == nil {
-		return true
+		return idleOK
 	}
 	c.peekN, c.peekErr = 0, nil
 	if err := c.raw.Read(c.peekFn); err != nil {
-		return false
+		return idleClosed
 	}
 	switch {
 	case c.peekErr == syscall.EAGAIN || c.peekErr == syscall.EWOULDBLOCK:
-		return true // nothing to read: the normal case
+		return idleOK // nothing to read: the normal case
 	case c.peekErr != nil:
-		return false
+		return idleClosed
 	case c.peekN == 0:
-		return false // EOF
+		return idleClosed // EOF
 	}
-	return c.tlsState != nil
+	return idleUnsolicited
 }
 
 func (c *conn) peek(fd uintptr) bool {
-	c.peekN, _, c.peekErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK)
-	return true // the socket is non-blocking: never wait
+	c.peekN, _, c.peekErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return true // never wait
 }

@@ -14,6 +14,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,6 +43,9 @@ type conn struct {
 	limit           int64
 	limitHit        bool
 	hasDeadline     bool // a read deadline is set that reuse must clear
+	// bodyIdle, while a response body is read, is the Transport's
+	// BodyIdleTimeout: each read from the socket gets that long.
+	bodyIdle time.Duration
 
 	// Context cancellation: stop unregisters the context.AfterFunc that
 	// calls interrupt, or watcher the context's own (EndWatcher). dmu
@@ -129,6 +133,11 @@ func (c *conn) Read(p []byte) (int, error) {
 	if int64(len(p)) > c.limit {
 		p = p[:c.limit]
 	}
+	if c.bodyIdle > 0 {
+		// Only reads that reach the socket are timed: a body already
+		// buffered costs no deadline.
+		c.setReadDeadline(time.Now().Add(c.bodyIdle))
+	}
 	n, err := c.nc.Read(p)
 	c.nread += int64(n)
 	c.limit -= int64(n)
@@ -165,6 +174,13 @@ func (c *conn) interrupt() {
 	c.interrupted = true
 	c.nc.SetDeadline(aLongTimeAgo)
 	c.dmu.Unlock()
+}
+
+// wasInterrupted reports whether interrupt ran.
+func (c *conn) wasInterrupted() bool {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	return c.interrupted
 }
 
 // setReadDeadline sets a read deadline unless the exchange was
@@ -212,8 +228,15 @@ func (c *conn) close() {
 // release ends an exchange: the connection goes back to the pool if reuse
 // is set and nothing speaks against it, or is closed.
 func (c *conn) release(reuse bool) {
-	if !c.unwatch() || c.br.Buffered() > 0 {
-		// Interrupted, or the server sent more than the response.
+	c.bodyIdle = 0
+	if !c.unwatch() {
+		reuse = false // interrupted
+	} else if c.br.Buffered() > 0 {
+		// The server sent more than the response: whatever it is, the
+		// next request must not read it as its answer.
+		if reuse {
+			c.t.event(EventUnsolicitedBytes)
+		}
 		reuse = false
 	}
 	if !reuse {
@@ -319,7 +342,8 @@ func (c *conn) readFailed(ctx context.Context, err error, nothingRead bool) erro
 // than 101 to the trace.
 func (c *conn) readHead(r *http.Request, trace *httptrace.ClientTrace, in Interim) (*http.Response, error) {
 	defer func() { c.limit = math.MaxInt64 }()
-	n1xx := 0
+	n1xx, nInterim := 0, 0
+	start := c.nread - int64(c.br.Buffered()) // where the heads begin
 	for first := true; ; first = false {
 		c.limit, c.limitHit = c.t.maxHeader, false
 		if first && trace != nil && trace.GotFirstResponseByte != nil {
@@ -339,6 +363,13 @@ func (c *conn) readHead(r *http.Request, trace *httptrace.ClientTrace, in Interi
 			return resp, nil
 		}
 		n1xx++
+		// Delivered or not, interim responses are bounded in number and
+		// bytes: a server must not make the caller relay them forever.
+		nInterim++
+		if used := c.nread - int64(c.br.Buffered()) - start; nInterim > c.t.maxInterim || used > c.t.maxHeader {
+			c.t.event(EventTooManyInterim)
+			return nil, fmt.Errorf("%w: %d responses, %d bytes from %s (limits %d, %d)", ErrTooManyInterim, nInterim, used, c.key.addr, c.t.maxInterim, c.t.maxHeader)
+		}
 		if code == http.StatusContinue && trace != nil && trace.Got100Continue != nil {
 			trace.Got100Continue()
 		}
@@ -382,6 +413,7 @@ func (c *conn) response(ctx context.Context, r *http.Request, resp *http.Respons
 		return resp, nil
 	}
 	b := &body{c: c, ctx: ctx, rc: resp.Body, reuse: reuse, length: resp.ContentLength}
+	c.bodyIdle = c.t.bodyIdle
 	if resp.Body == nil { // readQuick's fixed-length body
 		b.fixed = fixedBody{br: c.br, remain: resp.ContentLength}
 		b.rc = &b.fixed
@@ -454,6 +486,9 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	if b.ctx.Err() != nil {
 		err = context.Cause(b.ctx)
+	} else if b.c.bodyIdle > 0 && errors.Is(err, os.ErrDeadlineExceeded) && !b.c.wasInterrupted() {
+		b.c.t.event(EventBodyIdleTimeout)
+		err = ErrBodyIdleTimeout
 	}
 	b.err = err
 	b.finish(false)
@@ -487,6 +522,7 @@ func (b *body) drain() bool {
 	if b.length >= 0 && b.length-b.n > maxDrain {
 		return false
 	}
+	b.c.bodyIdle = 0 // the drain has its own deadline
 	b.c.setReadDeadline(time.Now().Add(drainTimeout))
 	_, err := io.CopyN(io.Discard, b.rc, maxDrain+1)
 	return err == io.EOF
@@ -515,3 +551,12 @@ func (u *upgradeBody) Close() error {
 	u.once.Do(func() { err = u.c.nc.Close() })
 	return err
 }
+
+// idleState is what checkout finds on an idle connection's socket.
+type idleState uint8
+
+const (
+	idleOK          idleState = iota // nothing to read: reusable
+	idleClosed                       // the server closed or reset it
+	idleUnsolicited                  // the server sent bytes nobody asked for
+)

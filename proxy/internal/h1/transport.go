@@ -15,8 +15,13 @@
 //     http.ReadResponse, so framing (Content-Length, chunked, trailers,
 //     read-until-close, HEAD, 1xx, 204, 304) is net/http's own;
 //   - a per-host, LIFO keep-alive pool with an idle timeout; a connection
-//     goes back to it only after its response body was read to EOF and both
-//     sides allow keep-alive;
+//     goes back to it only after its response body was read to EOF, ending
+//     exactly where the response's framing ends, and both sides allow
+//     keep-alive. At checkout the socket is peeked: a connection the server
+//     closed, or on which it sent anything unasked (a second response, a
+//     body after HEAD, 204 or 304), is closed, never reused, so such bytes
+//     cannot be read as the answer to another request (net/http's read
+//     loop closes such a connection the moment the bytes arrive);
 //   - one retry on a fresh connection when a reused one turns out to have
 //     been closed by the server, for requests net/http would retry
 //     (idempotent or Idempotency-Key, and a body that can be replayed);
@@ -25,9 +30,13 @@
 //     context.Cause of the request's context, as net/http does;
 //   - ResponseHeaderTimeout, answered with a net.Error whose Timeout is true;
 //   - 1xx responses reported to httptrace's Got1xxResponse (which
-//     httputil.ReverseProxy uses to forward 103 Early Hints), and 101
+//     httputil.ReverseProxy uses to forward 103 Early Hints), at most
+//     MaxInterimResponses of them, where net/http leaves a hook's 1xx
+//     unbounded; and 101
 //     Switching Protocols answered with a Body that is an io.ReadWriteCloser
 //     over the connection (which ReverseProxy needs for WebSocket).
+//
+// What it adds: BodyIdleTimeout, a bound on each wait for body bytes.
 //
 // What it leaves out: HTTP/2, proxies (HTTP_PROXY is never consulted),
 // transparent gzip (the Accept-Encoding the caller set goes through as
@@ -86,8 +95,21 @@ type Options struct {
 	MaxIdlePerHost int
 	// MaxResponseHeaderBytes bounds the response head (each 1xx and the
 	// final one), so that a server sending endless headers gets an error
-	// rather than exhausting memory. Default (0 or negative) 1 MiB.
+	// rather than exhausting memory; the 1xx heads of one response also
+	// share one such budget. Default (0 or negative) 1 MiB.
 	MaxResponseHeaderBytes int64
+	// MaxInterimResponses bounds the 1xx responses (other than 101) before
+	// the final one, delivered to a hook or not: more fail the round trip
+	// with ErrTooManyInterim. Default (0 or negative) 10.
+	MaxInterimResponses int
+	// BodyIdleTimeout bounds each wait for response body bytes from the
+	// server: a body that stalls longer fails its Read with
+	// ErrBodyIdleTimeout and the connection is closed. Default 0: no
+	// bound other than the request's context.
+	BodyIdleTimeout time.Duration
+	// OnEvent, if set, is told of what the transport refused (see Event),
+	// for the caller's metrics. It must not block.
+	OnEvent func(Event)
 	// TLSConfig is used for https URLs. It is cloned; ServerName defaults to
 	// the URL's host and NextProtos is always "http/1.1" only. Default nil:
 	// system roots, TLS 1.2 or later.
@@ -103,6 +125,10 @@ const (
 	// max1xx bounds 1xx responses before the final one when they are not
 	// delivered to a Got1xxResponse hook (net/http allows 5).
 	max1xx = 5
+	// defaultMaxInterim bounds them when they are: a server may send 100
+	// Continue, 102 Processing and a few 103 Early Hints, not an endless
+	// stream for the caller to relay.
+	defaultMaxInterim = 10
 	// Closing a response body before EOF reads on, up to maxDrain bytes
 	// for at most drainTimeout, so that the connection can be reused.
 	maxDrain     = 64 << 10
@@ -110,11 +136,20 @@ const (
 	// earlyResponseWait bounds the read for a response the server may have
 	// sent before it stopped reading the request body.
 	earlyResponseWait = time.Second
-	// checkAfterIdle is how long a connection must have been idle before
-	// checkout looks at its socket for a close by the server. Shorter idles
-	// are not checked: servers close idle connections after seconds, and
-	// the check costs a system call.
-	checkAfterIdle = 50 * time.Millisecond
+)
+
+// Event is something the transport refused, reported to Options.OnEvent.
+type Event uint8
+
+const (
+	// EventUnsolicitedBytes: a connection was closed rather than reused
+	// because the server sent bytes after a complete response.
+	EventUnsolicitedBytes Event = iota
+	// EventBodyIdleTimeout: a response body stalled past BodyIdleTimeout.
+	EventBodyIdleTimeout
+	// EventTooManyInterim: a response exceeded MaxInterimResponses or the
+	// 1xx head budget.
+	EventTooManyInterim
 )
 
 // EndWatcher is a request context that can run a function when it ends
@@ -138,9 +173,15 @@ type Transport struct {
 	idleTimeout   time.Duration // <= 0: never
 	maxIdle       int           // <= 0: no pooling
 	maxHeader     int64
+	maxInterim    int
+	bodyIdle      time.Duration // <= 0: none
+	onEvent       func(Event)
 	tlsConfig     *tls.Config
 	dialer        net.Dialer
-	checkAfter    time.Duration // checkAfterIdle; tests change it
+	// checkAfter is how long a connection must have been idle before
+	// checkout peeks at its socket: 0, always, since bytes a server sends
+	// after a response can arrive at once. Tests raise it.
+	checkAfter time.Duration
 
 	mu    sync.Mutex
 	idle  map[connKey][]*conn // oldest first; checkout takes the last
@@ -163,8 +204,13 @@ func New(o Options) *Transport {
 		idleTimeout:   o.IdleConnTimeout,
 		maxIdle:       o.MaxIdlePerHost,
 		maxHeader:     o.MaxResponseHeaderBytes,
-		checkAfter:    checkAfterIdle,
+		maxInterim:    o.MaxInterimResponses,
+		bodyIdle:      o.BodyIdleTimeout,
+		onEvent:       o.OnEvent,
 		idle:          map[connKey][]*conn{},
+	}
+	if t.maxInterim <= 0 {
+		t.maxInterim = defaultMaxInterim
 	}
 	if t.dialTimeout == 0 {
 		t.dialTimeout = defaultDialTimeout
@@ -202,6 +248,14 @@ var (
 	// ErrServerClosed is wrapped in the error returned when the server
 	// closed the connection without sending any response byte.
 	ErrServerClosed = errors.New("h1: server closed the connection without a response")
+	// ErrBodyIdleTimeout is returned by a response body's Read when the
+	// server sent nothing for BodyIdleTimeout. It is a net.Error whose
+	// Timeout method reports true.
+	ErrBodyIdleTimeout error = &timeoutError{"h1: response body idle timeout"}
+	// ErrTooManyInterim is wrapped in the error returned when the server
+	// sent more 1xx responses than MaxInterimResponses, or more bytes of
+	// them than MaxResponseHeaderBytes.
+	ErrTooManyInterim = errors.New("h1: too many interim (1xx) responses")
 
 	errReadOnClosedBody = errors.New("http: read on closed response body")
 	aLongTimeAgo        = time.Unix(1, 0)
@@ -366,11 +420,30 @@ func (t *Transport) getIdle(key connKey) (*conn, time.Duration) {
 			c.close()
 			continue
 		}
-		if idle >= t.checkAfter && !c.alive() {
+		if c.br.Buffered() > 0 {
+			// release pools no such connection; never hand one out.
+			t.event(EventUnsolicitedBytes)
 			c.close()
 			continue
 		}
+		if idle >= t.checkAfter {
+			switch c.idleState() {
+			case idleUnsolicited:
+				t.event(EventUnsolicitedBytes)
+				c.close()
+				continue
+			case idleClosed:
+				c.close()
+				continue
+			}
+		}
 		return c, idle
+	}
+}
+
+func (t *Transport) event(e Event) {
+	if t.onEvent != nil {
+		t.onEvent(e)
 	}
 }
 
