@@ -22,7 +22,7 @@ func (e *env) warmRestartScenario() scenario {
 				e.sidecar.Stop()
 				p, err := startProcess("zerohop", e.dir, e.opts.Zerohop, "run",
 					"--listen", e.scAddr, "--admin", e.scAdmin, "--cache-dir", e.scDir, "--cache-size", "64MiB",
-					"--access-log", "off", "--log-level", "warn")
+					"--access-log", "off", "--log-level", "warn", "--forward-allow-loopback")
 				if err != nil {
 					return err
 				}

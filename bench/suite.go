@@ -407,7 +407,7 @@ func (e *env) start() error {
 	}
 	e.sidecar, err = startProcess("zerohop", e.dir, e.opts.Zerohop, "run",
 		"--listen", e.scAddr, "--admin", e.scAdmin, "--cache-dir", e.scDir, "--cache-size", "64MiB",
-		"--access-log", "off", "--log-level", "warn", "--procs", "1")
+		"--access-log", "off", "--log-level", "warn", "--forward-allow-loopback", "--procs", "1")
 	if err != nil {
 		return err
 	}

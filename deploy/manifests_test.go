@@ -36,6 +36,22 @@ func TestManifestsAgreeWithConfig(t *testing.T) {
 		t.Error(err)
 	}
 
+	// The app's proxy variables are what zerohop inject would set, in both
+	// spellings (curl and wget read only the lower-case ones).
+	for _, c := range spec.Containers {
+		env := map[string]string{}
+		for _, e := range c.Env {
+			env[e.Name] = e.Value
+		}
+		wantNoProxy := strings.Join(inject.NoProxy(cfg), ",")
+		for name, want := range map[string]string{"HTTP_PROXY": "http://" + cfg.Listeners[0].Address, "http_proxy": "http://" + cfg.Listeners[0].Address,
+			"NO_PROXY": wantNoProxy, "no_proxy": wantNoProxy} {
+			if env[name] != want {
+				t.Errorf("container %s: %s = %q; want %q", c.Name, name, env[name], want)
+			}
+		}
+	}
+
 	// The sidecar reads the config file where the ConfigMap is mounted.
 	var sc corev1.Container
 	for _, c := range spec.InitContainers {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"syscall"
 	"time"
 
 	"github.com/zerohop/zerohop/internal/config"
@@ -90,6 +91,9 @@ type upstreamOptions struct {
 	maxIdle           int           // <= 0: 64
 	tls               *config.UpstreamTLS
 	client            config.ClusterClient
+	// control checks each address dialled (net.Dialer.Control): forward
+	// mode's egress guard. Nil: none.
+	control func(network, address string, c syscall.RawConn) error
 }
 
 // newTransport builds an upstream connection pool with the client named,
@@ -120,9 +124,10 @@ func newTransport(o upstreamOptions, ev *upstreamEvents) (upstreamClient, error)
 			BodyIdleTimeout:       o.bodyIdle,
 			OnEvent:               ev.on,
 			TLSConfig:             tlsConfig,
+			Control:               o.control,
 		}), nil
 	}
-	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second, Control: o.control}
 	t := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,

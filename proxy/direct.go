@@ -44,6 +44,9 @@ func (p *Proxy) clientFor(x *exchange) http.RoundTripper {
 	if x != nil && x.cluster != nil {
 		return x.cluster.transport
 	}
+	if x != nil && x.guard != nil {
+		return x.guard.transport
+	}
 	return p.egress
 }
 

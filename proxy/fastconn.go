@@ -42,7 +42,7 @@ const fastMaxHead = 16 << 10
 // srv.ConnState, keeping any hook already set. Call WaitFast after
 // srv.Shutdown to let requests being served by the fast path finish.
 func (p *Proxy) FastListener(ln net.Listener, l config.Listener, srv *http.Server) net.Listener {
-	fl := &fastListener{Listener: ln, p: p, h: &listenerHandler{p: p, l: l}, srv: srv, conns: map[*fastConn]struct{}{}}
+	fl := &fastListener{Listener: ln, p: p, h: p.newListenerHandler(l), srv: srv, conns: map[*fastConn]struct{}{}}
 	srv.RegisterOnShutdown(fl.shutdown)
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, st http.ConnState) {

@@ -79,6 +79,9 @@ func (c *fastConn) serveHit() (served, keep bool) {
 	if rt == nil && l.Mode != config.ModeForward {
 		return false, true // 404 from the general path
 	}
+	if rt == nil && c.h.guard != nil && c.h.guard.checkHost(host, 80) != nil {
+		return false, true // the general path refuses it
+	}
 	if rt != nil {
 		if !rt.cache {
 			return false, true

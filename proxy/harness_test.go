@@ -185,6 +185,10 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 			cfg.Routes = []config.Route{{Name: "main", Cluster: "main"}}
 		}
 	}
+	// The origins of these tests are on loopback, which forward mode
+	// refuses by default: every forward-mode test opts in here, the one
+	// place, as an operator would (egress_test.go tests the refusal).
+	cfg.Listeners[0].Forward.AllowLoopback = o.mode == config.ModeForward
 	if o.listener != nil {
 		o.listener(&cfg.Listeners[0])
 	}
@@ -226,6 +230,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		h.srv.Listener = p.FastListener(h.srv.Listener, h.lis, h.srv.Config)
 	}
 	h.srv.Start()
+	p.AddLocalAddr(h.srv.Listener.Addr()) // as the sidecar does for its listeners
 	h.closers = append(h.closers, h.srv.Close)
 	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 32}
 	if o.mode == config.ModeForward {

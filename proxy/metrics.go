@@ -24,6 +24,8 @@ type metrics struct {
 	coalesced        prometheus.Counter
 	refreshes        prometheus.Counter
 	reloads          prometheus.Counter
+	egressRefused    *prometheus.CounterVec // forward destinations refused (egress.go)
+	tunnelIdle       prometheus.Counter
 	series           sync.Map // seriesKey -> *series
 	notStoredC       sync.Map // reason -> prometheus.Counter
 }
@@ -63,7 +65,15 @@ func newMetrics(reg prometheus.Registerer, cache *shm.Writer) (*metrics, error) 
 		refreshes: prometheus.NewCounter(prometheus.CounterOpts{Name: "zerohop_cache_background_refreshes_total", Help: "Background revalidations (stale-while-revalidate)."}),
 		reloads:   prometheus.NewCounter(prometheus.CounterOpts{Name: "zerohop_config_reloads_total", Help: "Configuration reloads applied."}),
 	}
-	cs := []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.upstreamRefusals, m.notStored, m.stored, m.coalesced, m.refreshes, m.reloads}
+	m.egressRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zerohop_egress_refused_total",
+		Help: "Forward-mode requests and CONNECT tunnels refused for their destination, by reason (self, loopback, link_local, metadata).",
+	}, []string{"listener", "reason"})
+	m.tunnelIdle = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "zerohop_tunnel_idle_closed_total", Help: "CONNECT tunnels closed after forward.tunnel_idle_timeout without traffic.",
+	})
+	cs := []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.upstreamRefusals, m.notStored, m.stored, m.coalesced, m.refreshes, m.reloads,
+		m.egressRefused, m.tunnelIdle}
 	if cache != nil {
 		cs = append(cs, shmCollector{cache})
 	}

@@ -68,7 +68,7 @@ type Proxy struct {
 	rp    *httputil.ReverseProxy
 	// noDirect sends every request through rp (tests compare the two).
 	noDirect atomic.Bool
-	egress   upstreamClient // forward-mode requests that match no route (h1)
+	egress   upstreamClient // forward-mode requests without a listener guard (h1; nothing allowed)
 	flights  flights
 	m        *metrics
 	reg      *prometheus.Registry
@@ -76,6 +76,12 @@ type Proxy struct {
 	bgCtx    context.Context
 	bgStop   context.CancelFunc
 	bufs     sync.Pool // *[]byte lookup buffers
+
+	// Forward mode's destination checks (egress.go).
+	guardsMu  sync.Mutex
+	guards    map[string]*egressGuard // by listener name
+	oldGuards []*egressGuard          // replaced, closed by Close
+	self      self                    // the sidecar's own addresses
 
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
@@ -121,9 +127,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.m = m
-	p.egress, _ = newTransport(upstreamOptions{
-		connect: 5 * time.Second, response: 30 * time.Second, bodyIdle: config.DefaultBodyIdleTimeout, client: config.ClientH1,
-	}, newUpstreamEvents(m, "egress"))
+	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -213,7 +217,7 @@ func (p *Proxy) Gatherer() prometheus.Gatherer {
 func (p *Proxy) Close() error {
 	p.bgStop()
 	p.bg.Wait()
-	p.egress.CloseIdleConnections()
+	p.closeGuards()
 	for _, c := range p.st.Load().clusters {
 		c.transport.CloseIdleConnections()
 	}
@@ -222,12 +226,21 @@ func (p *Proxy) Close() error {
 
 // Handler returns the HTTP handler for a listener.
 func (p *Proxy) Handler(l config.Listener) http.Handler {
-	return &listenerHandler{p: p, l: l}
+	return p.newListenerHandler(l)
+}
+
+func (p *Proxy) newListenerHandler(l config.Listener) *listenerHandler {
+	h := &listenerHandler{p: p, l: l}
+	if l.Mode == config.ModeForward {
+		h.guard = p.guardFor(l)
+	}
+	return h
 }
 
 type listenerHandler struct {
-	p *Proxy
-	l config.Listener
+	p     *Proxy
+	l     config.Listener
+	guard *egressGuard // forward mode: where clients may go
 }
 
 // dispatch sends each outgoing request through its cluster's pool.

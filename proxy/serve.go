@@ -25,6 +25,7 @@ type exchange struct {
 	p     *Proxy
 	st    *state
 	lis   *config.Listener
+	guard *egressGuard // forward mode: the listener's destination check
 	in    *http.Request
 	route *route
 	// cluster is where the request goes; nil means the request's own
@@ -148,7 +149,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x = &exchange{}
 		x.ctx = exchangeCtx{r.Context(), x}
 	}
-	x.p, x.st, x.lis, x.in, x.start = p, p.st.Load(), &h.l, r, p.opts.Now()
+	x.p, x.st, x.lis, x.guard, x.in, x.start = p, p.st.Load(), &h.l, h.guard, r, p.opts.Now()
 	x.reqID = r.Header.Get("X-Request-Id")
 	if x.reqID == "" || len(x.reqID) > 128 {
 		x.reqID = newRequestID()
@@ -235,6 +236,14 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 	if x.route == nil && !forward {
 		p.fail(w, x, http.StatusNotFound, "no route matches this request")
 		return false
+	}
+	if x.route == nil && x.guard != nil {
+		// The client chose the destination: check it before the cache,
+		// so that what is refused is refused on a hit too.
+		if ref := x.guard.checkHost(x.host, 80); ref != nil {
+			p.refuse(w, x, ref)
+			return false
+		}
 	}
 	x.cacheable = p.cache != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
 		(x.route == nil || x.route.cache)

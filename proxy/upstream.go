@@ -183,6 +183,11 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil && context.Cause(r.Context()) != errUpstreamTimeout {
 		return // the app went away; nobody to answer
 	}
+	if ref := (*refusal)(nil); errors.As(err, &ref) {
+		// The dialer refused the address a name resolved to.
+		p.refuse(w, x, ref)
+		return
+	}
 	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 		p.fail(w, x, http.StatusRequestEntityTooLarge, "request body too large")
 		return

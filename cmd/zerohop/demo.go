@@ -65,6 +65,9 @@ func runDemo(out io.Writer, hits int) error {
 	cfg.Invalidation.Log = dir + "/inval/inval.log"
 	cfg.Listeners[0].Address = "127.0.0.1:0"
 	cfg.Admin.Address = "127.0.0.1:0"
+	// The demo's origin is on loopback, which a forward listener refuses
+	// unless told otherwise.
+	cfg.Listeners[0].Forward.AllowLoopback = true
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

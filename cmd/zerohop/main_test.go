@@ -86,7 +86,10 @@ func startDaemon(t *testing.T, env ...string) *daemon {
 	d.cmd = exec.Command(bin, "run")
 	d.cmd.Env = append(os.Environ(),
 		"ZEROHOP_LISTEN="+d.listen, "ZEROHOP_ADMIN="+d.admin, "ZEROHOP_CACHE_DIR="+d.dir,
-		"ZEROHOP_CACHE_SIZE=32MiB", "ZEROHOP_ACCESS_LOG=off", "ZEROHOP_LOG_FORMAT=text")
+		"ZEROHOP_CACHE_SIZE=32MiB", "ZEROHOP_ACCESS_LOG=off", "ZEROHOP_LOG_FORMAT=text",
+		// The tests' origins are on loopback, which forward listeners
+		// refuse by default.
+		"ZEROHOP_FORWARD_ALLOW_LOOPBACK=true")
 	d.cmd.Env = append(d.cmd.Env, env...)
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {

@@ -33,6 +33,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "access-log", EnvVars: []string{"ZEROHOP_ACCESS_LOG"}, Value: "stdout", Usage: "stdout, stderr, off or a file `PATH`"},
 		&cli.IntFlag{Name: "procs", EnvVars: []string{"ZEROHOP_PROCS"}, Usage: "how many CPUs run Go code at once (GOMAXPROCS); 0 keeps Go's default, the container's CPU limit. A sidecar usually does best with 1 or 2"},
 		&cli.IntFlag{Name: "gc-percent", EnvVars: []string{"ZEROHOP_GC_PERCENT"}, Value: 400, Usage: "heap growth between garbage collections, in percent of the live heap (Go's GOGC, which wins when set). The sidecar's live heap is a few MiB: 400 collects a quarter as often as Go's 100, for ~12 MiB more heap under load"},
+		&cli.BoolFlag{Name: "forward-allow-loopback", EnvVars: []string{"ZEROHOP_FORWARD_ALLOW_LOOPBACK"}, Usage: "let forward listeners fetch from loopback origins (listeners[].forward.allow_loopback; the sidecar's own addresses stay refused), e.g. to try zerohop against a local server"},
 		&cli.DurationFlag{Name: "drain-timeout", EnvVars: []string{"ZEROHOP_DRAIN_TIMEOUT"}, Value: 25 * time.Second, Usage: "how long SIGTERM waits for in-flight requests"},
 	}
 }
@@ -120,7 +121,15 @@ func overridesFrom(c *cli.Context) (func(*config.Config), error) {
 		}
 	}
 	listen, admin, token, dir := c.String("listen"), c.String("admin"), c.String("admin-token"), c.String("cache-dir")
+	loopback := c.Bool("forward-allow-loopback")
 	return func(cfg *config.Config) {
+		if loopback {
+			for i := range cfg.Listeners {
+				if cfg.Listeners[i].Mode == config.ModeForward {
+					cfg.Listeners[i].Forward.AllowLoopback = true
+				}
+			}
+		}
 		if listen != "" && len(cfg.Listeners) > 0 {
 			cfg.Listeners[0].Address = listen
 		}

@@ -20,6 +20,9 @@ func newValidateCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(err.Error(), 1)
 			}
+			for _, w := range cfg.Warnings() {
+				fmt.Fprintf(c.App.ErrWriter, "%s: warning: %s\n", c.Args().First(), w)
+			}
 			fmt.Fprintf(c.App.Writer, "%s: ok (%d listeners, %d clusters, %d routes)\n",
 				c.Args().First(), len(cfg.Listeners), len(cfg.Clusters), len(cfg.Routes))
 			return nil

@@ -17,7 +17,9 @@ const (
 	DefaultBodyIdleTimeout = 60 * time.Second
 	DefaultMaxConnections  = 4096 // per listener; see Listener.MaxConnections
 	defaultListenerName    = "forward"
-	invalidationLogName    = "inval/inval.log" // a subdirectory the app mounts read-write
+	// DefaultTunnelIdleTimeout is listeners[].forward.tunnel_idle_timeout.
+	DefaultTunnelIdleTimeout = time.Hour
+	invalidationLogName      = "inval/inval.log" // a subdirectory the app mounts read-write
 )
 
 // Default returns the built-in configuration used when zerohop runs
@@ -78,6 +80,7 @@ func (l *Listener) setDefaults() {
 	l.MaxHeaderBytes = 1 * MiB
 	l.FastPath = true
 	l.MaxConnections = DefaultMaxConnections
+	l.Forward.TunnelIdleTimeout = DefaultTunnelIdleTimeout
 }
 
 func (r *RedisStream) setDefaults() {

@@ -36,9 +36,13 @@
 //
 //	version: 1
 //	listeners:
-//	  - name: egress                 # the app's HTTP_PROXY
+//	  - name: egress                 # the app's HTTP_PROXY and http_proxy
 //	    address: 127.0.0.1:8089
 //	    mode: forward
+//	    forward:
+//	      allow_loopback: false      # true: origins on the pod's loopback
+//	      allow_destinations: ["127.0.0.1:8500"]  # one loopback port (a local agent)
+//	      tunnel_idle_timeout: 1h
 //	  - name: ingress
 //	    address: 0.0.0.0:8080
 //	    mode: reverse
@@ -81,6 +85,28 @@
 //	    cluster: api
 //	    cache: {ttl_override: 30s, bypass: [Authorization]}
 //	    timeout: 10s
+//
+// # Forward proxy destinations
+//
+// A forward listener fetches whatever URL its client names and tunnels
+// CONNECT to whatever host:port it names, so by default it refuses (403,
+// with a Proxy-Status field "zerohop; error=destination_ip_prohibited"
+// and a count in zerohop_egress_refused_total) the destinations that are
+// the pod itself or its cloud's control plane rather than the network:
+// the sidecar's own listeners and admin address, loopback (127.0.0.0/8,
+// ::1, 0.0.0.0 and names such as localhost that resolve to them),
+// link-local addresses (169.254.0.0/16, fe80::/10) and the cloud metadata
+// services (169.254.169.254, fd00:ec2::254, 100.100.100.200,
+// metadata.google.internal). Names are resolved first and the address
+// checked is the one dialled, so DNS cannot steer a request past the
+// check. listeners[].forward.allow_loopback and
+// listeners[].forward.allow_destinations open these up where an app
+// needs it; routes and their clusters, chosen by the operator, are never
+// checked. A CONNECT tunnel closes after
+// listeners[].forward.tunnel_idle_timeout (default 1h) without traffic.
+// A forward listener on a non-loopback address is valid but draws a
+// warning from Warnings (and zerohop validate): it is an open proxy to
+// whoever reaches it.
 //
 // # Reloading
 //

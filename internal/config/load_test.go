@@ -157,7 +157,8 @@ func TestFileOverlaysDefaults(t *testing.T) {
 	want := Default()
 	want.Listeners = []Listener{{Name: "in", Address: "127.0.0.1:8089", Mode: ModeReverse,
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: MiB, FastPath: true,
-		MaxConnections: DefaultMaxConnections}}
+		MaxConnections: DefaultMaxConnections,
+		Forward:        Forward{TunnelIdleTimeout: time.Hour}}}
 	want.Cache.Dir = "/srv/cache"
 	want.Cache.Size = GiB
 	want.Invalidation.Log = "/srv/cache/inval/inval.log" // derived from the new dir
@@ -503,6 +504,9 @@ var everyField = lines(
 	"    max_request_body: 1GiB",
 	"    max_connections: 500",
 	"    max_connections_per_client: 50",
+	"  - name: out",
+	"    address: 127.0.0.1:8089",
+	"    forward: {allow_loopback: true, allow_destinations: ['169.254.10.0/24', '[::1]:8080'], tunnel_idle_timeout: 10m}",
 	"admin: {address: '0.0.0.0:9901', allow_remote: true, token: 0123456789abcdef0123}",
 	"cache:",
 	"  dir: /c",

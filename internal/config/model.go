@@ -97,8 +97,45 @@ type Listener struct {
 	// address, so a lower cap would only be a second listener cap. Set it
 	// on a listener that many clients reach.
 	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
+	// Forward limits where the clients of a forward-mode listener may send
+	// requests (absolute-form URLs without a matching route) and CONNECT
+	// tunnels. Only for mode forward: a reverse listener sends requests to
+	// the operator's clusters, never to a destination the client chose.
+	Forward Forward `yaml:"forward"`
 
 	// Reserved: tls (serving TLS to downstream clients).
+}
+
+// Forward is what a forward-mode listener lets its clients reach. By
+// default it refuses, with a 403, every destination that is the pod
+// itself or its cloud's control plane rather than the network: the
+// sidecar's own listeners and admin address, loopback (127.0.0.0/8, ::1,
+// 0.0.0.0, and names such as localhost that resolve to them), link-local
+// addresses (169.254.0.0/16, fe80::/10) and the cloud metadata services
+// (169.254.169.254, fd00:ec2::254, 100.100.100.200, and
+// metadata.google.internal). The check is made on the address actually
+// dialled, after name resolution, so a name that resolves to a refused
+// address is refused too. A later egress policy (the reserved top-level
+// egress key) will say which other hosts may be reached; these keys stay.
+// Like every listener setting, a change takes effect at the next start.
+type Forward struct {
+	// AllowLoopback lets clients reach loopback destinations: origins in
+	// other containers of the pod, or on a developer's machine. Default
+	// false. The sidecar's own listeners and admin address stay refused.
+	AllowLoopback bool `yaml:"allow_loopback"`
+	// AllowDestinations are addresses the default refusal does not apply
+	// to: an IP address or CIDR prefix ("169.254.10.0/24", "::1"), which
+	// allows every port, or an IP address and port ("127.0.0.1:8080",
+	// "[fd00::1]:80"). Only an entry with the exact address and port
+	// opens one of the sidecar's own listeners or its admin endpoint.
+	// Default empty.
+	AllowDestinations []string `yaml:"allow_destinations"`
+	// TunnelIdleTimeout closes a CONNECT tunnel in which no byte has moved
+	// either way for this long. Default 1h (Envoy's tcp_proxy default):
+	// long enough for idle TLS connections an app keeps in its pool and
+	// for quiet long-polls, short enough that tunnels whose peer vanished
+	// do not pile up. 0 = none.
+	TunnelIdleTimeout time.Duration `yaml:"tunnel_idle_timeout"`
 }
 
 // Admin is the admin HTTP endpoint.

@@ -181,6 +181,7 @@ func (v *validator) listeners(c *Config) {
 		if l.MaxConnectionsPerClient < 0 {
 			v.errorf(p+".max_connections_per_client", "must not be negative (0 means no cap), got %d", l.MaxConnectionsPerClient)
 		}
+		v.forward(p, &c.Listeners[i])
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"net"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -151,7 +152,7 @@ func PodSpec(spec *corev1.PodSpec, o Options) error {
 	}
 	cfg := o.Config
 	cacheDir := cfg.Cache.Dir
-	listen := listenerAddress(cfg)
+	listen := appAddress(cfg)
 	adminURL := "http://" + cfg.Admin.Address
 	always := corev1.ContainerRestartPolicyAlways
 	probe := func(p string) *corev1.Probe {
@@ -221,8 +222,19 @@ func PodSpec(spec *corev1.PodSpec, o Options) error {
 		if inCache {
 			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: CacheVolume, MountPath: logDir, SubPath: logSub})
 		}
-		setEnv(c, "HTTP_PROXY", "http://"+listen)
-		setEnv(c, "NO_PROXY", "127.0.0.1,localhost")
+		// Both spellings: curl and wget read only the lower-case ones, Go
+		// and Python both. A value the container already has wins (for
+		// both), except that NO_PROXY gains what must bypass the sidecar.
+		proxy := "http://" + listen
+		if v, ok := envValue(c, "HTTP_PROXY", "http_proxy"); ok {
+			proxy = v
+		}
+		setEnv(c, "HTTP_PROXY", proxy)
+		setEnv(c, "http_proxy", proxy)
+		noProxy, _ := envValue(c, "NO_PROXY", "no_proxy")
+		noProxy = mergeList(noProxy, NoProxy(cfg))
+		putEnv(c, "NO_PROXY", noProxy)
+		putEnv(c, "no_proxy", noProxy)
 		setEnv(c, "ZEROHOP_CACHE_DIR", cacheDir)
 		setEnv(c, "ZEROHOP_SIDECAR", listen)
 	}
@@ -239,18 +251,93 @@ func setEnv(c *corev1.Container, name, value string) {
 	c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: value})
 }
 
-// listenerAddress is where apps send misses: the first forward listener,
-// else the first listener.
-func listenerAddress(cfg *config.Config) string {
-	for _, l := range cfg.Listeners {
-		if l.Mode == config.ModeForward {
-			return l.Address
+// putEnv sets name=value, replacing a plain value the container has.
+func putEnv(c *corev1.Container, name, value string) {
+	for i := range c.Env {
+		if c.Env[i].Name == name {
+			if c.Env[i].ValueFrom == nil {
+				c.Env[i].Value = value
+			}
+			return
 		}
 	}
-	if len(cfg.Listeners) > 0 {
-		return cfg.Listeners[0].Address
+	c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: value})
+}
+
+// envValue returns the plain value of the first of names the container
+// sets.
+func envValue(c *corev1.Container, names ...string) (string, bool) {
+	for _, n := range names {
+		for _, e := range c.Env {
+			if e.Name == n && e.ValueFrom == nil {
+				return e.Value, true
+			}
+		}
 	}
-	return config.DefaultListenerAddress
+	return "", false
+}
+
+// mergeList adds to the comma-separated list the entries of add it lacks.
+func mergeList(list string, add []string) string {
+	var out []string
+	have := map[string]bool{}
+	for _, e := range strings.Split(list, ",") {
+		if e = strings.TrimSpace(e); e != "" && !have[strings.ToLower(e)] {
+			out = append(out, e)
+			have[strings.ToLower(e)] = true
+		}
+	}
+	for _, e := range add {
+		if !have[strings.ToLower(e)] {
+			out = append(out, e)
+			have[strings.ToLower(e)] = true
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// NoProxy lists what an app container must reach directly, not through
+// the sidecar: inject sets it as NO_PROXY and no_proxy. These are the
+// pod's own addresses (loopback, where the sidecar and the other
+// containers listen, and the admin endpoint's host), which a forward
+// listener refuses by default, and the cloud metadata and credential
+// services that SDKs call over plain HTTP (AWS IMDS, ECS and EKS Pod
+// Identity credentials, GCP and Azure metadata, Alibaba Cloud), which it
+// refuses too. Entries are host names or IP addresses, the forms curl,
+// wget, Go and Python all match.
+func NoProxy(cfg *config.Config) []string {
+	list := []string{"localhost", "127.0.0.1", "::1"}
+	for _, addr := range []string{cfg.Admin.Address, appAddress(cfg)} {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
+			continue
+		}
+		if !slices.Contains(list, host) {
+			list = append(list, host)
+		}
+	}
+	return append(list, "169.254.169.254", "169.254.170.2", "169.254.170.23",
+		"fd00:ec2::254", "fd00:ec2::23", "100.100.100.200", "metadata.google.internal")
+}
+
+// appAddress is where apps send misses: the first forward listener, else
+// the first listener; a listener on every address is reached on
+// 127.0.0.1.
+func appAddress(cfg *config.Config) string {
+	addr := config.DefaultListenerAddress
+	if len(cfg.Listeners) > 0 {
+		addr = cfg.Listeners[0].Address
+	}
+	for _, l := range cfg.Listeners {
+		if l.Mode == config.ModeForward {
+			addr = l.Address
+			break
+		}
+	}
+	if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
 }
 
 // Verify reports every way in which spec disagrees with cfg: the sidecar
@@ -301,7 +388,7 @@ func Verify(spec *corev1.PodSpec, cfg *config.Config) []error {
 	if m := mountOf(sc); m == nil || m.MountPath != cfg.Cache.Dir || m.ReadOnly {
 		bad("sidecar: must mount %q read-write at cache.dir %s", CacheVolume, cfg.Cache.Dir)
 	}
-	listen := listenerAddress(cfg)
+	listen := appAddress(cfg)
 	_, port, _ := net.SplitHostPort(listen)
 	found := false
 	for _, p := range sc.Ports {
@@ -332,12 +419,9 @@ func Verify(spec *corev1.PodSpec, cfg *config.Config) []error {
 					strings.TrimPrefix(logDir, strings.TrimSuffix(cfg.Cache.Dir, "/")+"/"), logDir)
 			}
 		}
+		errs = append(errs, verifyProxyEnv(c, cfg, listen)...)
 		for _, e := range c.Env {
 			switch e.Name {
-			case "HTTP_PROXY":
-				if e.Value != "http://"+listen {
-					bad("container %s: HTTP_PROXY %q is not the listener http://%s", c.Name, e.Value, listen)
-				}
 			case "ZEROHOP_SIDECAR":
 				if e.Value != listen {
 					bad("container %s: ZEROHOP_SIDECAR %q is not the listener %s", c.Name, e.Value, listen)
@@ -347,6 +431,47 @@ func Verify(spec *corev1.PodSpec, cfg *config.Config) []error {
 					bad("container %s: ZEROHOP_CACHE_DIR %q is not cache.dir %s", c.Name, e.Value, cfg.Cache.Dir)
 				}
 			}
+		}
+	}
+	return errs
+}
+
+// verifyProxyEnv checks a container that uses the forward proxy: both
+// spellings of the proxy variables (curl and wget read only http_proxy
+// and no_proxy), pointing at the listener, and NO_PROXY holding every
+// NoProxy entry.
+func verifyProxyEnv(c *corev1.Container, cfg *config.Config, listen string) []error {
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	_, upper := env["HTTP_PROXY"]
+	_, lower := env["http_proxy"]
+	if !upper && !lower {
+		return nil // the app uses the client library alone
+	}
+	var errs []error
+	for _, name := range []string{"HTTP_PROXY", "http_proxy"} {
+		if v, ok := env[name]; !ok {
+			errs = append(errs, fmt.Errorf("container %s: sets no %s (curl and wget read only http_proxy, some tools only HTTP_PROXY): set both", c.Name, name))
+		} else if v != "http://"+listen {
+			errs = append(errs, fmt.Errorf("container %s: %s %q is not the listener http://%s", c.Name, name, v, listen))
+		}
+	}
+	for _, name := range []string{"NO_PROXY", "no_proxy"} {
+		v, ok := env[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("container %s: sets no %s: the pod's own and the metadata addresses must bypass the sidecar (%s)", c.Name, name, strings.Join(NoProxy(cfg), ",")))
+			continue
+		}
+		var missing []string
+		for _, want := range NoProxy(cfg) {
+			if !slices.ContainsFunc(strings.Split(v, ","), func(e string) bool { return strings.EqualFold(strings.TrimSpace(e), want) }) {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) > 0 {
+			errs = append(errs, fmt.Errorf("container %s: %s %q lacks %s", c.Name, name, v, strings.Join(missing, ",")))
 		}
 	}
 	return errs

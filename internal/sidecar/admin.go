@@ -24,6 +24,7 @@ func (s *Sidecar) startAdmin(a config.Admin) error {
 		return fmt.Errorf("sidecar: admin: %w", err)
 	}
 	s.adminLn = ln
+	s.proxy.AddLocalAddr(ln.Addr()) // forward-mode clients must not reach it
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))

@@ -67,6 +67,9 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 		opts.Logger = slog.Default()
 	}
 	s := &Sidecar{opts: opts, log: opts.Logger, cfg: cfg, addrs: map[string]string{}}
+	for _, w := range cfg.Warnings() {
+		s.log.Warn("configuration: " + w)
+	}
 	cc := cfg.Cache
 	w, err := shm.OpenWriter(cc.Dir, &shm.Options{
 		Size:              int64(cc.Size),
@@ -110,14 +113,16 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 		return nil, err
 	}
 	s.conns = newConnMetrics(s.reg)
-	for _, l := range cfg.Listeners {
-		if err := s.listen(l); err != nil {
+	// Admin first: its address is known to the proxy (refused to
+	// forward-mode clients) before any listener accepts a request.
+	if cfg.Admin.Address != "" {
+		if err := s.startAdmin(cfg.Admin); err != nil {
 			s.Shutdown(context.Background())
 			return nil, err
 		}
 	}
-	if cfg.Admin.Address != "" {
-		if err := s.startAdmin(cfg.Admin); err != nil {
+	for _, l := range cfg.Listeners {
+		if err := s.listen(l); err != nil {
 			s.Shutdown(context.Background())
 			return nil, err
 		}
@@ -150,6 +155,7 @@ func (s *Sidecar) listen(l config.Listener) error {
 	s.addrs[l.Name] = ln.Addr().String()
 	// The caps hold at accept, for every path a connection may take.
 	ln = s.conns.limit(ln, l, s.log)
+	s.proxy.AddLocalAddr(ln.Addr()) // forward-mode clients must not loop back into it
 	if l.FastPath {
 		ln = s.proxy.FastListener(ln, l, srv)
 	}

@@ -65,6 +65,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/zerohop/zerohop/proxy/internal/field"
@@ -77,6 +78,10 @@ type Options struct {
 	// https, the TLS handshake each. Default (0) 5s; negative: no bound
 	// other than the request's context.
 	DialTimeout time.Duration
+	// Control, if set, is the dialer's net.Dialer.Control: it sees each
+	// address dialled, after name resolution, before connecting, and an
+	// error from it fails that dial (the proxy's egress checks).
+	Control func(network, address string, c syscall.RawConn) error
 	// ResponseHeaderTimeout bounds the wait for the response head (status
 	// line and headers, including any 1xx responses before it) after the
 	// request has been written. Default 0: no bound.
@@ -223,6 +228,7 @@ func New(o Options) *Transport {
 		t.dialer.Timeout = t.dialTimeout
 	}
 	t.dialer.KeepAlive = 30 * time.Second
+	t.dialer.Control = o.Control
 	if o.TLSConfig != nil {
 		t.tlsConfig = o.TLSConfig.Clone()
 	} else {
