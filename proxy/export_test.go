@@ -7,3 +7,11 @@ func RequestsSeen(p *Proxy) int64 { return p.seen.Load() }
 // DisableDirect makes p send every request through httputil.ReverseProxy,
 // not the direct forwarder.
 func DisableDirect(p *Proxy) { p.noDirect.Store(true) }
+
+// FlightsInProgress returns how many upstream fetches p has not finished:
+// a response reaches the app before its fetch's bookkeeping ends.
+func FlightsInProgress(p *Proxy) int {
+	p.flights.mu.Lock()
+	defer p.flights.mu.Unlock()
+	return len(p.flights.m)
+}

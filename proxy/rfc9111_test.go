@@ -709,6 +709,11 @@ func TestStaleWhileRevalidate(t *testing.T) {
 		fmt.Fprintf(w, "v%d", n)
 	}})
 	runSteps(t, h, []step{{hits: 1, body: "v1"}})
+	// The first fetch's flight ends after its response is sent; a stale hit
+	// that finds it still open leaves the refresh to it and starts none.
+	if !eventually(func() bool { return proxy.FlightsInProgress(h.p) == 0 }) {
+		t.Fatal("the first fetch's flight never ended")
+	}
 	h.clock.Advance(20 * time.Second)
 
 	const clients = 10

@@ -80,17 +80,22 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-func startDaemon(t *testing.T, env ...string) *daemon {
-	t.Helper()
-	d := &daemon{listen: freeAddr(t), admin: freeAddr(t), dir: t.TempDir(), stderr: &syncBuffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(bin, "run")
-	d.cmd.Env = append(os.Environ(),
+// baseEnv is the environment every test daemon starts with; later
+// entries (a test's own) win.
+func (d *daemon) baseEnv() []string {
+	return append(os.Environ(),
 		"ZEROHOP_LISTEN="+d.listen, "ZEROHOP_ADMIN="+d.admin, "ZEROHOP_CACHE_DIR="+d.dir,
 		"ZEROHOP_CACHE_SIZE=32MiB", "ZEROHOP_ACCESS_LOG=off", "ZEROHOP_LOG_FORMAT=text",
 		// The tests' origins are on loopback, which forward listeners
 		// refuse by default.
 		"ZEROHOP_FORWARD_ALLOW_LOOPBACK=true")
-	d.cmd.Env = append(d.cmd.Env, env...)
+}
+
+func startDaemon(t *testing.T, env ...string) *daemon {
+	t.Helper()
+	d := &daemon{listen: freeAddr(t), admin: freeAddr(t), dir: t.TempDir(), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	d.cmd = exec.Command(bin, "run")
+	d.cmd.Env = append(d.baseEnv(), env...)
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
