@@ -3,6 +3,7 @@ package tail
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -54,7 +55,42 @@ func readCheckpoint(path string) (checkpoint, error) {
 	if _, err := hex.DecodeString(c.Head); err != nil {
 		return checkpoint{}, fmt.Errorf("%w: %s: head %q", ErrCheckpoint, path, c.Head)
 	}
+	if c.Seq > invalidate.MaxSeq || c.Published > invalidate.MaxSeq {
+		return checkpoint{}, fmt.Errorf("%w: %s: sequence number %d (published %d) beyond the limit %d",
+			ErrCheckpoint, path, c.Seq, c.Published, invalidate.MaxSeq)
+	}
 	return c, nil
+}
+
+func (c checkpoint) zero() bool { return c == checkpoint{} }
+
+// checkLog checks the checkpoint against the log at path: it must not claim
+// a sequence number the log cannot account for, more than MaxSeqJump above
+// the highest one a reader believes in it (a poisoned checkpoint would make
+// every read-your-purge wait end at once). A missing log accounts for
+// nothing. The scan reads the file once, at start.
+func (c checkpoint) checkLog(path string) error {
+	claim := max(c.Seq, c.Published)
+	if claim <= invalidate.MaxSeqJump {
+		return nil
+	}
+	fo := invalidate.NewFollower(path, invalidate.Position{})
+	defer fo.Close()
+	var top uint64
+	for {
+		_, err := fo.Next()
+		top = max(top, fo.Position().Seq)
+		if errors.Is(err, invalidate.ErrGap) {
+			continue
+		}
+		if err != nil {
+			break
+		}
+	}
+	if claim > top+invalidate.MaxSeqJump {
+		return fmt.Errorf("%w: it claims sequence number %d, the log accounts for %d", ErrCheckpoint, claim, top)
+	}
+	return nil
 }
 
 // writeFileAtomic writes b to path through a temporary file and a rename,
