@@ -70,7 +70,7 @@ func (d *daemon) kill9(t *testing.T) {
 	}
 }
 
-// TestAckedPurgeSurvivesKill9: with the persistent store on, a purge that
+// TestCrashAfterAckedPurge: with the persistent store on, a purge that
 // was acknowledged as applied (through the CLI, the admin endpoint or the
 // Go client, by key, prefix, tag or everything) must survive a kill -9 of
 // the sidecar shortly after the acknowledgement: after the restart, which
@@ -78,7 +78,7 @@ func (d *daemon) kill9(t *testing.T) {
 // in the mapping the app reads nor through the sidecar. Entries that were
 // not purged do come back (the test is not vacuous). 10 cycles; 30 with
 // ZEROHOP_LONG=1.
-func TestAckedPurgeSurvivesKill9(t *testing.T) {
+func TestCrashAfterAckedPurge(t *testing.T) {
 	cycles := 10
 	if os.Getenv("ZEROHOP_LONG") != "" {
 		cycles = 30
