@@ -86,14 +86,15 @@ type Follower struct {
 // behind its checkpoint.
 func NewFollower(path string, pos Position) *Follower {
 	pos.Head = bytes.Clone(pos.Head)
-	return &Follower{path: path, pos: pos, top: pos.Seq, based: !pos.File.IsZero() || pos.Seq > 0}
+	return &Follower{path: path, pos: pos, top: pos.Seq, based: pos.Seq > 0}
 }
 
 // SetSeqBase raises the highest sequence number the follower believes (the
 // tailer passes what it has published): later records are judged against
-// it (see FollowerStats.SeqJumps).
+// it (see FollowerStats.SeqJumps). 0 (nothing known) changes nothing: the
+// first number read is then believed.
 func (f *Follower) SetSeqBase(seq uint64) {
-	if seq <= MaxSeq {
+	if seq > 0 && seq <= MaxSeq {
 		f.top, f.based = max(f.top, seq), true
 	}
 }

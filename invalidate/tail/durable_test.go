@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -218,6 +219,33 @@ func TestBadCheckpointDiscarded(t *testing.T) {
 			waitFor(t, 5*time.Second, "the log applied", func() bool { return rec.count() == 3 })
 			waitFor(t, 5*time.Second, "3 published", func() bool { return published.Load() == 3 })
 			if s := tl.Stats(); s.BadCheckpoints != 1 || s.AppliedSeq != 3 {
+				t.Fatalf("stats %+v", s)
+			}
+		})
+	}
+}
+
+// TestNoBaseBelievesFirstNumber: a tailer without a (valid) checkpoint
+// believes the first number it reads, so a log that was rotated many times
+// (it starts with a mark numbered in the millions) is published as usual.
+func TestNoBaseBelievesFirstNumber(t *testing.T) {
+	for _, ckpt := range []string{"", "{not json"} {
+		t.Run(strconv.Quote(ckpt), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "inval.log")
+			forgeRecord(t, path, invalidate.Record{Seq: 5_000_000, Kind: invalidate.KindMark,
+				Payload: []byte{invalidate.MarkRotate, 0, 0, 0, 0, 0, 0, 0, 0}})
+			l := openLog(t, path, "w")
+			last := appendN(t, l, 3, "t")
+			if last != 5_000_003 {
+				t.Fatalf("appended up to %d", last)
+			}
+			if ckpt != "" {
+				os.WriteFile(path+".ckpt", []byte(ckpt), 0o644)
+			}
+			var rec recorder
+			tl, _ := runTailer(t, tail.Options{Path: path, Apply: rec.apply, PollInterval: 5 * time.Millisecond})
+			waitFor(t, 5*time.Second, "the log published", func() bool { return tl.InvalidationSeq() == last })
+			if s := tl.Stats(); s.SeqJumps != 0 {
 				t.Fatalf("stats %+v", s)
 			}
 		})
