@@ -65,13 +65,16 @@ func readCheckpoint(path string) (checkpoint, error) {
 func (c checkpoint) zero() bool { return c == checkpoint{} }
 
 // checkLog checks the checkpoint against the log at path: it must not claim
-// a sequence number the log cannot account for, more than MaxSeqJump above
-// the highest one a reader believes in it (a poisoned checkpoint would make
-// every read-your-purge wait end at once). A missing log accounts for
-// nothing. The scan reads the file once, at start.
+// a sequence number above the highest one a reader believes in the log (a
+// poisoned checkpoint would make every read-your-purge wait end at once; the
+// app can write this directory). The tailer only ever checkpoints numbers
+// it read in the log, and a rotation carries its position into the new
+// file's mark; a log replaced or lost while the sidecar was down accounts
+// for less, and the checkpoint is discarded then too, which only re-applies
+// records. The scan reads the file once, at start.
 func (c checkpoint) checkLog(path string) error {
 	claim := max(c.Seq, c.Published)
-	if claim <= invalidate.MaxSeqJump {
+	if claim == 0 {
 		return nil
 	}
 	fo := invalidate.NewFollower(path, invalidate.Position{})
@@ -87,7 +90,7 @@ func (c checkpoint) checkLog(path string) error {
 			break
 		}
 	}
-	if claim > top+invalidate.MaxSeqJump {
+	if claim > top {
 		return fmt.Errorf("%w: it claims sequence number %d, the log accounts for %d", ErrCheckpoint, claim, top)
 	}
 	return nil

@@ -187,6 +187,7 @@ type Tailer struct {
 
 	done      invalidate.Position // after the last record applied
 	durable   invalidate.Position // after the last record Persist made durable and published
+	unsynced  bool                // Apply succeeded since the last Persist
 	published atomic.Uint64
 	ckptAt    time.Time // last checkpoint write
 	dirty     bool      // durable moved since the last checkpoint
@@ -416,8 +417,8 @@ func samePos(a, b invalidate.Position) bool {
 // it: the published sequence number never runs ahead of what a crash would
 // keep. It reports false if ctx ended first (nothing new is published).
 func (t *Tailer) settle(ctx context.Context) bool {
-	if !samePos(t.done, t.durable) {
-		if t.opts.Persist != nil {
+	if !samePos(t.done, t.durable) || t.unsynced {
+		if t.opts.Persist != nil && (t.unsynced || t.done.Seq != t.durable.Seq) {
 			backoff := time.Millisecond
 			for {
 				err := t.opts.Persist(ctx, t.done.Seq)
@@ -437,7 +438,7 @@ func (t *Tailer) settle(ctx context.Context) bool {
 				backoff = min(2*backoff, t.opts.RetryMax)
 			}
 		}
-		t.durable = t.done
+		t.durable, t.unsynced = t.done, false
 		t.dirty = true
 		if t.done.Seq > t.published.Load() {
 			t.published.Store(t.done.Seq)
@@ -468,6 +469,7 @@ func (t *Tailer) apply(ctx context.Context, rec invalidate.Record) bool {
 		err := t.opts.Apply(rec)
 		switch {
 		case err == nil:
+			t.unsynced = true
 			t.count(func(s *Stats) { s.Applied++ })
 			return true
 		case errors.Is(err, invalidate.ErrUnknownKind):
