@@ -251,3 +251,43 @@ func TestNoBaseBelievesFirstNumber(t *testing.T) {
 		})
 	}
 }
+
+// TestPlantedRotationMarkLiftsNumbers: the log replaced by a file that
+// starts with a forged rotation mark numbered low looks like a rotation,
+// whose records up to the tailer's position are duplicates. The tailer
+// raises the file's numbers above what it published, so that a record
+// appended by a writer without a floor is neither skipped nor acknowledged
+// before it is applied.
+func TestPlantedRotationMarkLiftsNumbers(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inval.log")
+	var rec recorder
+	tl, _ := runTailer(t, tail.Options{Path: path, Apply: rec.apply, PollInterval: 5 * time.Millisecond})
+	l := openLog(t, path, "w")
+	appendN(t, l, 10, "t")
+	waitFor(t, 5*time.Second, "10 published", func() bool { return tl.InvalidationSeq() == 10 })
+	planted := filepath.Join(dir, "planted")
+	forgeRecord(t, planted, invalidate.Record{Seq: 2, Kind: invalidate.KindMark,
+		Payload: []byte{invalidate.MarkRotate, 0, 0, 0, 0, 0, 0, 0, 0}})
+	if err := os.Rename(planted, path); err != nil {
+		t.Fatal(err)
+	}
+	tl.Kick()
+	waitFor(t, 5*time.Second, "the re-sequence mark", func() bool {
+		recs, _ := readAll(t, path)
+		return len(recs) == 2 && recs[1].Kind == invalidate.KindMark && recs[1].Seq == 10
+	})
+	fresh := openLog(t, path, "other-writer")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	seq, err := fresh.Append(ctx, invalidate.TagRecord("after-plant", invalidate.Hard))
+	if err != nil || seq != 11 {
+		t.Fatalf("append after the planted file: seq %d, %v; want 11", seq, err)
+	}
+	if err := invalidate.WaitApplied(ctx, tl, seq); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.snapshot(); string(got[len(got)-1].Payload) != "after-plant" {
+		t.Fatalf("the record after the planted mark was not applied: %v", seqsOf(got))
+	}
+}

@@ -191,7 +191,7 @@ type Tailer struct {
 	published atomic.Uint64
 	ckptAt    time.Time // last checkpoint write
 	dirty     bool      // durable moved since the last checkpoint
-	replaced  uint64    // follower's Replaced count already acted on
+	replaced  uint64    // follower's Replaced+Rotations count already acted on
 	healed    uint64    // follower's SeqJumps count already rotated away
 	replaying bool      // started behind the checkpoint: publish nothing before catching up
 	ckptPub   uint64    // the checkpoint's published seq, restored once a replay caught up
@@ -373,10 +373,12 @@ func (t *Tailer) step(ctx context.Context) {
 		}
 	}
 	t.observe()
-	if caughtUp && t.fo.Stats().Replaced > t.replaced {
-		t.replaced = t.fo.Stats().Replaced
+	if fs := t.fo.Stats(); caughtUp && fs.Replaced+fs.Rotations > t.replaced {
+		t.replaced = fs.Replaced + fs.Rotations
 		// Appenders that opened the new file number from its records; lift
 		// them above what was published, or their waits would end early.
+		// A rotation this tailer did not make (a crash mid-rotation, or a
+		// file planted with a forged rotation mark) is treated alike.
 		if _, err := t.log.RaiseSeq(ctx, t.published.Load()); err != nil {
 			t.warn("reseq", "could not raise the log's sequence numbers after a replacement", "err", err)
 		}
