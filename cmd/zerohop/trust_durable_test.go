@@ -17,6 +17,7 @@ import (
 
 	"github.com/zerohop/zerohop/clients/go/zerohop"
 	"github.com/zerohop/zerohop/invalidate"
+	"github.com/zerohop/zerohop/shm"
 )
 
 // startDaemonIn is startDaemon on a given cache directory, so that a test
@@ -208,5 +209,67 @@ func TestCrashAfterAckedPurge(t *testing.T) {
 	}
 	if controlHits == 0 {
 		t.Errorf("no unpurged entry survived any restart: the refill is not exercised")
+	}
+}
+
+// TestStoreBehindLogIsReplayed: a purge applied while the store was not in
+// use (a run without it, as after memory_only_on_error) is missing from
+// the store, which still holds the entry; the checkpoint is past it. The
+// next sidecar with the store must replay the log from the store's own
+// applied sequence before serving, or the second tier would serve the
+// purged response.
+func TestStoreBehindLogIsReplayed(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "body of "+r.URL.Path)
+	}))
+	defer origin.Close()
+	dir := t.TempDir()
+	storeDir := filepath.Join(t.TempDir(), "store")
+	withStore := filepath.Join(t.TempDir(), "store.yaml")
+	os.WriteFile(withStore, fmt.Appendf(nil, "store: {path: %q}\n", storeDir), 0o644)
+	stop := func(d *daemon) {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.exited:
+		case <-time.After(30 * time.Second):
+			t.Fatal("no exit after SIGTERM")
+		}
+	}
+	hit := func(d *daemon, p string) bool {
+		resp, err := d.client().Get(origin.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return strings.Contains(resp.Header.Get("Cache-Status"), "hit")
+	}
+
+	a := startDaemonIn(t, dir, "ZEROHOP_CONFIG="+withStore)
+	hit(a, "/purged")
+	hit(a, "/kept")
+	if !hit(a, "/purged") || !hit(a, "/kept") {
+		t.Fatal("not cached")
+	}
+	stop(a) // the store has both entries, synced
+
+	b := startDaemonIn(t, dir) // memory only
+	out, err := exec.Command(bin, "purge", "--cache-dir", dir, "--key", origin.URL+"/purged").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "applied") {
+		t.Fatalf("purge: %v %s", err, out)
+	}
+	stop(b)
+	os.Remove(filepath.Join(dir, shm.FileName)) // and the pod moved: a cold cache file, refilled from the store
+
+	c := startDaemonIn(t, dir, "ZEROHOP_CONFIG="+withStore)
+	if v := c.metric(t, "zerohop_invalidation_replays_total"); v != 1 {
+		t.Errorf("zerohop_invalidation_replays_total = %v, want 1", v)
+	}
+	if hit(c, "/purged") {
+		t.Errorf("the purged URL is served from the store after a restart")
+	}
+	if !hit(c, "/kept") {
+		t.Errorf("the kept URL is not served from the store: the test does not exercise the second tier")
 	}
 }
