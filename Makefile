@@ -27,6 +27,7 @@ test: vet
 # ZEROHOP_TORTURE_DURATION=10m turns the torture test into a soak.
 test-long:
 	ZEROHOP_LONG=1 $(GO) test -count=1 -timeout 90m -run 'Torture|Crash|Soak' -v ./shm/... ./store/...
+	ZEROHOP_LONG=1 $(GO) test -count=1 -timeout 30m -run 'Crash' -v ./cmd/zerohop/
 
 # The side-by-side suite (nginx, Varnish, HAProxy, Redis when installed),
 # then the Go benchmarks with percentiles.

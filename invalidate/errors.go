@@ -38,4 +38,8 @@ var (
 	// rotated away: they are lost to it, and it should compensate (purge
 	// everything).
 	ErrGap = errors.New("invalidate: records lost to rotation")
+	// ErrSeqExhausted means the log's last sequence number is MaxSeq: the
+	// next record cannot be numbered without wrapping. Only a forged record
+	// can bring a log there; the tailer rotates such records away.
+	ErrSeqExhausted = errors.New("invalidate: sequence numbers exhausted")
 )

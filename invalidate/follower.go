@@ -42,6 +42,12 @@ type FollowerStats struct {
 	// Gaps is how many times a rotated continuation showed that records
 	// not yet consumed had been dropped (Next returned ErrGap).
 	Gaps uint64
+	// SeqJumps is how many records (marks included) carried a sequence
+	// number above MaxSeq, or more than MaxSeqJump above the highest one
+	// believed so far: forged or corrupted numbers. Such a record is
+	// returned (a purge is always safe to apply) but its number is not
+	// taken: the position's Seq does not move.
+	SeqJumps uint64
 }
 
 // Follower reads a log's records in order as they are appended, across
@@ -66,15 +72,45 @@ type Follower struct {
 	skipTo   uint64 // in a rotated continuation: skip records up to this seq
 	draining bool   // the path moved on; finishing the old file
 	gap      bool   // ErrGap to report
+	top      uint64 // the highest sequence number believed
+	based    bool   // top is known: later numbers are judged against it
 	st       FollowerStats
 	hb       [HeadLen]byte
 }
 
 // NewFollower returns a Follower of the log at path, resuming at pos (the
 // zero Position starts at the beginning of the file at the path).
+//
+// A pos with a File but Off 0 and a Seq re-reads that file from its start
+// as a continuation of what was consumed up to Seq: records numbered up to
+// Seq are skipped, and a rotation mark above Seq at its start is a gap. The
+// tailer replays the log that way when its consumer's durable state is
+// behind its checkpoint.
 func NewFollower(path string, pos Position) *Follower {
 	pos.Head = bytes.Clone(pos.Head)
-	return &Follower{path: path, pos: pos}
+	return &Follower{path: path, pos: pos, top: pos.Seq, based: pos.Seq > 0}
+}
+
+// SetSeqBase raises the highest sequence number the follower believes (the
+// tailer passes what it has published): later records are judged against
+// it (see FollowerStats.SeqJumps). 0 (nothing known) changes nothing: the
+// first number read is then believed.
+func (f *Follower) SetSeqBase(seq uint64) {
+	if seq > 0 && seq <= MaxSeq {
+		f.top, f.based = max(f.top, seq), true
+	}
+}
+
+// believe reports whether a record's sequence number is plausible, and if
+// so takes it as the new high mark. Without a base (a follower started from
+// nothing) the first number is believed.
+func (f *Follower) believe(seq uint64) bool {
+	if seq > MaxSeq || f.based && seq > f.top && seq-f.top > MaxSeqJump {
+		f.st.SeqJumps++
+		return false
+	}
+	f.top, f.based = max(f.top, seq), true
+	return true
 }
 
 // Position returns the position after the last record consumed.
@@ -124,10 +160,11 @@ func (f *Follower) Next() (Record, error) {
 		rec, err := f.rd.Next()
 		if err == nil {
 			f.pos.Off = f.rd.Offset()
+			believed := f.believe(rec.Seq)
 			switch {
 			case rec.Kind == KindMark:
 				f.st.Marks++
-				if rec.Seq > f.pos.Seq {
+				if believed && rec.Seq > f.pos.Seq {
 					f.pos.Seq = rec.Seq
 				}
 				continue
@@ -135,7 +172,9 @@ func (f *Follower) Next() (Record, error) {
 				f.st.Duplicates++
 				continue
 			}
-			f.pos.Seq = rec.Seq
+			if believed {
+				f.pos.Seq = rec.Seq
+			}
 			return rec, nil
 		}
 		if !errors.Is(err, ErrNoRecord) {
@@ -225,6 +264,9 @@ func (f *Follower) open() error {
 		f.f = nf
 		f.rd.Reset(nf, f.pos.Off)
 		f.pos.Head = bytes.Clone(head)
+		if f.pos.Off == 0 && f.pos.Seq > 0 {
+			f.continueFrom(nf, false) // a replay from the start
+		}
 		return nil
 	}
 	f.adopt(nf, id, head)
@@ -266,11 +308,23 @@ func (f *Follower) adopt(nf *os.File, id FileID, head []byte) {
 	if !had {
 		return
 	}
+	f.continueFrom(nf, true)
+}
+
+// continueFrom decides, for a file read from its start after records up
+// to pos.Seq were consumed, what was consumed already. A file that starts
+// with a rotation mark continues them: records up to pos.Seq are skipped,
+// and a mark above pos.Seq means records were dropped unread (a gap).
+// Otherwise nf is another file (replaced: every record is new) or, on a
+// replay, the same file (records up to pos.Seq are skipped).
+func (f *Follower) continueFrom(nf *os.File, replaced bool) {
 	var first [HeaderSize + MaxOrigin + 16]byte
 	n, _ := nf.ReadAt(first[:], 0)
 	mark, _, err := DecodeRecord(first[:n])
 	if err == nil && mark.Kind == KindMark && len(mark.Payload) > 0 && mark.Payload[0] == MarkRotate {
-		f.st.Rotations++
+		if replaced {
+			f.st.Rotations++
+		}
 		if mark.Seq > f.pos.Seq {
 			f.st.Gaps++
 			f.gap = true
@@ -279,7 +333,11 @@ func (f *Follower) adopt(nf *os.File, id FileID, head []byte) {
 		}
 		return
 	}
-	f.st.Replaced++
+	if replaced {
+		f.st.Replaced++
+		return
+	}
+	f.skipTo = f.pos.Seq
 }
 
 // Rebase moves the follower to pos, which the caller knows to be the same

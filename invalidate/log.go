@@ -36,6 +36,12 @@ type LogOptions struct {
 	Sync bool
 	// Now is the clock that stamps records. Default time.Now.
 	Now func() time.Time
+	// Applied, when set, is the cache's published sequence number (the
+	// *shm.Reader or tailer a writer waits on): Append numbers records above
+	// it, so that a record is never numbered at or below a sequence number
+	// the sidecar has already published, whatever the file holds. Default
+	// nil: the file alone decides.
+	Applied AppliedSeq
 }
 
 func (o *LogOptions) withDefaults() LogOptions {
@@ -85,7 +91,8 @@ type Log struct {
 	f      *os.File
 	id     FileID
 	off    int64  // a record boundary of f: the end of what we last read or wrote
-	seq    uint64 // the highest sequence number we know of: a floor for the next
+	seq    uint64 // the highest sequence number we know of in seqOf: a floor for the next
+	seqOf  FileID // the file seq was learned from
 	buf    []byte
 	rd     Reader
 
@@ -165,6 +172,14 @@ func (l *Log) appendRecords(ctx context.Context, recs []Record) (first, last uin
 	}
 	defer unlock(l.f)
 	seq := l.lastSeq(size)
+	if l.opts.Applied != nil {
+		if p := l.opts.Applied.InvalidationSeq(); p <= MaxSeq {
+			seq = max(seq, p)
+		}
+	}
+	if seq > MaxSeq-uint64(len(recs)) {
+		return 0, 0, fmt.Errorf("%w: %s ends at %d", ErrSeqExhausted, l.path, seq)
+	}
 	now := l.opts.Now().UnixMilli()
 	l.buf = l.buf[:0]
 	for i := range recs {
@@ -200,7 +215,7 @@ func (l *Log) write(size int64, seq uint64) error {
 		}
 		return fmt.Errorf("invalidate: append to %s: %w", l.path, err)
 	}
-	l.off, l.seq = size+int64(n), seq
+	l.off, l.seq, l.seqOf = size+int64(n), seq, l.id
 	return nil
 }
 
@@ -276,7 +291,20 @@ func lockCtx(ctx context.Context, f *os.File) error {
 // boundary it parses forward what others appended since; otherwise (a new
 // file, a long gap) it reads a window at the end, widening it until it
 // holds a record.
+//
+// Sequence numbers above MaxSeq are ignored (no honest appender makes one).
+// What was learned from another file is kept as a floor across a
+// replacement, but forgotten when the new file is a rotation (it starts
+// with a rotation mark): the tailer's mark and the records it carried over
+// decide, so that numbers a forged record pushed up do not outlive the
+// file the tailer rotated it out of.
 func (l *Log) lastSeq(size int64) uint64 {
+	if l.seqOf != l.id {
+		if l.startsRotated() {
+			l.seq = 0
+		}
+		l.seqOf = l.id
+	}
 	from := l.off
 	if from > size {
 		from = 0 // truncated
@@ -298,7 +326,9 @@ func (l *Log) lastSeq(size int64) uint64 {
 				break
 			}
 			found = true
-			best = max(best, rec.Seq)
+			if rec.Seq <= MaxSeq {
+				best = max(best, rec.Seq)
+			}
 		}
 		if found || start == from {
 			if start+l.rd.Offset() < size && found {
@@ -310,6 +340,14 @@ func (l *Log) lastSeq(size int64) uint64 {
 		}
 		start = max(from, start-2*(size-start))
 	}
+}
+
+// startsRotated reports whether the locked file begins with a rotation mark.
+func (l *Log) startsRotated() bool {
+	var b [HeaderSize + MaxOrigin + 16]byte
+	n, _ := l.f.ReadAt(b[:], 0)
+	rec, _, err := DecodeRecord(b[:n])
+	return err == nil && rec.Kind == KindMark && len(rec.Payload) > 0 && rec.Payload[0] == MarkRotate
 }
 
 // RaiseSeq makes the next sequence number in the log greater than floor: if
@@ -330,6 +368,9 @@ func (l *Log) RaiseSeq(ctx context.Context, floor uint64) (bool, error) {
 	// Only the file decides: the Log's own floor may come from a file that
 	// is gone.
 	l.off, l.seq = 0, 0
+	if floor > MaxSeq {
+		return false, fmt.Errorf("%w: floor %d", ErrSeqExhausted, floor)
+	}
 	if l.lastSeq(size) >= floor {
 		return false, nil
 	}
@@ -400,6 +441,9 @@ func (l *Log) Rotate(ctx context.Context, spec RotateSpec) (res RotateResult, er
 		old.Close()
 		l.f = nil // the next append opens the new file
 	}()
+	if spec.MarkSeq > MaxSeq {
+		return res, fmt.Errorf("%w: rotation mark %d", ErrSeqExhausted, spec.MarkSeq)
+	}
 	if l.id != spec.Want || spec.KeepFrom > size || spec.KeepFrom < 0 {
 		return res, fmt.Errorf("%w: %s is %v of %d bytes, want %v from %d", ErrChanged, l.path, l.id, size, spec.Want, spec.KeepFrom)
 	}
@@ -460,7 +504,6 @@ func (l *Log) Rotate(ctx context.Context, spec RotateSpec) (res RotateResult, er
 	}
 	res.MarkLen, res.Copied = int64(len(head)), n
 	res.Head = head[:min(len(head), HeadLen)]
-	l.seq = max(l.seq, spec.MarkSeq)
 	return res, nil
 }
 

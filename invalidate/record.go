@@ -21,6 +21,18 @@ const (
 	MaxPayload = 64 << 10
 	// MaxRecordSize is the longest valid record.
 	MaxRecordSize = HeaderSize + MaxOrigin + MaxPayload
+	// MaxSeq is the highest sequence number a record may carry (2^53, exact
+	// in a float64, so in JSON and in metrics). Readers treat a record
+	// numbered above it as garbage for its sequence number, appenders
+	// ignore it, and no appender numbers past it: sequence numbers never
+	// wrap. At a million purges a second it lasts 285 years.
+	MaxSeq uint64 = 1 << 53
+	// MaxSeqJump bounds how far one record's sequence number may lie above
+	// the highest one a reader has believed so far. Honest appenders number
+	// each record one above the highest they found in the log (or the
+	// published one), so a larger jump can only come from a forged or
+	// corrupted record: readers apply it but do not take its number.
+	MaxSeqJump uint64 = 1 << 20
 )
 
 // Record field offsets.

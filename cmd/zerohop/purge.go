@@ -56,7 +56,15 @@ func newPurgeCommand() *cli.Command {
 				path = filepath.Join(c.String("cache-dir"), "inval", "inval.log")
 			}
 			host, _ := os.Hostname()
-			lg, err := invalidate.OpenLog(path, &invalidate.LogOptions{Origin: "cli@" + host})
+			// The cache's published sequence number is the floor of ours:
+			// whatever the log holds, "applied" then means applied.
+			lo := &invalidate.LogOptions{Origin: "cli@" + host}
+			r, rerr := shm.Open(c.String("cache-dir"), nil)
+			if rerr == nil {
+				defer r.Close()
+				lo.Applied = r
+			}
+			lg, err := invalidate.OpenLog(path, lo)
 			if err != nil {
 				return err
 			}
@@ -71,11 +79,9 @@ func newPurgeCommand() *cli.Command {
 				fmt.Fprintf(c.App.Writer, "appended %s as seq %d\n", rec.String(), seq)
 				return nil
 			}
-			r, err := shm.Open(c.String("cache-dir"), nil)
-			if err != nil {
-				return fmt.Errorf("appended seq %d, but cannot watch the cache to wait: %w", seq, err)
+			if rerr != nil {
+				return fmt.Errorf("appended seq %d, but cannot watch the cache to wait: %w", seq, rerr)
 			}
-			defer r.Close()
 			if err := invalidate.WaitApplied(ctx, r, seq); err != nil {
 				return cli.Exit(fmt.Sprintf("appended seq %d; not applied yet: %v (is the sidecar running?)", seq, err), 1)
 			}

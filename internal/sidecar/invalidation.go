@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -86,7 +87,17 @@ func (s *Sidecar) startInvalidation(cfg *config.Config, withStore bool) error {
 			}
 		}()
 	}
-	tl, err := tail.New(tail.Options{Path: iv.path, Apply: apply, Publish: iv.applier.Publish, Hold: hold, Logger: s.log})
+	topts := tail.Options{Path: iv.path, Apply: apply, Publish: iv.applier.Publish, Hold: hold, Logger: s.log}
+	if withStore {
+		// A purge is published (acknowledged) only once the store has it
+		// on disk; at start, what the store lost is replayed from the log.
+		topts.Persist = s.storePersist
+		topts.DurableSeq = s.store.AppliedSeq()
+		if s.store.Stats().Entries == 0 {
+			topts.DurableSeq = math.MaxUint64 // nothing to resurrect
+		}
+	}
+	tl, err := tail.New(topts)
 	if err != nil {
 		cancel()
 		return fmt.Errorf("sidecar: invalidation tailer: %w", err)
@@ -99,7 +110,14 @@ func (s *Sidecar) startInvalidation(cfg *config.Config, withStore bool) error {
 			s.log.Error("invalidation tailer stopped", "err", err)
 		}
 	}()
-	lg, err := invalidate.OpenLog(iv.path, &invalidate.LogOptions{Origin: "admin@" + podName()})
+	// Serve (and refill from the store) only once the log is applied:
+	// after a crash, purges the store had not synced are replayed first.
+	select {
+	case <-tl.Ready():
+	case <-time.After(catchUpWait):
+		s.log.Warn("invalidation log not applied yet; serving anyway", "waited", catchUpWait)
+	}
+	lg, err := invalidate.OpenLog(iv.path, &invalidate.LogOptions{Origin: "admin@" + podName(), Applied: tl})
 	if err != nil {
 		cancel()
 		return fmt.Errorf("sidecar: invalidation log: %w", err)
@@ -116,6 +134,10 @@ func (s *Sidecar) startInvalidation(cfg *config.Config, withStore bool) error {
 	s.reg.MustRegister(invalidationCollector{iv})
 	return nil
 }
+
+// catchUpWait bounds how long Start waits for the tailer to apply the log
+// it found before serving.
+const catchUpWait = time.Minute
 
 // stop ends the tailer and the bridge and waits for them.
 func (iv *invalidation) stop() {
@@ -248,10 +270,14 @@ var (
 	invRemovedDesc = prometheus.NewDesc("zerohop_invalidation_removed_total", "Cache entries removed or marked stale by invalidations.", nil, nil)
 	invBridgeDesc  = prometheus.NewDesc("zerohop_invalidation_bridge_total", "Records through the Redis bridge.", []string{"direction"}, nil)
 	invBridgeErrs  = prometheus.NewDesc("zerohop_invalidation_bridge_errors_total", "Redis bridge errors.", []string{"op"}, nil)
+	invSeqJumps    = prometheus.NewDesc("zerohop_invalidation_seq_jumps_total", "Records whose sequence number was not believed (over the limit or an implausible jump): applied, never published.", nil, nil)
+	invBadCkpt     = prometheus.NewDesc("zerohop_invalidation_bad_checkpoints_total", "Checkpoints discarded at start (unreadable or claiming more than the log holds).", nil, nil)
+	invReplays     = prometheus.NewDesc("zerohop_invalidation_replays_total", "Starts that replayed the log because the store was behind the checkpoint.", nil, nil)
 )
 
 func (c invalidationCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{invAppliedDesc, invSeqDesc, invLagDesc, invSkipDesc, invRemovedDesc, invBridgeDesc, invBridgeErrs} {
+	for _, d := range []*prometheus.Desc{invAppliedDesc, invSeqDesc, invLagDesc, invSkipDesc, invRemovedDesc, invBridgeDesc, invBridgeErrs,
+		invSeqJumps, invBadCkpt, invReplays} {
 		ch <- d
 	}
 }
@@ -266,6 +292,9 @@ func (c invalidationCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(invSkipDesc, prometheus.CounterValue, float64(t.BadPayloads), "bad-payload")
 	ch <- prometheus.MustNewConstMetric(invSkipDesc, prometheus.CounterValue, float64(t.Skipped), "other")
 	ch <- prometheus.MustNewConstMetric(invRemovedDesc, prometheus.CounterValue, float64(a.Removed))
+	ch <- prometheus.MustNewConstMetric(invSeqJumps, prometheus.CounterValue, float64(t.SeqJumps))
+	ch <- prometheus.MustNewConstMetric(invBadCkpt, prometheus.CounterValue, float64(t.BadCheckpoints))
+	ch <- prometheus.MustNewConstMetric(invReplays, prometheus.CounterValue, float64(t.Replays))
 	if c.iv.bridge != nil {
 		b := c.iv.bridge.Stats()
 		ch <- prometheus.MustNewConstMetric(invBridgeDesc, prometheus.CounterValue, float64(b.Published), "published")

@@ -70,9 +70,10 @@ func (s *Sidecar) refillReady() bool {
 }
 
 // storeApply applies an invalidation record through the tier, so that it
-// reaches shared memory and the store in order, with its sequence number
-// committed in the same store batch. Unknown kinds go to the cache applier,
-// which counts and skips them.
+// reaches shared memory and the store in order. The store's AppliedSeq is
+// set by storePersist, from the tailer's position, not from the record: a
+// forged sequence number must not reach it. Unknown kinds go to the cache
+// applier, which counts and skips them.
 func (s *Sidecar) storeApply(a *invalidate.CacheApplier) func(invalidate.Record) error {
 	return func(rec invalidate.Record) error {
 		if rec.Kind == invalidate.KindMark {
@@ -81,7 +82,7 @@ func (s *Sidecar) storeApply(a *invalidate.CacheApplier) func(invalidate.Record)
 		if !rec.Kind.Known() || !rec.Mode.Known() {
 			return a.Apply(rec)
 		}
-		inv := store.Invalidation{Soft: rec.Mode == invalidate.Soft, Seq: rec.Seq}
+		inv := store.Invalidation{Soft: rec.Mode == invalidate.Soft}
 		switch rec.Kind {
 		case invalidate.KindKey:
 			scheme, host, target, err := invalidate.SplitURL(string(rec.Payload))
@@ -114,6 +115,21 @@ func (s *Sidecar) storeApply(a *invalidate.CacheApplier) func(invalidate.Record)
 		}
 		return nil
 	}
+}
+
+// storePersist makes the invalidations applied so far durable before the
+// tailer publishes them: it records seq as the store's AppliedSeq and
+// flushes (commits and fsyncs) everything queued. Purges are rare, so this
+// is one fsync per batch of records; cached Puts are never synced one by
+// one. A failed store distrusts itself (it empties on the next Open), so
+// nothing purged can come back from it: that is not an error here.
+func (s *Sidecar) storePersist(ctx context.Context, seq uint64) error {
+	s.store.SetAppliedSeq(seq)
+	err := s.store.Flush(ctx)
+	if err != nil && s.store.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // storeCollector exports the store's counters at scrape time.

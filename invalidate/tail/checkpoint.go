@@ -3,6 +3,7 @@ package tail
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -55,7 +56,45 @@ func readCheckpoint(path string) (checkpoint, error) {
 	if _, err := hex.DecodeString(c.Head); err != nil {
 		return checkpoint{}, fmt.Errorf("%w: %s: head %q", ErrCheckpoint, path, c.Head)
 	}
+	if c.Seq > invalidate.MaxSeq || c.Published > invalidate.MaxSeq {
+		return checkpoint{}, fmt.Errorf("%w: %s: sequence number %d (published %d) beyond the limit %d",
+			ErrCheckpoint, path, c.Seq, c.Published, invalidate.MaxSeq)
+	}
 	return c, nil
+}
+
+func (c checkpoint) zero() bool { return c == checkpoint{} }
+
+// checkLog checks the checkpoint against the log at path: it must not claim
+// a sequence number above the highest one a reader believes in the log (a
+// poisoned checkpoint would make every read-your-purge wait end at once; the
+// app can write this directory). The tailer only ever checkpoints numbers
+// it read in the log, and a rotation carries its position into the new
+// file's mark; a log replaced or lost while the sidecar was down accounts
+// for less, and the checkpoint is discarded then too, which only re-applies
+// records. The scan reads the file once, at start.
+func (c checkpoint) checkLog(path string) error {
+	claim := max(c.Seq, c.Published)
+	if claim == 0 {
+		return nil
+	}
+	fo := invalidate.NewFollower(path, invalidate.Position{})
+	defer fo.Close()
+	var top uint64
+	for {
+		_, err := fo.Next()
+		top = max(top, fo.Position().Seq)
+		if errors.Is(err, invalidate.ErrGap) {
+			continue
+		}
+		if err != nil {
+			break
+		}
+	}
+	if claim > top {
+		return fmt.Errorf("%w: it claims sequence number %d, the log accounts for %d", ErrCheckpoint, claim, top)
+	}
+	return nil
 }
 
 func (c checkpoint) write(path string, sync bool) error {

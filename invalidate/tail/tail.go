@@ -56,11 +56,29 @@ type Options struct {
 	// skipped without calling Apply.
 	Apply func(invalidate.Record) error
 	// Publish receives the highest sequence number applied so far and the
-	// log offset after it, after each batch of records and once at start
-	// (from the checkpoint). The sidecar passes
-	// (*invalidate.CacheApplier).Publish, which stores them in the cache
-	// file's header. Optional.
+	// log offset after it, after each batch of records (once Persist has
+	// made them durable) and once at start (from the checkpoint). The
+	// sidecar passes (*invalidate.CacheApplier).Publish, which stores them
+	// in the cache file's header. Optional.
 	Publish func(seq, off uint64)
+	// Persist, when set, makes durable what Apply did: the tailer calls it
+	// with the sequence number of its position before it publishes that
+	// position or checkpoints it, and retries a failure with backoff, like
+	// Apply, until it succeeds or Run's context ends. The sidecar passes its
+	// store's flush (commit with fsync, recording seq as the store's
+	// AppliedSeq), so that a purge is acknowledged only once it survives a
+	// crash. Optional: nil for a consumer that keeps nothing across
+	// restarts.
+	Persist func(ctx context.Context, seq uint64) error
+	// DurableSeq is, with Persist, the sequence number the consumer's
+	// durable state had reached when it was opened (the store's
+	// AppliedSeq). If the checkpoint is ahead of it, a crash lost applies
+	// the consumer had not made durable, and the tailer replays: it reads
+	// the checkpoint's file again from its start, skipping records up to
+	// DurableSeq and applying the rest (a rotation that dropped some of them
+	// is a gap: everything is invalidated). A consumer with nothing to lose
+	// (an empty store) passes math.MaxUint64.
+	DurableSeq uint64
 	// Hold returns the sequence number up to which a slower consumer of the
 	// log (the fan-out bridge) has durably consumed it; rotation keeps the
 	// records after it. Optional: nil keeps only unapplied records.
@@ -138,8 +156,19 @@ type Stats struct {
 	// Rotations counts rotations this tailer did; HoldDropped counts those
 	// that could not keep everything Hold asked for (over MaxRetain).
 	Rotations, HoldDropped uint64
-	// CheckpointErrors counts failed checkpoint writes (retried).
-	CheckpointErrors uint64
+	// CheckpointErrors counts failed checkpoint writes (retried);
+	// BadCheckpoints counts checkpoints discarded at start (unreadable,
+	// numbered beyond MaxSeq, or claiming more than the log holds).
+	CheckpointErrors, BadCheckpoints uint64
+	// SeqJumps counts records whose sequence number was not believed (above
+	// invalidate.MaxSeq or more than invalidate.MaxSeqJump above the highest
+	// believed): applied, but never published. Each makes the tailer rotate
+	// the log once caught up, so that appenders stop numbering from it.
+	SeqJumps uint64
+	// PersistErrors counts failed Persist calls (retried); Replays counts
+	// starts that replayed the log because the consumer's durable state was
+	// behind the checkpoint.
+	PersistErrors, Replays uint64
 	// AppliedSeq is the highest sequence number published; AppliedOffset
 	// the offset after the last record applied; LagBytes how many bytes of
 	// the log were not consumed at the last look.
@@ -157,10 +186,16 @@ type Tailer struct {
 	kick chan struct{}
 
 	done      invalidate.Position // after the last record applied
+	durable   invalidate.Position // after the last record Persist made durable and published
+	unsynced  bool                // Apply succeeded since the last Persist
 	published atomic.Uint64
 	ckptAt    time.Time // last checkpoint write
-	dirty     bool      // applied since the last checkpoint
-	replaced  uint64    // follower's Replaced count already acted on
+	dirty     bool      // durable moved since the last checkpoint
+	replaced  uint64    // follower's Replaced+Rotations count already acted on
+	healed    uint64    // follower's SeqJumps count already rotated away
+	replaying bool      // started behind the checkpoint: publish nothing before catching up
+	ckptPub   uint64    // the checkpoint's published seq, restored once a replay caught up
+	ready     chan struct{}
 	warned    map[string]time.Time
 
 	mu sync.Mutex // guards st
@@ -177,21 +212,46 @@ func New(opts Options) (*Tailer, error) {
 	if err := os.MkdirAll(filepath.Dir(o.Path), 0o777); err != nil {
 		return nil, fmt.Errorf("tail: %w", err)
 	}
+	bad := uint64(0)
 	c, err := readCheckpoint(o.Checkpoint)
+	if err == nil {
+		err = c.checkLog(o.Path)
+	}
 	if err != nil {
-		o.Logger.Warn("zerohop invalidation: unreadable checkpoint; re-applying the log from its start", "err", err)
+		bad++
+		o.Logger.Warn("zerohop invalidation: discarding the checkpoint; re-applying the log from its start", "err", err)
 		c = checkpoint{}
 	}
 	lg, err := invalidate.OpenLog(o.Path, &invalidate.LogOptions{Sync: o.Sync})
 	if err != nil {
 		return nil, err
 	}
-	t := &Tailer{opts: o, log: lg, kick: make(chan struct{}, 1), warned: map[string]time.Time{}}
+	t := &Tailer{opts: o, log: lg, kick: make(chan struct{}, 1), ready: make(chan struct{}), warned: map[string]time.Time{}}
+	t.st.BadCheckpoints = bad
 	t.done = c.position()
-	t.fo = invalidate.NewFollower(o.Path, t.done)
 	t.published.Store(max(c.Published, c.Seq))
+	start := t.done
+	if o.Persist != nil && !c.zero() && c.Seq > o.DurableSeq {
+		// The consumer lost applies it had not made durable: read the
+		// checkpoint's file again from its start, after DurableSeq.
+		start.Off, start.Seq = 0, o.DurableSeq
+		t.done, t.replaying, t.ckptPub = start, true, t.published.Load()
+		t.published.Store(o.DurableSeq)
+		t.st.Replays++
+		o.Logger.Warn("zerohop invalidation: the store is behind the checkpoint; replaying the log",
+			"store_seq", o.DurableSeq, "checkpoint_seq", c.Seq, "path", o.Path)
+	}
+	t.durable = t.done
+	t.fo = invalidate.NewFollower(o.Path, start)
+	t.fo.SetSeqBase(max(t.published.Load(), t.ckptPub))
 	return t, nil
 }
+
+// Ready is closed once the tailer has applied (and persisted and
+// published) everything the log held when it started: the sidecar waits for
+// it before serving, so that a replay finishes before anything is served
+// or refilled.
+func (t *Tailer) Ready() <-chan struct{} { return t.ready }
 
 // InvalidationSeq returns the highest sequence number applied and
 // published; it satisfies invalidate.AppliedSeq, for read-your-purge waits
@@ -227,7 +287,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 			"interval", t.opts.PollInterval, "err", err)
 	}
 	defer w.Close()
-	if t.opts.Publish != nil {
+	if t.opts.Publish != nil && !t.replaying {
 		t.opts.Publish(t.published.Load(), uint64(t.done.Off))
 	}
 	ckpt := time.NewTimer(time.Hour)
@@ -287,25 +347,50 @@ func (t *Tailer) step(ctx context.Context) {
 			return // ctx ended mid-retry: done stays before rec
 		}
 		t.advance()
-		if n++; n%512 == 0 {
-			t.publish()
+		if n++; n%512 == 0 && !t.settle(ctx) {
+			return
 		}
 	}
 	// Marks and garbage after the last record are consumed too.
 	if caughtUp {
 		t.advance()
 	}
-	t.publish()
+	if !t.settle(ctx) {
+		return
+	}
+	if caughtUp {
+		if t.replaying {
+			t.replaying = false
+			if t.ckptPub > t.published.Load() {
+				t.published.Store(t.ckptPub)
+			}
+			t.publish()
+		}
+		select {
+		case <-t.ready:
+		default:
+			close(t.ready)
+		}
+	}
 	t.observe()
-	if caughtUp && t.fo.Stats().Replaced > t.replaced {
-		t.replaced = t.fo.Stats().Replaced
+	if fs := t.fo.Stats(); caughtUp && fs.Replaced+fs.Rotations > t.replaced {
+		t.replaced = fs.Replaced + fs.Rotations
 		// Appenders that opened the new file number from its records; lift
 		// them above what was published, or their waits would end early.
+		// A rotation this tailer did not make (a crash mid-rotation, or a
+		// file planted with a forged rotation mark) is treated alike.
 		if _, err := t.log.RaiseSeq(ctx, t.published.Load()); err != nil {
 			t.warn("reseq", "could not raise the log's sequence numbers after a replacement", "err", err)
 		}
 	}
 	if t.opts.MaxSize > 0 && t.fo.Size() > t.opts.MaxSize {
+		t.rotate(ctx)
+	} else if js := t.fo.Stats().SeqJumps; caughtUp && t.opts.MaxSize > 0 && js > t.healed {
+		// A record numbered implausibly high is in the file: appenders
+		// would number after it, and those records could never be
+		// published. Rotate it away; the new file starts at our position.
+		t.healed = js
+		t.warn("seqjump", "a record's sequence number jumps implausibly; rotating the log to drop it")
 		t.rotate(ctx)
 	}
 	if t.dirty && (n == 0 || time.Since(t.ckptAt) >= t.opts.CheckpointInterval) {
@@ -317,21 +402,59 @@ func (t *Tailer) step(ctx context.Context) {
 // checkpoints and rotates.
 const maxBatch = 4096
 
-// advance moves the applied position to the follower's.
+// advance moves the applied position to the follower's. Nothing is
+// published until settle.
 func (t *Tailer) advance() {
 	p := t.fo.Position()
-	if !p.File.IsZero() && (p.File != t.done.File || p.Off != t.done.Off || p.Seq != t.done.Seq) {
+	if !p.File.IsZero() && !samePos(p, t.done) {
 		t.done = p
+	}
+}
+
+func samePos(a, b invalidate.Position) bool {
+	return a.File == b.File && a.Off == b.Off && a.Seq == b.Seq
+}
+
+// settle makes everything applied so far durable (Persist), then publishes
+// it: the published sequence number never runs ahead of what a crash would
+// keep. It reports false if ctx ended first (nothing new is published).
+func (t *Tailer) settle(ctx context.Context) bool {
+	if !samePos(t.done, t.durable) || t.unsynced {
+		if t.opts.Persist != nil && (t.unsynced || t.done.Seq != t.durable.Seq) {
+			backoff := time.Millisecond
+			for {
+				err := t.opts.Persist(ctx, t.done.Seq)
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil {
+					return false
+				}
+				t.count(func(s *Stats) { s.PersistErrors++ })
+				t.warn("persist", "making applied records durable failed; retrying", "err", err)
+				select {
+				case <-ctx.Done():
+					return false
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, t.opts.RetryMax)
+			}
+		}
+		t.durable, t.unsynced = t.done, false
 		t.dirty = true
-		if p.Seq > t.published.Load() {
-			t.published.Store(p.Seq)
+		if t.done.Seq > t.published.Load() {
+			t.published.Store(t.done.Seq)
 		}
 	}
+	if !t.replaying {
+		t.publish()
+	}
+	return true
 }
 
 func (t *Tailer) publish() {
 	if t.opts.Publish != nil {
-		t.opts.Publish(t.published.Load(), uint64(t.done.Off))
+		t.opts.Publish(t.published.Load(), uint64(t.durable.Off))
 	}
 }
 
@@ -348,6 +471,7 @@ func (t *Tailer) apply(ctx context.Context, rec invalidate.Record) bool {
 		err := t.opts.Apply(rec)
 		switch {
 		case err == nil:
+			t.unsynced = true
 			t.count(func(s *Stats) { s.Applied++ })
 			return true
 		case errors.Is(err, invalidate.ErrUnknownKind):
@@ -375,6 +499,9 @@ func (t *Tailer) apply(ctx context.Context, rec invalidate.Record) bool {
 // rotate replaces the log with a new file holding only what is not yet
 // applied and what Hold still needs.
 func (t *Tailer) rotate(ctx context.Context) {
+	if !samePos(t.done, t.durable) {
+		return // only what is durable may be rotated away
+	}
 	pos := t.done
 	size := t.fo.Size()
 	keepFrom, markSeq := pos.Off, pos.Seq
@@ -408,7 +535,7 @@ func (t *Tailer) rotate(ctx context.Context) {
 	}
 	np := invalidate.Position{File: res.New, Head: res.Head, Off: res.MarkLen + pos.Off - keepFrom, Seq: pos.Seq}
 	t.fo.Rebase(np)
-	t.done = np
+	t.done, t.durable = np, np
 	t.dirty = true
 	t.checkpoint(true)
 	t.count(func(s *Stats) { s.Rotations++ })
@@ -420,10 +547,10 @@ func (t *Tailer) checkpoint(force bool) bool {
 	if !t.dirty && (!force || !t.ckptAt.IsZero()) {
 		return true
 	}
-	if t.done.File.IsZero() {
+	if t.durable.File.IsZero() {
 		return true // nothing read yet
 	}
-	if err := checkpointAt(t.done, t.published.Load()).write(t.opts.Checkpoint, t.opts.Sync); err != nil {
+	if err := checkpointAt(t.durable, t.published.Load()).write(t.opts.Checkpoint, t.opts.Sync); err != nil {
 		t.count(func(s *Stats) { s.CheckpointErrors++ })
 		t.warn("checkpoint", "writing the checkpoint failed", "err", err)
 		return false
@@ -447,6 +574,7 @@ func (t *Tailer) observe() {
 	t.mu.Lock()
 	t.st.Reader = fs.ReaderStats
 	t.st.Replaced = fs.Replaced
+	t.st.SeqJumps = fs.SeqJumps
 	t.st.AppliedOffset = t.done.Off
 	t.st.LagBytes = max(0, size-t.done.Off)
 	t.mu.Unlock()

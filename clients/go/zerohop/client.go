@@ -101,7 +101,9 @@ func (c *Client) Invalidate(ctx context.Context, rec invalidate.Record) (uint64,
 	c.logMu.Lock()
 	if c.log == nil {
 		host, _ := os.Hostname()
-		lg, err := invalidate.OpenLog(c.logPath, &invalidate.LogOptions{Origin: "app@" + host})
+		// Numbered above what the sidecar published, so that the wait
+		// below never ends before the record is applied.
+		lg, err := invalidate.OpenLog(c.logPath, &invalidate.LogOptions{Origin: "app@" + host, Applied: c.r})
 		if err != nil {
 			c.logMu.Unlock()
 			return 0, err
