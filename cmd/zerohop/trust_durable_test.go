@@ -26,10 +26,7 @@ func startDaemonIn(t *testing.T, dir string, env ...string) *daemon {
 	t.Helper()
 	d := &daemon{listen: freeAddr(t), admin: freeAddr(t), dir: dir, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(bin, "run")
-	d.cmd.Env = append(os.Environ(),
-		"ZEROHOP_LISTEN="+d.listen, "ZEROHOP_ADMIN="+d.admin, "ZEROHOP_CACHE_DIR="+d.dir,
-		"ZEROHOP_CACHE_SIZE=32MiB", "ZEROHOP_ACCESS_LOG=off", "ZEROHOP_LOG_FORMAT=text")
-	d.cmd.Env = append(d.cmd.Env, env...)
+	d.cmd.Env = append(d.baseEnv(), env...)
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

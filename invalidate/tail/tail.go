@@ -22,6 +22,7 @@ import (
 
 	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/invalidate/internal/wake"
+	"github.com/zerohop/zerohop/shm/safefile"
 )
 
 // Errors of this package.
@@ -251,7 +252,19 @@ func New(opts Options) (*Tailer, error) {
 // published) everything the log held when it started: the sidecar waits for
 // it before serving, so that a replay finishes before anything is served
 // or refilled.
+//
+// It is also closed when the log is a file the tailer refuses to read
+// (safefile.ErrUnsafe): nothing in it can be replayed.
 func (t *Tailer) Ready() <-chan struct{} { return t.ready }
+
+// markReady closes ready once; only Run's goroutine calls it.
+func (t *Tailer) markReady() {
+	select {
+	case <-t.ready:
+	default:
+		close(t.ready)
+	}
+}
 
 // InvalidationSeq returns the highest sequence number applied and
 // published; it satisfies invalidate.AppliedSeq, for read-your-purge waits
@@ -341,6 +354,12 @@ func (t *Tailer) step(ctx context.Context) {
 		}
 		if err != nil {
 			t.warn("read", "reading the log failed; retrying", "err", err)
+			if errors.Is(err, safefile.ErrUnsafe) {
+				// A file the app replaced by a link or a device is never
+				// read: waiting for it would only keep the sidecar from
+				// serving. What it held cannot be replayed.
+				t.markReady()
+			}
 			break
 		}
 		if !t.apply(ctx, rec) {
@@ -366,11 +385,7 @@ func (t *Tailer) step(ctx context.Context) {
 			}
 			t.publish()
 		}
-		select {
-		case <-t.ready:
-		default:
-			close(t.ready)
-		}
+		t.markReady()
 	}
 	t.observe()
 	if fs := t.fo.Stats(); caughtUp && fs.Replaced+fs.Rotations > t.replaced {
