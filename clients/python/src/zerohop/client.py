@@ -1,0 +1,337 @@
+"""The app-side client: which requests are answered from the mapping, and
+how (docs/format.md, "Answering a request"; clients/go/zerohop/transport.go).
+
+Client.serve is HTTP-library neutral: the adapters in zerohop.adapters
+turn its CachedResponse into a requests, httpx or urllib3 response, and send
+whatever it returns None for to the sidecar.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from email.utils import parsedate_to_datetime
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from .entry import Entry
+from .invalidate import HARD, SOFT, InvalidationLog, Record, wait_applied
+from .key import StrOrBytes, header_getter, primary_key, vary_key
+from .layout import FLAG_AUTH_SHARED, FLAG_HEADERS_ONLY, FLAG_VARY_INDEX
+from .reader import Reader
+from .url import split_url
+
+#: The cache's name in Cache-Status header fields (RFC 9211).
+CACHE_NAME = "zerohop"
+#: The sidecar's default listen address.
+DEFAULT_SIDECAR = "127.0.0.1:8089"
+#: The default cache directory (the shared volume's mount point).
+DEFAULT_CACHE_DIR = "/var/run/zerohop"
+
+HeaderItems = Sequence[Tuple[str, str]]
+
+
+class CachedResponse:
+    """A response answered from the shared cache."""
+
+    __slots__ = ("status", "headers", "body", "entry")
+
+    def __init__(self, status: int, headers: List[Tuple[str, str]], body: bytes, entry: Entry) -> None:
+        self.status = status
+        self.headers = headers  # stored fields in order, then Age and Cache-Status
+        self.body = body
+        self.entry = entry
+
+    def header(self, name: str) -> Optional[str]:
+        ln = name.lower()
+        for n, v in self.headers:
+            if n.lower() == ln:
+                return v
+        return None
+
+    def __repr__(self) -> str:
+        return f"<zerohop.CachedResponse {self.status} {len(self.body)}B>"
+
+
+class _Directives:
+    __slots__ = ("max_age", "min_fresh")
+
+    def __init__(self) -> None:
+        self.max_age = -1
+        self.min_fresh = 0
+
+
+def _values(headers: HeaderItems, name: str) -> List[str]:
+    ln = name.lower()
+    return [v for n, v in headers if n.lower() == ln]
+
+
+def _has_token(line: str, token: str) -> bool:
+    return any(p.strip().lower() == token for p in line.split(","))
+
+
+def eligible(method: str, headers: HeaderItems, has_body: bool = False) -> Optional[_Directives]:
+    """The request directives if the request may be answered from the
+    mapping at all, else None. Ranges, preconditions other than
+    If-None-Match and If-Modified-Since, request bodies and no-cache go to
+    the sidecar, which implements all of RFC 9111."""
+    if method not in ("GET", "HEAD") or has_body:
+        return None
+    d = _Directives()
+    cc: List[str] = []
+    pragma: List[str] = []
+    for n, v in headers:
+        ln = n.lower()
+        if ln in ("range", "if-match", "if-unmodified-since", "if-range"):
+            if v:
+                return None
+        elif ln == "cache-control":
+            cc.append(v)
+        elif ln == "pragma":
+            pragma.append(v)
+    if not cc:
+        # Pragma: no-cache counts only without Cache-Control (RFC 9111 §5.4).
+        return None if any(_has_token(p, "no-cache") for p in pragma) else d
+    for line in cc:
+        for part in line.split(","):
+            name, _, arg = part.strip().partition("=")
+            name = name.strip().lower()
+            arg = arg.strip().strip('"')
+            if name in ("no-cache", "no-store"):
+                return None
+            if name in ("max-age", "min-fresh"):
+                try:
+                    val = int(arg, 10)
+                except ValueError:
+                    return None
+                if name == "max-age":
+                    if val <= 0:
+                        return None  # max-age=0: revalidate at the sidecar
+                    d.max_age = val if d.max_age < 0 else min(d.max_age, val)
+                else:
+                    if val < 0:
+                        return None
+                    d.min_fresh = max(d.min_fresh, val)
+    return d
+
+
+def _http_date(v: str) -> Optional[float]:
+    try:
+        return parsedate_to_datetime(v).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def not_modified(req_headers: HeaderItems, stored: List[Tuple[str, str]]) -> bool:
+    """Evaluates the app's own conditional request against the stored
+    response's validators (RFC 9110 §13.1.2, §13.1.3; If-None-Match wins)."""
+    inm = _values(req_headers, "If-None-Match")
+    if inm:
+        etag = _values(stored, "ETag")
+        if not etag or not etag[0]:
+            return False
+        et = etag[0][2:] if etag[0].startswith("W/") else etag[0]
+        for line in inm:
+            for t in line.split(","):
+                t = t.strip()
+                if t == "*" or (t[2:] if t.startswith("W/") else t) == et:
+                    return True  # weak comparison, as If-None-Match requires
+        return False
+    ims = _values(req_headers, "If-Modified-Since")
+    lms = _values(stored, "Last-Modified")
+    if not ims or not lms:
+        return False
+    t = _http_date(ims[0])
+    lm = _http_date(lms[0])
+    return t is not None and lm is not None and lm <= t
+
+
+class Client:
+    """Reads the shared cache and decides what to answer from it.
+
+    cache_dir defaults to $ZEROHOP_CACHE_DIR, else /var/run/zerohop; the
+    sidecar address to $ZEROHOP_SIDECAR, else 127.0.0.1:8089. If the cache
+    file does not exist yet, every request goes to the sidecar until it
+    does (``strict=True`` raises instead).
+    """
+
+    def __init__(
+        self,
+        cache_dir: Optional[str] = None,
+        *,
+        sidecar: Optional[str] = None,
+        mode: str = "mmap",
+        max_writer_silence_ms: int = 2000,
+        strict: bool = False,
+        invalidation_log: Optional[str] = None,
+        origin: Optional[str] = None,
+        reader: Optional[Reader] = None,
+    ) -> None:
+        self.cache_dir = cache_dir or os.environ.get("ZEROHOP_CACHE_DIR") or DEFAULT_CACHE_DIR
+        self.sidecar = sidecar or os.environ.get("ZEROHOP_SIDECAR") or DEFAULT_SIDECAR
+        self.reader = reader or Reader(
+            self.cache_dir, mode=mode, max_writer_silence_ms=max_writer_silence_ms, lazy=not strict
+        )
+        self.hits = 0  # answered from shared memory
+        self.not_modified = 0  # of those, 304s to the app's conditional request
+        self.misses = 0  # eligible, but not fresh in shared memory: forwarded
+        self.bypassed = 0  # not eligible: forwarded
+        self._log_path = invalidation_log or os.path.join(self.cache_dir, "inval", "inval.log")
+        self._origin = origin if origin is not None else "app@" + socket.gethostname()
+        self._log: Optional[InvalidationLog] = None
+        self._log_mu = threading.Lock()
+
+    @property
+    def sidecar_url(self) -> str:
+        """The sidecar as a proxy URL, for forwarding."""
+        return "http://" + self.sidecar
+
+    # ---- lookups ----
+
+    def get(
+        self,
+        method: str,
+        scheme: StrOrBytes,
+        host: StrOrBytes,
+        target: StrOrBytes,
+        headers: Optional[HeaderItems] = None,
+        now_ms: Optional[int] = None,
+    ) -> Optional[Entry]:
+        """The fresh stored response for a request, following a Vary
+        marker (which must itself be fresh) to the request's variant. No
+        client policy (Authorization, headers-only) is applied: see serve."""
+        now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        r = self.reader
+        key = primary_key("GET" if method == "HEAD" else method, scheme, host, target)
+        e = r._get(key, now, True)
+        if e is None or not e.flags & FLAG_VARY_INDEX:
+            return e
+        return r._get(vary_key(key, e.vary_block, header_getter(headers)), now, True)
+
+    def serve(
+        self,
+        method: str,
+        scheme: StrOrBytes,
+        host: StrOrBytes,
+        target: StrOrBytes,
+        headers: HeaderItems = (),
+        *,
+        has_body: bool = False,
+        now_ms: Optional[int] = None,
+    ) -> Optional[CachedResponse]:
+        """The response to answer the request with from the mapping, or
+        None: send the request to the sidecar. host is the authority the
+        request is sent with and target the path and query exactly as on
+        the request line."""
+        d = eligible(method, headers, has_body)
+        if d is None:
+            self.bypassed += 1
+            return None
+        now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        e = self.get(method, scheme, host, target, headers, now)
+        if e is not None:
+            age = e.age_seconds(now)
+            ttl = (e.expires_ms - now) // 1000
+            if (
+                (e.flags & FLAG_AUTH_SHARED == 0 and any(v for v in _values(headers, "Authorization")))
+                or (d.max_age >= 0 and age > d.max_age)
+                or (d.min_fresh > 0 and ttl < d.min_fresh)
+                or (e.flags & FLAG_HEADERS_ONLY and method != "HEAD")
+            ):
+                e = None
+            else:
+                return self._response(method, headers, e, age, ttl)
+        self.misses += 1
+        return None
+
+    def _response(self, method: str, req_headers: HeaderItems, e: Entry, age: int, ttl: int) -> CachedResponse:
+        stored = e.headers
+        hdrs = [(n, v) for n, v in stored if n.lower() != "age"]
+        hdrs.append(("Age", str(age)))
+        status = e.status
+        if not_modified(req_headers, hdrs):
+            status = 304
+            self.not_modified += 1
+        hdrs.append(("Cache-Status", f"{CACHE_NAME}; hit; ttl={ttl}; detail=shm"))
+        self.hits += 1
+        body = b""
+        if status == 304:
+            hdrs = [(n, v) for n, v in hdrs if n.lower() != "content-length"]
+        elif method == "HEAD":
+            # A HEAD answered from a stored GET carries the GET's length; a
+            # headers-only entry keeps the length it was stored with.
+            if not e.flags & FLAG_HEADERS_ONLY:
+                hdrs = [(n, v) for n, v in hdrs if n.lower() != "content-length"]
+                hdrs.append(("Content-Length", str(len(e.body))))
+        else:
+            body = e.body
+            hdrs = [(n, v) for n, v in hdrs if n.lower() != "content-length"]
+            hdrs.append(("Content-Length", str(len(body))))
+        return CachedResponse(status, hdrs, body, e)
+
+    def serve_url(
+        self, method: str, url: str, headers: HeaderItems = (), *, now_ms: Optional[int] = None
+    ) -> Optional[CachedResponse]:
+        """serve for an absolute URL (target taken as written)."""
+        scheme, host, target = split_url(url)
+        return self.serve(method, scheme, host, target, headers, now_ms=now_ms)
+
+    def stats(self) -> Dict[str, Union[int, Dict[str, int]]]:
+        return {
+            "hits": self.hits,
+            "not_modified": self.not_modified,
+            "misses": self.misses,
+            "bypassed": self.bypassed,
+            "cache": self.reader.stats.as_dict(),
+        }
+
+    def healthy(self) -> bool:
+        """Whether hits are being served (the sidecar's heartbeat is recent)."""
+        return self.reader.healthy()
+
+    # ---- invalidation ----
+
+    def invalidate(self, record: Record, timeout: Optional[float] = 5.0) -> int:
+        """Appends record to the invalidation log the sidecar applies and
+        waits until it has applied it, so that this app's next read cannot
+        return what it purged (read-your-purge). Returns the record's
+        sequence number. On timeout the record stays in the log and will be
+        applied; InvalidationError is raised."""
+        with self._log_mu:
+            if self._log is None:
+                self._log = InvalidationLog(self._log_path, origin=self._origin)
+            lg = self._log
+        seq = lg.append(record, timeout=timeout)
+        wait_applied(self.reader.invalidation_seq, seq, timeout)
+        return seq
+
+    def invalidate_url(self, url: str, *, soft: bool = False, timeout: Optional[float] = 5.0) -> int:
+        """Invalidates one absolute URL and all its Vary variants."""
+        return self.invalidate(Record.key(url, SOFT if soft else HARD), timeout)
+
+    def invalidate_prefix(self, prefix: str, *, soft: bool = False, timeout: Optional[float] = 5.0) -> int:
+        """Invalidates every URL under an absolute URL prefix."""
+        return self.invalidate(Record.prefix(prefix, SOFT if soft else HARD), timeout)
+
+    def invalidate_tag(self, tag: str, *, soft: bool = False, timeout: Optional[float] = 5.0) -> int:
+        """Invalidates every response carrying a surrogate key."""
+        return self.invalidate(Record.tag(tag, SOFT if soft else HARD), timeout)
+
+    def invalidate_all(self, *, soft: bool = False, timeout: Optional[float] = 5.0) -> int:
+        """Invalidates everything."""
+        return self.invalidate(Record.all(SOFT if soft else HARD), timeout)
+
+    def close(self) -> None:
+        """Unmaps the cache and closes the log; adapters keep forwarding."""
+        with self._log_mu:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+        self.reader.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
