@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .entry import Entry
 from .invalidate import HARD, SOFT, InvalidationLog, Record, wait_applied
-from .key import StrOrBytes, header_getter, primary_key, vary_key
+from .key import GetValues, StrOrBytes, header_getter, primary_key, vary_key
 from .layout import FLAG_AUTH_SHARED, FLAG_HEADERS_ONLY, FLAG_VARY_INDEX
 from .reader import Reader
 from .url import split_url
@@ -54,12 +54,16 @@ class CachedResponse:
         return f"<zerohop.CachedResponse {self.status} {len(self.body)}B>"
 
 
-class _Directives:
-    __slots__ = ("max_age", "min_fresh")
+class _Request:
+    """What the client needs of a request's header fields, gathered in one
+    pass: the request directives and the fields by lower-case name."""
+
+    __slots__ = ("max_age", "min_fresh", "fields")
 
     def __init__(self) -> None:
         self.max_age = -1
         self.min_fresh = 0
+        self.fields: Dict[str, List[str]] = {}
 
 
 def _values(headers: HeaderItems, name: str) -> List[str]:
@@ -71,28 +75,34 @@ def _has_token(line: str, token: str) -> bool:
     return any(p.strip().lower() == token for p in line.split(","))
 
 
-def eligible(method: str, headers: HeaderItems, has_body: bool = False) -> Optional[_Directives]:
-    """The request directives if the request may be answered from the
+_INELIGIBLE = ("range", "if-match", "if-unmodified-since", "if-range")
+
+
+def eligible(method: str, headers: HeaderItems, has_body: bool = False) -> Optional[_Request]:
+    """The request's directives and fields if it may be answered from the
     mapping at all, else None. Ranges, preconditions other than
     If-None-Match and If-Modified-Since, request bodies and no-cache go to
     the sidecar, which implements all of RFC 9111."""
     if method not in ("GET", "HEAD") or has_body:
         return None
-    d = _Directives()
-    cc: List[str] = []
-    pragma: List[str] = []
+    d = _Request()
+    fields = d.fields
     for n, v in headers:
         ln = n.lower()
-        if ln in ("range", "if-match", "if-unmodified-since", "if-range"):
-            if v:
-                return None
-        elif ln == "cache-control":
-            cc.append(v)
-        elif ln == "pragma":
-            pragma.append(v)
+        vs = fields.get(ln)
+        if vs is None:
+            fields[ln] = [v]
+        else:
+            vs.append(v)
+    for ln in _INELIGIBLE:
+        vs = fields.get(ln)
+        if vs and vs[0]:
+            return None
+    cc = fields.get("cache-control")
     if not cc:
         # Pragma: no-cache counts only without Cache-Control (RFC 9111 §5.4).
-        return None if any(_has_token(p, "no-cache") for p in pragma) else d
+        pragma = fields.get("pragma")
+        return None if pragma and any(_has_token(p, "no-cache") for p in pragma) else d
     for line in cc:
         for part in line.split(","):
             name, _, arg = part.strip().partition("=")
@@ -123,10 +133,11 @@ def _http_date(v: str) -> Optional[float]:
         return None
 
 
-def not_modified(req_headers: HeaderItems, stored: List[Tuple[str, str]]) -> bool:
-    """Evaluates the app's own conditional request against the stored
-    response's validators (RFC 9110 §13.1.2, §13.1.3; If-None-Match wins)."""
-    inm = _values(req_headers, "If-None-Match")
+def not_modified(fields: Dict[str, List[str]], stored: List[Tuple[str, str]]) -> bool:
+    """Evaluates the app's own conditional request (its fields by lower-case
+    name) against the stored response's validators (RFC 9110 §13.1.2,
+    §13.1.3; If-None-Match wins)."""
+    inm = fields.get("if-none-match")
     if inm:
         etag = _values(stored, "ETag")
         if not etag or not etag[0]:
@@ -138,13 +149,13 @@ def not_modified(req_headers: HeaderItems, stored: List[Tuple[str, str]]) -> boo
                 if t == "*" or (t[2:] if t.startswith("W/") else t) == et:
                     return True  # weak comparison, as If-None-Match requires
         return False
-    ims = _values(req_headers, "If-Modified-Since")
+    ims = fields.get("if-modified-since")
     lms = _values(stored, "Last-Modified")
     if not ims or not lms:
         return False
-    t = _http_date(ims[0])
+    since = _http_date(ims[0])
     lm = _http_date(lms[0])
-    return t is not None and lm is not None and lm <= t
+    return since is not None and lm is not None and lm <= since
 
 
 class Client:
@@ -181,6 +192,7 @@ class Client:
         self._origin = origin if origin is not None else "app@" + socket.gethostname()
         self._log: Optional[InvalidationLog] = None
         self._log_mu = threading.Lock()
+        self._keys: Dict[Tuple[str, StrOrBytes, StrOrBytes, StrOrBytes], bytes] = {}
 
     @property
     def sidecar_url(self) -> str:
@@ -202,12 +214,28 @@ class Client:
         marker (which must itself be fresh) to the request's variant. No
         client policy (Authorization, headers-only) is applied: see serve."""
         now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        return self._lookup(method, scheme, host, target, header_getter(headers), now)
+
+    def _lookup(
+        self, method: str, scheme: StrOrBytes, host: StrOrBytes, target: StrOrBytes, get: GetValues, now: int
+    ) -> Optional[Entry]:
+        if method == "HEAD":
+            method = "GET"  # a stored GET answers a HEAD
+        # Building a key costs more than finding it again: keep the recent
+        # ones (a bounded dict; cleared when full).
+        ck = (method, scheme, host, target)
+        keys = self._keys
+        key = keys.get(ck)
+        if key is None:
+            key = primary_key(method, scheme, host, target)
+            if len(keys) >= 4096:
+                keys.clear()
+            keys[ck] = key
         r = self.reader
-        key = primary_key("GET" if method == "HEAD" else method, scheme, host, target)
         e = r._get(key, now, True)
         if e is None or not e.flags & FLAG_VARY_INDEX:
             return e
-        return r._get(vary_key(key, e.vary_block, header_getter(headers)), now, True)
+        return r._get(vary_key(key, e.vary_block, get), now, True)
 
     def serve(
         self,
@@ -229,44 +257,51 @@ class Client:
             self.bypassed += 1
             return None
         now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-        e = self.get(method, scheme, host, target, headers, now)
+        fields = d.fields
+        e = self._lookup(method, scheme, host, target, lambda n: fields.get(n.lower()) or (), now)
         if e is not None:
             age = e.age_seconds(now)
             ttl = (e.expires_ms - now) // 1000
-            if (
-                (e.flags & FLAG_AUTH_SHARED == 0 and any(v for v in _values(headers, "Authorization")))
+            auth = fields.get("authorization")
+            if not (
+                (auth and auth[0] and not e.flags & FLAG_AUTH_SHARED)  # RFC 9111 §3.5
                 or (d.max_age >= 0 and age > d.max_age)
                 or (d.min_fresh > 0 and ttl < d.min_fresh)
-                or (e.flags & FLAG_HEADERS_ONLY and method != "HEAD")
+                or (e.flags & FLAG_HEADERS_ONLY and method != "HEAD")  # only the headers were stored
             ):
-                e = None
-            else:
-                return self._response(method, headers, e, age, ttl)
+                return self._response(method, fields, e, age, ttl)
         self.misses += 1
         return None
 
-    def _response(self, method: str, req_headers: HeaderItems, e: Entry, age: int, ttl: int) -> CachedResponse:
-        stored = e.headers
-        hdrs = [(n, v) for n, v in stored if n.lower() != "age"]
+    def _response(self, method: str, fields: Dict[str, List[str]], e: Entry, age: int, ttl: int) -> CachedResponse:
+        # Stored fields in order, less Age (ours replaces it) and, unless a
+        # HEAD answered from a headers-only entry keeps the stored one,
+        # Content-Length (set from the body below).
+        keep_length = method == "HEAD" and e.flags & FLAG_HEADERS_ONLY
+        hdrs: List[Tuple[str, str]] = []
+        for n, v in e.headers:
+            ln = n.lower()
+            if ln == "age" or (ln == "content-length" and not keep_length):
+                continue
+            hdrs.append((n, v))
         hdrs.append(("Age", str(age)))
         status = e.status
-        if not_modified(req_headers, hdrs):
+        if ("if-none-match" in fields or "if-modified-since" in fields) and not_modified(fields, hdrs):
             status = 304
             self.not_modified += 1
+            if keep_length:
+                hdrs = [(n, v) for n, v in hdrs if n.lower() != "content-length"]
         hdrs.append(("Cache-Status", f"{CACHE_NAME}; hit; ttl={ttl}; detail=shm"))
         self.hits += 1
         body = b""
         if status == 304:
-            hdrs = [(n, v) for n, v in hdrs if n.lower() != "content-length"]
+            pass
         elif method == "HEAD":
-            # A HEAD answered from a stored GET carries the GET's length; a
-            # headers-only entry keeps the length it was stored with.
-            if not e.flags & FLAG_HEADERS_ONLY:
-                hdrs = [(n, v) for n, v in hdrs if n.lower() != "content-length"]
+            # A HEAD answered from a stored GET carries the GET's length.
+            if not keep_length:
                 hdrs.append(("Content-Length", str(len(e.body))))
         else:
             body = e.body
-            hdrs = [(n, v) for n, v in hdrs if n.lower() != "content-length"]
             hdrs.append(("Content-Length", str(len(body))))
         return CachedResponse(status, hdrs, body, e)
 

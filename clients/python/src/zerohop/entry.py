@@ -16,19 +16,21 @@ def parse_header_block(block: bytes) -> List[Tuple[str, str]]:
     stops at the first field that does not fit. Names and values are
     decoded as Latin-1, as HTTP libraries do."""
     out: List[Tuple[str, str]] = []
+    # Latin-1 maps each byte to one character, so offsets in the decoded
+    # text are offsets in the block: one decode for the whole block.
+    text = block.decode("latin-1")
     p = 0
     n = len(block)
+    unpack = _hdr_field
+    append = out.append
     while p + 6 <= n:
-        nl, vl = _hdr_field(block, p)
-        if p + 6 + nl + vl > n:
+        nl, vl = unpack(block, p)
+        a = p + 6
+        b = a + nl
+        p = b + vl
+        if p > n:
             break
-        out.append(
-            (
-                block[p + 6 : p + 6 + nl].decode("latin-1"),
-                block[p + 6 + nl : p + 6 + nl + vl].decode("latin-1"),
-            )
-        )
-        p += 6 + nl + vl
+        append((text[a:b], text[b:p]))
     return out
 
 

@@ -103,6 +103,21 @@ class Geometry:
         "max_key",
         "max_headers",
     )
+    major: int
+    minor: int
+    features: int
+    seed: int
+    bucket_log2: int
+    region_size: int
+    region_count: int
+    index_off: int
+    arena_off: int
+    arena_len: int
+    instance_id: int
+    created_ms: int
+    file_size: int
+    max_key: int
+    max_headers: int
 
     def __init__(self, header: bytes, actual_size: int) -> None:
         if len(header) < L.HEADER_SIZE or actual_size < L.HEADER_SIZE:

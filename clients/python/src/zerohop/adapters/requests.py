@@ -39,7 +39,7 @@ class ZerohopAdapter(HTTPAdapter):
         stream: bool = False,
         timeout: Union[None, float, Tuple[float, float], Tuple[float, None]] = None,
         verify: Union[bool, str] = True,
-        cert: Union[None, bytes, str, Tuple[Union[bytes, str], Union[bytes, str]]] = None,
+        cert: Union[None, str, Tuple[str, str]] = None,
         proxies: Optional[Mapping[str, str]] = None,
     ) -> requests.Response:
         resp = self._from_cache(request)
