@@ -339,6 +339,13 @@ var goldenLookups = []struct {
 		withHeaders(get("/stale-marker"), "Accept-Encoding", "gzip"), true, "hit", "stale-marker-gzip"},
 }
 
+// hasAuthorization is the Go transport's test: a non-empty first
+// Authorization field line (req.Header.Get("Authorization") != "").
+func hasAuthorization(r goldenReq) bool {
+	v := r.values("Authorization")
+	return len(v) > 0 && v[0] != ""
+}
+
 func withHeaders(r goldenReq, kv ...string) goldenReq {
 	for i := 0; i+1 < len(kv); i += 2 {
 		r.headers = append(r.headers, [2]string{kv[i], kv[i+1]})
@@ -631,7 +638,7 @@ func (f *specFile) specServe(r goldenReq, now int64) (serve, reason string) {
 			return "forward", "variant stale"
 		}
 	}
-	if len(r.values("Authorization")) > 0 && e.flags&shm.FlagAuthShared == 0 {
+	if hasAuthorization(r) && e.flags&shm.FlagAuthShared == 0 {
 		return "forward", "authorization"
 	}
 	if e.flags&shm.FlagHeadersOnly != 0 && r.method != "HEAD" {
@@ -1259,7 +1266,7 @@ func readerServe(r *shm.Reader, req goldenReq, now int64) string {
 	switch {
 	case !ok:
 		return "forward"
-	case len(req.values("Authorization")) > 0 && e.Flags&shm.FlagAuthShared == 0:
+	case hasAuthorization(req) && e.Flags&shm.FlagAuthShared == 0:
 		return "forward"
 	case e.Flags&shm.FlagHeadersOnly != 0 && req.method != "HEAD":
 		return "forward"

@@ -141,3 +141,23 @@ def test_stats_and_health(env: Tuple[Sidecar, Origin]) -> None:
     st = c.stats()
     assert set(st) == {"hits", "not_modified", "misses", "bypassed", "cache"}
     c.close()
+
+
+def test_urllib3_pool_manager(env: Tuple[Sidecar, Origin]) -> None:
+    from zerohop.adapters.urllib3 import ZerohopPoolManager
+
+    sc, o = env
+    c = Client(sc.dir, sidecar=sc.listen, strict=True)
+    http = ZerohopPoolManager(c)
+    url = o.url("/raw/urllib3")
+    r = http.request("GET", url)
+    assert r.status == 200 and not _is_shm_hit(r.headers["Cache-Status"])
+    assert wait_until(lambda: c.get("GET", "http", f"127.0.0.1:{o.port}", "/raw/urllib3") is not None)
+    r2 = http.request("GET", url)
+    assert r2.status == 200 and _is_shm_hit(r2.headers["Cache-Status"]) and r2.data == r.data
+    assert o.count("/raw/urllib3") == 1
+    c.invalidate_prefix(o.url("/raw/"))
+    r3 = http.request("GET", url)
+    assert not _is_shm_hit(r3.headers["Cache-Status"]) and o.count("/raw/urllib3") == 2
+    http.clear()
+    c.close()

@@ -7,6 +7,7 @@ the sidecar. See README.md for the ten-line usage.
 """
 
 from ._xxh64 import IMPLEMENTATION as XXH64_IMPLEMENTATION
+from .client import CachedResponse, Client
 from .entry import Entry
 from .errors import (
     BadMagicError,
@@ -22,6 +23,8 @@ from .key import primary_key, vary_key
 from .reader import Reader, ReadStats
 
 __all__ = [
+    "CachedResponse",
+    "Client",
     "XXH64_IMPLEMENTATION",
     "BadMagicError",
     "CorruptError",
