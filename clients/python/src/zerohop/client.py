@@ -76,6 +76,7 @@ def _has_token(line: str, token: str) -> bool:
 
 
 _INELIGIBLE = ("range", "if-match", "if-unmodified-since", "if-range")
+_SPECIAL = frozenset(_INELIGIBLE + ("cache-control", "pragma"))
 
 
 def eligible(method: str, headers: HeaderItems, has_body: bool = False) -> Optional[_Request]:
@@ -94,6 +95,8 @@ def eligible(method: str, headers: HeaderItems, has_body: bool = False) -> Optio
             fields[ln] = [v]
         else:
             vs.append(v)
+    if _SPECIAL.isdisjoint(fields):
+        return d  # the common case: nothing that needs a closer look
     for ln in _INELIGIBLE:
         vs = fields.get(ln)
         if vs and vs[0]:
@@ -192,6 +195,9 @@ class Client:
         self._origin = origin if origin is not None else "app@" + socket.gethostname()
         self._log: Optional[InvalidationLog] = None
         self._log_mu = threading.Lock()
+        # Parsed stored fields by header block (the cache key is the block's
+        # bytes, so a hit can never get another entry's fields).
+        self._hdr_cache: Dict[bytes, List[Tuple[str, str]]] = {}
         self._keys: Dict[Tuple[str, StrOrBytes, StrOrBytes, StrOrBytes], bytes] = {}
 
     @property
@@ -278,12 +284,23 @@ class Client:
         # HEAD answered from a headers-only entry keeps the stored one,
         # Content-Length (set from the body below).
         keep_length = method == "HEAD" and e.flags & FLAG_HEADERS_ONLY
-        hdrs: List[Tuple[str, str]] = []
-        for n, v in e.headers:
-            ln = n.lower()
-            if ln == "age" or (ln == "content-length" and not keep_length):
-                continue
-            hdrs.append((n, v))
+        hdrs: List[Tuple[str, str]]
+        block = e.header_block
+        base = None if keep_length else self._hdr_cache.get(block)
+        if base is not None:
+            # Entries are immutable: equal header blocks give equal fields.
+            hdrs = base.copy()
+        else:
+            hdrs = []
+            for n, v in e.headers:
+                ln = n.lower()
+                if ln == "age" or (ln == "content-length" and not keep_length):
+                    continue
+                hdrs.append((n, v))
+            if not keep_length:
+                if len(self._hdr_cache) >= 1024:
+                    self._hdr_cache.clear()
+                self._hdr_cache[block] = hdrs.copy()
         hdrs.append(("Age", str(age)))
         status = e.status
         if ("if-none-match" in fields or "if-modified-since" in fields) and not_modified(fields, hdrs):

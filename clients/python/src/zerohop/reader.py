@@ -42,6 +42,9 @@ _KIND = L.KIND_ENTRY
 _NO_CACHE = L.FLAG_NO_CACHE
 
 
+_NOT_FOUND: Tuple[int, int] = (-1, -1)  # a stable bucket without the tag
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -382,55 +385,43 @@ class Reader:
         tag = h | 1
         mask = f.mask
         i1 = h & mask
-        i2 = (((((h << 32) | (h >> 32)) & _M64) * _GOLDEN & _M64) >> 17) & mask
-        if i2 == i1:
-            i2 = i1 ^ 1
-        found = False
-        pos = meta = 0
-        for bi in (i1, i2):
-            b = 512 + (bi << 4)  # u64 index of the bucket: (4096 + 128*bi) / 8
-            si = b << 1  # u32 index of its seq
-            tries = 0
-            while True:
-                sq = i32[si]
-                if sq & 1:
-                    s.torn_retries += 1
-                    tries += 1
-                    if tries >= 16:
-                        s.torn += 1
-                        s.misses += 1
-                        return None
-                    if tries > 3:
-                        time.sleep(0)
-                    continue
-                # Scan the five slots for the tag; pos and meta come from the
-                # same snapshot as the tag (meta's fresh-until is covered by
-                # nothing else).
-                if q[b + 1] == tag:
-                    found, pos, meta = True, q[b + 2], q[b + 3]
-                elif q[b + 4] == tag:
-                    found, pos, meta = True, q[b + 5], q[b + 6]
-                elif q[b + 7] == tag:
-                    found, pos, meta = True, q[b + 8], q[b + 9]
-                elif q[b + 10] == tag:
-                    found, pos, meta = True, q[b + 11], q[b + 12]
-                elif q[b + 13] == tag:
-                    found, pos, meta = True, q[b + 14], q[b + 15]
-                else:
-                    found = False
-                if i32[si] == sq:
-                    break
+        # The common case inline: bucket b1 stable at the first try.
+        b = 512 + (i1 << 4)  # u64 index of bucket i1: (4096 + 128 * i1) / 8
+        sq = i32[b << 1]  # its seq
+        snap: Optional[Tuple[int, int]] = None
+        if sq & 1:
+            snap = self._snapshot(i32, q, b, tag)
+        else:
+            # Scan the five slots; pos and meta come from the same snapshot
+            # as the tag (meta's fresh-until is covered by nothing else).
+            if q[b + 1] == tag:
+                snap = (q[b + 2], q[b + 3])
+            elif q[b + 4] == tag:
+                snap = (q[b + 5], q[b + 6])
+            elif q[b + 7] == tag:
+                snap = (q[b + 8], q[b + 9])
+            elif q[b + 10] == tag:
+                snap = (q[b + 11], q[b + 12])
+            elif q[b + 13] == tag:
+                snap = (q[b + 14], q[b + 15])
+            else:
+                snap = _NOT_FOUND
+            if i32[b << 1] != sq:
                 s.torn_retries += 1
-                tries += 1
-                if tries >= 16:
-                    s.torn += 1
-                    s.misses += 1
-                    return None
-            if found:
-                break
-        if not found:
+                snap = self._snapshot(i32, q, b, tag)
+        if snap is _NOT_FOUND:
+            i2 = (((((h << 32) | (h >> 32)) & _M64) * _GOLDEN & _M64) >> 17) & mask
+            if i2 == i1:
+                i2 = i1 ^ 1
+            snap = self._snapshot(i32, q, 512 + (i2 << 4), tag)
+        if snap is None:
+            s.torn += 1
             s.misses += 1
             return None
+        if snap is _NOT_FOUND:
+            s.misses += 1
+            return None
+        pos, meta = snap
         geo = f.geo
         n = meta & 0xFFFFFFFF
         fresh_until_ms = (meta >> 32) * 1000
@@ -456,6 +447,30 @@ class Reader:
             s.misses += 1
             return None
         return self._verify(buf, n, pos, h, f.seed32, key, fresh_until_ms, now_ms, fresh)
+
+    def _snapshot(self, i32: memoryview, q: memoryview, b: int, tag: int) -> Optional[Tuple[int, int]]:
+        """(pos, meta) of the slot holding tag in the bucket at u64 index b,
+        read under its seqlock; _NOT_FOUND if the stable bucket has no such
+        slot; None if the bucket never became stable (at most 16 tries: a
+        writer that died mid-update leaves seq odd forever)."""
+        s = self.stats
+        si = b << 1
+        for tries in range(L.MAX_SEQ_TRIES):
+            sq = i32[si]
+            if sq & 1:
+                s.torn_retries += 1
+                if tries > 2:
+                    time.sleep(0)
+                continue
+            snap = _NOT_FOUND
+            for j in range(b + 1, b + 16, 3):
+                if q[j] == tag:
+                    snap = (q[j + 1], q[j + 2])
+                    break
+            if i32[si] == sq:
+                return snap
+            s.torn_retries += 1
+        return None
 
     def _verify(
         self,
