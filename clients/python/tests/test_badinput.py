@@ -93,3 +93,43 @@ def test_vanished_file(tmp_path: Any, golden: Dict[str, Any]) -> None:
     # writer abandons it or its heartbeat goes stale.
     assert r.get(key, now + 1) is not None
     assert r.get(key, now + 3000) is None and r.stats.writer_stale == 1
+
+
+@pytest.mark.parametrize("mode", ["mmap", "pread"])
+def test_close_under_concurrent_lookups(tmp_path: Any, golden: Dict[str, Any], mode: str) -> None:
+    """close() while other threads look up: they get hits, then misses,
+    never an exception."""
+    import threading
+
+    now = golden["now_ms"]
+    shutil.copy(LIVE, tmp_path / "cache.shm")
+    r = Reader(str(tmp_path), mode=mode)
+    key = bytes.fromhex(PLAIN_KEY)
+    errors: list = []
+    results = {"hit": 0, "miss": 0}
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                e = r.get(key, now)
+                if e is None:
+                    results["miss"] += 1
+                else:
+                    assert e.body == b"Hello, zerohop!\n"
+                    results["hit"] += 1
+        except BaseException as ex:  # noqa: BLE001 - the test reports any
+            errors.append(ex)
+
+    ts = [threading.Thread(target=run) for _ in range(3)]
+    for t in ts:
+        t.start()
+    wait = threading.Event()
+    wait.wait(0.05)
+    r.close()
+    wait.wait(0.05)
+    stop.set()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+    assert results["hit"] > 0 and results["miss"] > 0

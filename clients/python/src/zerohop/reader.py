@@ -176,9 +176,10 @@ class Geometry:
 
 class _File:
     """One open cache file: its descriptor, geometry and, in mmap mode, the
-    read-only mapping with u32 and u64 views over it. Old _File objects
-    are unmapped when the last lookup using them drops its reference, so a
-    replaced file needs no grace timer."""
+    read-only mapping with u32 and u64 views over it. A _File is unmapped
+    and closed when the last lookup using it drops its reference, so a
+    replaced file needs no grace timer and close() cannot fault a lookup in
+    another thread."""
 
     __slots__ = ("fd", "id", "geo", "mm", "q", "i", "seed", "seed32", "mask", "closed")
 
@@ -230,29 +231,14 @@ class _File:
         except OSError:
             return False
 
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        # Views first: an mmap with exported buffers cannot be closed. If a
-        # lookup in another thread still holds a view, leave the unmapping
-        # to the garbage collector.
-        try:
-            if self.q is not None:
-                self.q.release()
-            if self.i is not None:
-                self.i.release()
-            if self.mm is not None:
-                self.mm.close()
-        except BufferError:
-            pass
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
-
     def __del__(self) -> None:
+        # The last reference is gone (CPython frees it at once when no lookup
+        # holds it any more): the views, then the mapping, are released with
+        # this object; only the descriptor needs closing. Closing anything
+        # earlier could pull the mapping or the descriptor from under a
+        # lookup running in another thread.
         if not self.closed:
+            self.closed = True
             try:
                 os.close(self.fd)
             except OSError:
@@ -677,10 +663,8 @@ class Reader:
         """Unmaps the file; later lookups miss."""
         with self._lock:
             self._closed = True
-            f, self._f = self._f, None
+            self._f = None  # unmapped when the last lookup using it returns
             self._next_check = 1 << 62
-        if f is not None:
-            f.close()
 
     def __enter__(self) -> "Reader":
         return self
