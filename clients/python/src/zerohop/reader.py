@@ -363,9 +363,10 @@ class Reader:
         st = i32[32]  # OFF_STATE / 4
         if st != 1 or now_ms - q[40] > self._silence:  # OFF_HEARTBEAT / 8
             if not (self.offline and st != 3):
+                # Not serving: the recheck (at most every recheck interval,
+                # at the top of the lookup) looks for a replaced file.
                 s.writer_stale += 1
                 s.misses += 1
-                self._next_check = 0  # look for a replaced file now
                 return None
         h = xxh64(key, f.seed)
         tag = h | 1
@@ -554,7 +555,6 @@ class Reader:
                 if not (self.offline and st != 3):
                     s.writer_stale += 1
                     s.misses += 1
-                    self._next_check = 0
                     return None
             h = xxh64(key, f.seed)
             tag = h | 1
