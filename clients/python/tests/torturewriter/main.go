@@ -10,8 +10,9 @@
 //	headers Content-Type: text/plain, X-Key: <id>, X-Ver: <ver>
 //	etag    "<id>-<ver>"
 //	tags    g<id mod 16>
-//	body    "id=<id> ver=<ver>\n" followed by SHA-256("<id>:<ver>:<k>") for
-//	        k = 0, 1, ..., cut to mix(id<<32 ^ ver) mod 4096 bytes
+//	body    "id=<id> ver=<ver>\n" followed by SHA-256("<id>:<ver>") repeated,
+//	        cut to mix(id<<32 ^ ver) mod 4096 bytes (32 bytes that differ for
+//	        every key and version: a byte from any other entry shows)
 //
 // Usage: torturewriter -dir DIR -seconds N. It prints "ready" once the
 // file is live and, at the end, the writer's counters as JSON.
@@ -51,8 +52,8 @@ func key(id int) []byte {
 func body(id int, ver uint64) []byte {
 	n := int(mix(uint64(id)<<32^ver) % 4096)
 	b := []byte(fmt.Sprintf("id=%d ver=%d\n", id, ver))
-	for k := 0; len(b) < n; k++ {
-		s := sha256.Sum256([]byte(fmt.Sprintf("%d:%d:%d", id, ver, k)))
+	s := sha256.Sum256([]byte(fmt.Sprintf("%d:%d", id, ver)))
+	for len(b) < n {
 		b = append(b, s[:]...)
 	}
 	return b[:n]
