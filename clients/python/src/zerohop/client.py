@@ -220,11 +220,20 @@ class Client:
         marker (which must itself be fresh) to the request's variant. No
         client policy (Authorization, headers-only) is applied: see serve."""
         now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-        return self._lookup(method, scheme, host, target, header_getter(headers), now)
+        return self._lookup(method, scheme, host, target, None, header_getter(headers), now)
 
     def _lookup(
-        self, method: str, scheme: StrOrBytes, host: StrOrBytes, target: StrOrBytes, get: GetValues, now: int
+        self,
+        method: str,
+        scheme: StrOrBytes,
+        host: StrOrBytes,
+        target: StrOrBytes,
+        fields: Optional[Dict[str, List[str]]],
+        get: Optional[GetValues],
+        now: int,
     ) -> Optional[Entry]:
+        """The fresh entry for a request; the Vary marker's fields come from
+        fields (lower-case names) or get."""
         if method == "HEAD":
             method = "GET"  # a stored GET answers a HEAD
         # Building a key costs more than finding it again: keep the recent
@@ -241,6 +250,12 @@ class Client:
         e = r._get(key, now, True)
         if e is None or not e.flags & FLAG_VARY_INDEX:
             return e
+        if get is None:
+            fl = fields or {}
+
+            def get(n: str) -> Sequence[StrOrBytes]:
+                return fl.get(n.lower()) or ()
+
         return r._get(vary_key(key, e.vary_block, get), now, True)
 
     def serve(
@@ -264,9 +279,10 @@ class Client:
             return None
         now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
         fields = d.fields
-        e = self._lookup(method, scheme, host, target, lambda n: fields.get(n.lower()) or (), now)
+        e = self._lookup(method, scheme, host, target, fields, None, now)
         if e is not None:
-            age = e.age_seconds(now)
+            resident = (now - e.stored_ms) // 1000
+            age = e.initial_age + (resident if resident > 0 else 0)
             ttl = (e.expires_ms - now) // 1000
             auth = fields.get("authorization")
             if not (
@@ -285,7 +301,8 @@ class Client:
         # Content-Length (set from the body below).
         keep_length = method == "HEAD" and e.flags & FLAG_HEADERS_ONLY
         hdrs: List[Tuple[str, str]]
-        block = e.header_block
+        o = e._offs
+        block = e.raw[o[4] : o[5]]
         base = None if keep_length else self._hdr_cache.get(block)
         if base is not None:
             # Entries are immutable: equal header blocks give equal fields.
