@@ -90,9 +90,10 @@ class Origin:
 class Sidecar:
     """`zerohop run` on 127.0.0.1 with a temporary cache directory."""
 
-    def __init__(self, binary: str) -> None:
-        self.dir = tempfile.mkdtemp(prefix="zerohop-cache-")
-        self.listen = f"127.0.0.1:{free_port()}"
+    def __init__(self, binary: str, cache_dir: Optional[str] = None, listen: Optional[str] = None) -> None:
+        self.owns_dir = cache_dir is None
+        self.dir = cache_dir or tempfile.mkdtemp(prefix="zerohop-cache-")
+        self.listen = listen or f"127.0.0.1:{free_port()}"
         self.admin = f"127.0.0.1:{free_port()}"
         env = dict(os.environ)
         env.update(
@@ -122,6 +123,12 @@ class Sidecar:
         self.stderr.seek(0)
         return self.stderr.read().decode(errors="replace")
 
+    def kill(self) -> None:
+        """SIGKILL: the writer dies without closing the file (state stays
+        live, the heartbeat stops)."""
+        self.proc.kill()
+        self.proc.wait()
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -130,7 +137,8 @@ class Sidecar:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.owns_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def wait_until(cond: "callable[[], bool]", timeout: float = 5.0) -> bool:  # type: ignore[valid-type]

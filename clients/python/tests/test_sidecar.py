@@ -6,6 +6,7 @@ Cache-Status, and invalidate() makes it a miss again (read-your-purge)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from typing import Iterator, List, Tuple
 
@@ -161,3 +162,39 @@ def test_urllib3_pool_manager(env: Tuple[Sidecar, Origin]) -> None:
     assert not _is_shm_hit(r3.headers["Cache-Status"]) and o.count("/raw/urllib3") == 2
     http.clear()
     c.close()
+
+
+def test_sidecar_crash_and_restart_remaps(env: Tuple[Sidecar, Origin], tmp_path: "os.PathLike[str]") -> None:
+    """The sidecar is killed (SIGKILL): its heartbeat stops and the client
+    stops serving from the mapping within max_writer_silence. A new sidecar
+    on the same directory rebuilds the file (salvaging verified entries),
+    renames it over cache.shm and marks the old one abandoned: the client
+    maps the new file and serves hits again, with no restart of the app."""
+    _, o = env
+    binary = go_build("./cmd/zerohop", "zerohop")
+    d = str(tmp_path)
+    a = Sidecar(binary, cache_dir=d)
+    listen = a.listen
+    c = Client(d, sidecar=listen, strict=True, max_writer_silence_ms=500)
+    url = o.url("/raw/crash")
+    host = f"127.0.0.1:{o.port}"
+    try:
+        with httpx.Client(transport=ZerohopTransport(c), timeout=10) as hc:
+            hc.get(url)
+            hs = [(k.decode(), v.decode()) for k, v in hc.build_request("GET", url).headers.raw]
+            assert wait_until(lambda: c.serve("GET", "http", host, "/raw/crash", hs) is not None)
+            old_id = c.reader._f.id if c.reader._f else None
+            a.kill()
+            assert wait_until(lambda: c.serve("GET", "http", host, "/raw/crash", hs) is None, timeout=5)
+            assert c.reader.stats.writer_stale > 0
+            b = Sidecar(binary, cache_dir=d, listen=listen)
+            try:
+                assert wait_until(lambda: c.serve("GET", "http", host, "/raw/crash", hs) is not None, timeout=10)
+                assert c.reader.stats.remaps >= 1 and c.reader._f is not None and c.reader._f.id != old_id
+                r = hc.get(url)
+                assert _is_shm_hit(r.headers["cache-status"]) and o.count("/raw/crash") == 1  # salvaged
+            finally:
+                b.close()
+    finally:
+        a.close()
+        c.close()
