@@ -195,9 +195,10 @@ class Client:
         self._origin = origin if origin is not None else "app@" + socket.gethostname()
         self._log: Optional[InvalidationLog] = None
         self._log_mu = threading.Lock()
-        # Parsed stored fields by header block (the cache key is the block's
-        # bytes, so a hit can never get another entry's fields).
-        self._hdr_cache: Dict[bytes, List[Tuple[str, str]]] = {}
+        # Parsed stored fields by (mapping, position), and whole response
+        # field lists by (mapping, position, age, ttl).
+        self._hdr_cache: Dict[Tuple[int, int], List[Tuple[str, str]]] = {}
+        self._resp_cache: Dict[Tuple[int, int, int, int], List[Tuple[str, str]]] = {}
         self._keys: Dict[Tuple[str, StrOrBytes, StrOrBytes, StrOrBytes], bytes] = {}
 
     @property
@@ -296,28 +297,27 @@ class Client:
         return None
 
     def _response(self, method: str, fields: Dict[str, List[str]], e: Entry, age: int, ttl: int) -> CachedResponse:
+        if method == "GET" and "if-none-match" not in fields and "if-modified-since" not in fields:
+            # The common case. Its header fields depend only on the entry,
+            # its age and its ttl, which change once a second: build them
+            # once per second and entry.
+            ck = (e.gen, e.pos, age, ttl)
+            full = self._resp_cache.get(ck)
+            if full is None:
+                full = self._base_headers(e, False).copy()
+                full.append(("Age", str(age)))
+                full.append(("Cache-Status", f"{CACHE_NAME}; hit; ttl={ttl}; detail=shm"))
+                full.append(("Content-Length", str(e._offs[6] - e._offs[5])))
+                if len(self._resp_cache) >= 4096:
+                    self._resp_cache.clear()
+                self._resp_cache[ck] = full
+            self.hits += 1
+            return CachedResponse(e.status, full.copy(), e.body, e)
         # Stored fields in order, less Age (ours replaces it) and, unless a
         # HEAD answered from a headers-only entry keeps the stored one,
         # Content-Length (set from the body below).
-        keep_length = method == "HEAD" and e.flags & FLAG_HEADERS_ONLY
-        hdrs: List[Tuple[str, str]]
-        o = e._offs
-        block = e.raw[o[4] : o[5]]
-        base = None if keep_length else self._hdr_cache.get(block)
-        if base is not None:
-            # Entries are immutable: equal header blocks give equal fields.
-            hdrs = base.copy()
-        else:
-            hdrs = []
-            for n, v in e.headers:
-                ln = n.lower()
-                if ln == "age" or (ln == "content-length" and not keep_length):
-                    continue
-                hdrs.append((n, v))
-            if not keep_length:
-                if len(self._hdr_cache) >= 1024:
-                    self._hdr_cache.clear()
-                self._hdr_cache[block] = hdrs.copy()
+        keep_length = bool(method == "HEAD" and e.flags & FLAG_HEADERS_ONLY)
+        hdrs = self._base_headers(e, keep_length).copy()
         hdrs.append(("Age", str(age)))
         status = e.status
         if ("if-none-match" in fields or "if-modified-since" in fields) and not_modified(fields, hdrs):
@@ -338,6 +338,26 @@ class Client:
             body = e.body
             hdrs.append(("Content-Length", str(len(body))))
         return CachedResponse(status, hdrs, body, e)
+
+    def _base_headers(self, e: Entry, keep_length: bool) -> List[Tuple[str, str]]:
+        """The stored fields less Age and (unless keep_length) Content-Length,
+        which the response sets itself. Callers copy the list."""
+        ck = (e.gen, e.pos)
+        base = None if keep_length else self._hdr_cache.get(ck)
+        if base is None:
+            base = []
+            for n, v in e.headers:
+                ln = n.lower()
+                if ln == "age" or (ln == "content-length" and not keep_length):
+                    continue
+                base.append((n, v))
+            if not keep_length:
+                if len(self._hdr_cache) >= 4096:
+                    self._hdr_cache.clear()
+                # Entries are immutable, and (mapping, position) names one
+                # entry for the life of the mapping.
+                self._hdr_cache[ck] = base
+        return base
 
     def serve_url(
         self, method: str, url: str, headers: HeaderItems = (), *, now_ms: Optional[int] = None

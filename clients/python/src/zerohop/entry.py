@@ -56,6 +56,7 @@ class Entry:
         "flags",
         "_offs",
         "_headers",
+        "gen",
     )
 
     def __init__(
@@ -72,6 +73,7 @@ class Entry:
         status: int,
         flags: int,
         offs: Tuple[int, int, int, int, int, int, int, int],
+        gen: int = 0,
     ) -> None:
         self.raw = raw
         self.pos = pos
@@ -88,6 +90,9 @@ class Entry:
         # body start, body end.
         self._offs = offs
         self._headers: Optional[List[Tuple[str, str]]] = None
+        # Which mapping it came from: (gen, pos) names one entry's bytes
+        # forever, since positions are never reused within a file.
+        self.gen = gen
 
     def _part(self, i: int) -> bytes:
         o = self._offs

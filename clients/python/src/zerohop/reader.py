@@ -22,6 +22,7 @@ atomics or mmap"):
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 import sys
@@ -43,6 +44,7 @@ _KIND = L.KIND_ENTRY
 _NO_CACHE = L.FLAG_NO_CACHE
 
 
+_generations = itertools.count(1)  # numbers every _File this process opens
 _NOT_FOUND: Tuple[int, int] = (-1, -1)  # a stable bucket without the tag
 
 
@@ -182,7 +184,7 @@ class _File:
     replaced file needs no grace timer and close() cannot fault a lookup in
     another thread."""
 
-    __slots__ = ("fd", "id", "geo", "mm", "q", "i", "seed", "seed32", "mask", "closed")
+    __slots__ = ("fd", "id", "geo", "mm", "q", "i", "seed", "seed32", "mask", "closed", "gen")
 
     def __init__(self, path: str, use_mmap: bool) -> None:
         self.closed = True  # until fully open: __del__ must not close a foreign fd
@@ -213,6 +215,7 @@ class _File:
         self.seed = geo.seed
         self.seed32 = geo.seed & 0xFFFFFFFF
         self.mask = (1 << geo.bucket_log2) - 1
+        self.gen = next(_generations)
         self.closed = False
 
     def u32(self, off: int) -> int:
@@ -434,7 +437,71 @@ class Reader:
             s.overruns += 1  # the region was reclaimed while we copied
             s.misses += 1
             return None
-        return self._verify(buf, n, pos, h, f.seed32, key, fresh_until_ms, now_ms, fresh)
+        # Verify the copy (inline: this is the hit path; _verify is the
+        # same for the pread route).
+        (
+            kind,
+            total_len,
+            sm,
+            _,
+            epos,
+            ehash,
+            stored,
+            expires,
+            iage,
+            swr,
+            sie,
+            status,
+            flags,
+            kl,
+            vl,
+            hl,
+            bl,
+            etl,
+            lml,
+            tgl,
+            _,
+        ) = _unpack_entry(buf, 0)
+        if kind != _KIND or total_len != n or epos != pos or ehash != h or _crc32(memoryview(buf)[16:], f.seed32) != sm:
+            s.corrupt += 1
+            s.misses += 1
+            return None
+        k_end = 96 + kl
+        v_end = k_end + vl
+        e_end = v_end + etl
+        l_end = e_end + lml
+        t_end = l_end + tgl
+        h_end = t_end + hl
+        b_end = h_end + bl
+        if b_end > n or n - b_end >= 8:
+            s.corrupt += 1
+            s.misses += 1
+            return None
+        if kl != len(key) or not buf.startswith(key, 96):
+            s.collisions += 1
+            s.misses += 1
+            return None
+        eff = fresh_until_ms if fresh_until_ms < expires else expires
+        if fresh and (flags & _NO_CACHE or now_ms >= eff):
+            s.expired += 1
+            s.misses += 1
+            return None
+        s.hits += 1
+        return Entry(
+            buf,
+            pos,
+            h,
+            stored,
+            eff,
+            expires,
+            iage,
+            swr,
+            sie,
+            status,
+            flags,
+            (k_end, v_end, e_end, l_end, t_end, h_end, b_end, b_end),
+            f.gen,
+        )
 
     def _snapshot(self, i32: memoryview, q: memoryview, b: int, tag: int) -> Optional[Tuple[int, int]]:
         """(pos, meta) of the slot holding tag in the bucket at u64 index b,
@@ -471,6 +538,7 @@ class Reader:
         fresh_until_ms: int,
         now_ms: int,
         fresh: bool,
+        gen: int = 0,
     ) -> Optional[Entry]:
         s = self.stats
         (
@@ -538,6 +606,7 @@ class Reader:
             status,
             flags,
             (k_end, v_end, e_end, l_end, t_end, h_end, b_end, b_end),
+            gen,
         )
 
     def _get_pread(self, f: _File, key: bytes, now_ms: int, fresh: bool) -> Optional[Entry]:
@@ -626,7 +695,7 @@ class Reader:
             s.misses += 1
             self._next_check = 0
             return None
-        return self._verify(buf, n, pos, h, f.seed32, key, fresh_until_ms, now_ms, fresh)
+        return self._verify(buf, n, pos, h, f.seed32, key, fresh_until_ms, now_ms, fresh, f.gen)
 
     # ---- header words ----
 
