@@ -38,7 +38,7 @@ import requests  # noqa: E402
 
 import zerohop.reader as zr  # noqa: E402
 from helpers import Origin, Sidecar, go_build, wait_until  # noqa: E402
-from zerohop import XXH64_IMPLEMENTATION, Reader, primary_key  # noqa: E402
+from zerohop import XXH64_IMPLEMENTATION, primary_key  # noqa: E402
 from zerohop._xxh64 import xxh64_pure  # noqa: E402
 from zerohop.adapters.requests import ZerohopAdapter  # noqa: E402
 from zerohop.client import Client  # noqa: E402

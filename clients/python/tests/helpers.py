@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
@@ -141,7 +141,8 @@ class Sidecar:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def wait_until(cond: "callable[[], bool]", timeout: float = 5.0) -> bool:  # type: ignore[valid-type]
+def wait_until(cond: Callable[[], object], timeout: float = 5.0) -> bool:
+    """Polls cond until it is true or timeout seconds have passed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
@@ -151,4 +152,3 @@ def wait_until(cond: "callable[[], bool]", timeout: float = 5.0) -> bool:  # typ
 
 
 __all__: List[str] = ["Origin", "Sidecar", "free_port", "go_build", "wait_until", "REPO"]
-_unused: Optional[int] = None

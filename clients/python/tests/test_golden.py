@@ -8,7 +8,7 @@ import base64
 import os
 import shutil
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -234,7 +234,3 @@ def test_missing_file(tmp_path: Any) -> None:
     shutil.copy(os.path.join(GOLDEN_DIR, "cases", "live.shm"), os.path.join(str(tmp_path), "cache.shm"))
     r.healthy(now_ms=int(time.time() * 1000) + 1000)
     assert r.geometry is not None and r.stats.remaps == 1
-
-
-def _unused() -> Optional[int]:
-    return None
