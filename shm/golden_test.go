@@ -219,6 +219,48 @@ var goldenItems = map[string]*goldenItem{
 		it.StoredMs, it.ExpiresMs = pastStored, pastExpires
 		return it
 	}()},
+	// FlagAuthShared: the only kind of entry a request carrying
+	// Authorization may be answered with (RFC 9111 §3.5).
+	"auth-shared": {req: get("/auth-shared"), item: func() shm.Item {
+		it := gitem(200, http.Header{"Cache-Control": {"public, max-age=86400"}, "Content-Type": {"text/plain"}}, "shareable with Authorization")
+		it.Flags = shm.FlagAuthShared
+		return it
+	}()},
+	// Vary values with quoted strings: commas and spaces inside quotes are
+	// data, and a backslash escapes the next byte (RFC 9110 §5.6.4).
+	"quoted-marker": {req: goldenReq{"GET", "http", "example.com", "/quoted", nil}, item: func() shm.Item {
+		it := gitem(200, http.Header{"Vary": {"Prefer"}}, "")
+		it.Flags = shm.FlagVaryIndex
+		it.Vary = []string{"prefer"}
+		return it
+	}()},
+	"quoted-variant": {variant: true,
+		req:  goldenReq{"GET", "http", "example.com", "/quoted", [][2]string{{"Prefer", `"a , b", c`}}},
+		item: variantItem("/quoted", "http", "example.com", []string{"prefer"}, "quoted variant")},
+	"quoted-escape": {variant: true,
+		req:  goldenReq{"GET", "http", "example.com", "/quoted", [][2]string{{"Prefer", `"x\", y"`}}},
+		item: variantItem("/quoted", "http", "example.com", []string{"prefer"}, "escaped quote variant")},
+	// A Vary marker that is no longer fresh above a variant that is: a
+	// client serves a variant only through a fresh marker.
+	"stale-marker": {req: get("/stale-marker"), item: func() shm.Item {
+		it := gitem(200, http.Header{"Vary": {"Accept-Encoding"}}, "")
+		it.StoredMs, it.ExpiresMs = pastStored, pastExpires
+		it.Flags = shm.FlagVaryIndex
+		it.Vary = []string{"accept-encoding"}
+		return it
+	}()},
+	"stale-marker-gzip": {variant: true,
+		req:  goldenReq{"GET", "http", "example.com", "/stale-marker", [][2]string{{"Accept-Encoding", "gzip"}}},
+		item: variantItem("/stale-marker", "http", "example.com", []string{"accept-encoding"}, "variant under a stale marker")},
+}
+
+// variantItem is a fresh variant of the response at target, linked to its
+// URL by the variant tag.
+func variantItem(target, scheme, host string, vary []string, body string) shm.Item {
+	it := gitem(200, http.Header{"Content-Type": {"text/plain"}}, body)
+	it.Vary = vary
+	it.Tags = []string{shm.VariantTag(shm.AppendKey(nil, "GET", scheme, host, target))}
+	return it
 }
 
 // goldenOps is the order in which the file is written.
@@ -228,6 +270,8 @@ var goldenOps = []struct{ op, id string }{
 	{"put", "raw-target"}, {"put", "replaced-v1"}, {"put", "deleted"}, {"put", "vary-marker"},
 	{"put", "variant-gzip"}, {"put", "variant-identity"}, {"put", "soft-purged"}, {"put", "expired"},
 	{"delete", "deleted"}, {"mark-stale", "soft-purged"}, {"put", "replaced-v2"},
+	{"put", "auth-shared"}, {"put", "quoted-marker"}, {"put", "quoted-variant"}, {"put", "quoted-escape"},
+	{"put", "stale-marker"}, {"put", "stale-marker-gzip"},
 }
 
 // Lookup outcomes: "hit" is a fresh hit at now_ms; "stale" is an entry
@@ -275,6 +319,38 @@ var goldenLookups = []struct {
 	{"replaced", "the second Put replaced the first", get("/replaced"), false, "hit", "replaced-v2"},
 	{"expired", "", get("/expired"), false, "stale", "expired"},
 	{"never stored", "", get("/nothing"), false, "miss", ""},
+	{"auth-shared", "FlagAuthShared (16): the response had public, s-maxage or must-revalidate", get("/auth-shared"), false, "hit", "auth-shared"},
+	{"auth-shared, with Authorization", "a request carrying Authorization may be answered only with a FlagAuthShared entry",
+		withHeaders(get("/auth-shared"), "Authorization", "Bearer t0ken"), false, "hit", "auth-shared"},
+	{"plain, with Authorization", "the entry verifies, but without FlagAuthShared a client must not answer a request carrying Authorization with it: serve is forward",
+		withHeaders(get("/"), "Authorization", "Basic dXNlcjpwdw=="), false, "hit", "plain"},
+	{"headers only, HEAD", "a headers-only entry answers a HEAD, never a GET", goldenReq{"HEAD", "http", "example.com", "/head-only", nil}, false, "hit", "head-only"},
+	{"quoted vary marker", "", get("/quoted"), false, "hit", "quoted-marker"},
+	{"quoted vary", "the comma and spaces inside the quoted string are data: value \"a , b\",c",
+		withHeaders(get("/quoted"), "Prefer", `"a , b", c`), true, "hit", "quoted-variant"},
+	{"quoted vary, whitespace outside quotes", "whitespace around list commas is dropped, inside quotes it is kept",
+		withHeaders(get("/quoted"), "Prefer", ` "a , b"  ,c `), true, "hit", "quoted-variant"},
+	{"quoted vary, whitespace inside quotes differs", "a splitter that ignores quotes makes \"a,b\",c of both this and the stored value",
+		withHeaders(get("/quoted"), "Prefer", `"a, b", c`), true, "miss", ""},
+	{"quoted vary, escaped quote", "a backslash escapes the next byte inside a quoted string: one member",
+		withHeaders(get("/quoted"), "Prefer", `"x\", y"`), true, "hit", "quoted-escape"},
+	{"stale vary marker", "the marker itself is stale", get("/stale-marker"), false, "stale", "stale-marker"},
+	{"stale vary marker, variant", "the variant is fresh, but a client follows only a fresh marker: serve is forward",
+		withHeaders(get("/stale-marker"), "Accept-Encoding", "gzip"), true, "hit", "stale-marker-gzip"},
+}
+
+// hasAuthorization is the Go transport's test: a non-empty first
+// Authorization field line (req.Header.Get("Authorization") != "").
+func hasAuthorization(r goldenReq) bool {
+	v := r.values("Authorization")
+	return len(v) > 0 && v[0] != ""
+}
+
+func withHeaders(r goldenReq, kv ...string) goldenReq {
+	for i := 0; i+1 < len(kv); i += 2 {
+		r.headers = append(r.headers, [2]string{kv[i], kv[i+1]})
+	}
+	return r
 }
 
 func goldenOptions() *shm.Options {
@@ -533,6 +609,44 @@ func (f *specFile) specLookup(key []byte) (h uint64, i1, i2 uint64, found bool, 
 	return h, i1, i2, true, e, ""
 }
 
+// specFresh is docs/format.md's freshness rule for a verified entry.
+func specFresh(e *specEntry, now int64) bool {
+	return e.flags&shm.FlagNoCache == 0 && now < e.effective
+}
+
+// specServe is docs/format.md, "Answering a request": what a client does
+// with r at now, "hit" (answer from the mapping) or "forward" (send it to
+// the sidecar), with the reason. It mirrors clients/go/zerohop's transport
+// for requests without Cache-Control or preconditions.
+func (f *specFile) specServe(r goldenReq, now int64) (serve, reason string) {
+	if r.method != "GET" && r.method != "HEAD" {
+		return "forward", "method"
+	}
+	_, _, _, _, e, _ := f.specLookup(r.primaryKey())
+	switch {
+	case e == nil:
+		return "forward", "miss"
+	case !specFresh(e, now):
+		return "forward", "stale"
+	}
+	if e.flags&shm.FlagVaryIndex != 0 {
+		_, _, _, _, e, _ = f.specLookup(r.varyKey(strBlock(e.vary)))
+		switch {
+		case e == nil:
+			return "forward", "variant miss"
+		case !specFresh(e, now):
+			return "forward", "variant stale"
+		}
+	}
+	if hasAuthorization(r) && e.flags&shm.FlagAuthShared == 0 {
+		return "forward", "authorization"
+	}
+	if e.flags&shm.FlagHeadersOnly != 0 && r.method != "HEAD" {
+		return "forward", "headers only"
+	}
+	return "hit", ""
+}
+
 func specStrings(b []byte) []string {
 	out := []string{}
 	for len(b) >= 2 {
@@ -555,6 +669,94 @@ type goldenJSON struct {
 	NowMs   int64          `json:"now_ms"`
 	Header  goldenHeader   `json:"header"`
 	Lookups []goldenLookup `json:"lookups"`
+	Files   []goldenFile   `json:"files"`
+}
+
+// goldenFile is a variant of cache.shm under cases/: a writer state or a
+// damage every client must handle as the Go reader does.
+type goldenFile struct {
+	File string `json:"file"`
+	Note string `json:"note"`
+	// OpenError is why opening fails: "truncated", "bad magic", "version",
+	// "corrupt" or "not ready"; empty if the file opens.
+	OpenError string `json:"open_error,omitempty"`
+	// ServesNormal: a normal reader (max_writer_silence 2000 ms, clock at
+	// now_ms) serves from it. ServesOffline: an offline reader does.
+	ServesNormal  bool `json:"serves_normal"`
+	ServesOffline bool `json:"serves_offline"`
+	// Miss lists the lookups that find no entry in this file (Get and
+	// GetStale miss) when it is served; every other lookup is answered as
+	// in lookups.
+	Miss       []string `json:"miss"`
+	MissReason string   `json:"miss_reason,omitempty"`
+}
+
+// goldenCase derives one cases/ file from the golden file's bytes.
+type goldenCase struct {
+	file, note, openErr string
+	normal, offline     bool
+	missReason          string
+	mangle              func(b []byte) []byte
+}
+
+func setU32(off int, v uint32) func([]byte) []byte {
+	return func(b []byte) []byte { leb.PutUint32(b[off:], v); return b }
+}
+
+func resum(b []byte) []byte { leb.PutUint64(b[96:], xxhash.Sum64(b[:96])); return b }
+
+var goldenCases = []goldenCase{
+	{"live.shm", "state 1 (live) with heartbeat_ms = now_ms: a normal reader serves every lookup", "", true, true, "",
+		func(b []byte) []byte { leb.PutUint32(b[128:], 1); leb.PutUint64(b[320:], uint64(goldenNow)); return b }},
+	{"dead-writer.shm", "state 1 (live) but heartbeat_ms 61 s before now_ms: the writer died; a normal reader misses everything, an offline one serves", "", false, true, "",
+		setU32(128, 1)},
+	{"abandoned.shm", "state 3 (abandoned): replaced by a newer file; no reader serves it, not even offline", "", false, false, "",
+		setU32(128, 3)},
+	{"not-ready.shm", "state 0 (init): not yet published", "not ready", false, false, "", setU32(128, 0)},
+	{"truncated.shm", "shorter than file_size (the last region is missing)", "truncated", false, false, "",
+		func(b []byte) []byte { return b[:len(b)-goldenRegion] }},
+	{"short.shm", "shorter than the 4096-byte header", "truncated", false, false, "",
+		func(b []byte) []byte { return b[:2048] }},
+	{"bad-magic.shm", "magic is not ZHCACHE\\0", "bad magic", false, false, "",
+		func(b []byte) []byte { b[6] = 'X'; return resum(b) }},
+	{"major-3.shm", "a newer major version (layout_sum recomputed)", "version", false, false, "",
+		func(b []byte) []byte { leb.PutUint16(b[8:], 3); return resum(b) }},
+	{"major-1.shm", "an older major version (layout_sum recomputed)", "version", false, false, "",
+		func(b []byte) []byte { leb.PutUint16(b[8:], 1); return resum(b) }},
+	{"corrupt-header.shm", "created_ms changed without updating layout_sum", "corrupt", false, false, "",
+		func(b []byte) []byte { b[72] ^= 1; return b }},
+	{"bad-layout.shm", "region_count 3 with layout_sum recomputed: the layout checks fail", "corrupt", false, false, "",
+		func(b []byte) []byte { leb.PutUint32(b[44:], 3); return resum(b) }},
+	{"newer-minor.shm", "minor 7, unknown feature bits and reserved header bytes set (layout_sum recomputed): readers accept it", "", false, true, "",
+		func(b []byte) []byte {
+			leb.PutUint16(b[10:], 7)
+			leb.PutUint64(b[16:], 1<<63|1)
+			b[104], b[600] = 0xff, 0xff
+			return resum(b)
+		}},
+	{"torn-bucket.shm", "bucket 5's seq is odd (a writer died mid-update): lookups that reach it miss after 16 tries and do not go on to their second bucket", "", false, true, "torn",
+		func(b []byte) []byte { leb.PutUint32(b[4096+5*128:], leb.Uint32(b[4096+5*128:])|1); return b }},
+	{"corrupt-entry.shm", "one byte of the plain entry's body flipped: its checksum fails", "", false, true, "corrupt",
+		func(b []byte) []byte { b[goldenArenaOff+210] ^= 0x20; return b }},
+	{"bad-slot.shm", "the plain entry's slot claims a total_len larger than a region: the range check fails before any copy", "", false, true, "corrupt",
+		func(b []byte) []byte {
+			so := 4096 + 5*128 + 8 + 16 // bucket 5, slot 0, meta
+			leb.PutUint32(b[so:], 0x7ffffff8)
+			return b
+		}},
+	{"reclaimed.shm", "tail moved to 65536 (the end of region 0, where every entry is): every entry is dead", "", false, true, "overrun",
+		func(b []byte) []byte { leb.PutUint64(b[256:], goldenRegion); return b }},
+}
+
+const goldenArenaOff = shm.HeaderSize + 8*shm.BucketSize
+
+// goldenCaseFiles returns the cases/ files derived from the golden file.
+func goldenCaseFiles(file []byte) map[string][]byte {
+	out := map[string][]byte{}
+	for _, c := range goldenCases {
+		out[c.file] = c.mangle(append([]byte(nil), file...))
+	}
+	return out
 }
 
 type goldenHeader struct {
@@ -600,6 +802,8 @@ type goldenLookup struct {
 	Hash           string      `json:"hash"`
 	Buckets        [2]uint64   `json:"buckets"`
 	Expect         string      `json:"expect"`
+	Serve          string      `json:"serve"`
+	ServeReason    string      `json:"serve_reason,omitempty"`
 	*GoldenEntry
 }
 
@@ -624,7 +828,7 @@ type GoldenEntry struct {
 	SIE                uint32      `json:"sie"`
 }
 
-const goldenFormatNote = `Golden vectors for docs/format.md (cache file format 2.0). cache.shm was written by the Go writer (shm.OpenWriter) with the seed and clock below and closed cleanly (state 2), then instance_id was set to a fixed value and layout_sum recomputed so the file is reproducible. Open it read-only; it has no live writer, so skip the state/heartbeat check (Go: ReaderOptions{Offline: true}). For each lookup: build the key from method/scheme/host/target (HEAD is looked up as GET) and compare with key_hex; hash = XXH64(key, header.seed) and buckets = the two candidate bucket indexes. If primary_key_hex is present the lookup is a Vary lookup: the primary key holds a FlagVaryIndex entry whose vary block names the request headers; build the secondary key from those names and request_headers (lines in order, names case-insensitive) and compare with key_hex. Then look key_hex up at now_ms; an entry verifies when, among the other checks of docs/format.md, the u32 at its offset 8 equals CRC-32/IEEE of its bytes [16, total_len) continuing from seed & 0xffffffff (zlib.crc32(bytes, seed & 0xffffffff) in Python and Node). expect is "hit" (fresh at now_ms), "stale" (the entry verifies but is not fresh: Get misses, GetStale returns it) or "miss" (no entry). For hit and stale the entry fields follow: headers in stored order; body as base64; expires_ms is the entry's own field, effective_expires_ms = min(slot_fresh_until_s*1000, expires_ms); flags: 1 vary-index, 2 must-revalidate, 4 no-cache, 8 headers-only. Tags starting with a NUL byte are reserved: NUL, then vary:, then 16 lower-case hex digits of XXH64(primary key, seed 0) links a variant to its URL. u64 values that may exceed 2^53 are hex strings.`
+const goldenFormatNote = `Golden vectors for docs/format.md (cache file format 2.0). cache.shm was written by the Go writer (shm.OpenWriter) with the seed and clock below and closed cleanly (state 2), then instance_id was set to a fixed value and layout_sum recomputed so the file is reproducible. Open it read-only. Its state is 2 (clean): a normal reader serves nothing from it (docs/format.md, "Should the reader serve at all?"), so run the lookups with an offline reader, which skips the state and heartbeat check except for state 3 (Go: ReaderOptions{Offline: true}); cases/live.shm is the same file with state 1 and heartbeat_ms = now_ms, which a normal reader with its clock at now_ms serves. For each lookup: build the key from method/scheme/host/target (HEAD is looked up as GET) and compare with key_hex; hash = XXH64(key, header.seed) and buckets = the two candidate bucket indexes. If primary_key_hex is present the lookup is a Vary lookup: the primary key holds a FlagVaryIndex entry whose vary block names the request headers; build the secondary key from those names and request_headers (lines in order, names case-insensitive) and compare with key_hex. Then look key_hex up at now_ms; an entry verifies when, among the other checks of docs/format.md, the u32 at its offset 8 equals CRC-32/IEEE of its bytes [16, total_len) continuing from seed & 0xffffffff (zlib.crc32(bytes, seed & 0xffffffff) in Python and Node). expect is "hit" (fresh at now_ms), "stale" (the entry verifies but is not fresh: Get misses, GetStale returns it) or "miss" (no entry). serve is what a client answers for the request at now_ms (docs/format.md, "Answering a request"): "hit" (from the mapping) or "forward" (to the sidecar), with serve_reason; request_headers include Authorization where a lookup tests flag 16. files lists the cases/ variants of cache.shm (writer states and damage): open_error, whether a normal and an offline reader serve, and which lookups then miss. For hit and stale the entry fields follow: headers in stored order; body as base64; expires_ms is the entry's own field, effective_expires_ms = min(slot_fresh_until_s*1000, expires_ms); flags: 1 vary-index, 2 must-revalidate, 4 no-cache, 8 headers-only, 16 authorization-shareable. Tags starting with a NUL byte are reserved: NUL, then vary:, then 16 lower-case hex digits of XXH64(primary key, seed 0) links a variant to its URL. u64 values that may exceed 2^53 are hex strings.`
 
 var goldenStatNames = []string{"entries", "inserts", "replaces", "deletes", "evictions", "reclaimed", "regions_reclaimed", "purges", "bytes_written", "rejected"}
 
@@ -658,8 +862,13 @@ func makeGoldenJSON(t *testing.T, file []byte) goldenJSON {
 		key := r.primaryKey()
 		if l.viaVary {
 			gl.PrimaryKeyHex = hex.EncodeToString(key)
-			key = r.varyKey(strBlock(varyNames))
+			_, _, _, _, marker, why := f.specLookup(key)
+			if marker == nil || marker.flags&shm.FlagVaryIndex == 0 {
+				t.Fatalf("lookup %q: no vary marker under the primary key (%s)", l.name, why)
+			}
+			key = r.varyKey(strBlock(marker.vary))
 		}
+		gl.Serve, gl.ServeReason = f.specServe(r, goldenNow)
 		gl.KeyHex = hex.EncodeToString(key)
 		h, i1, i2, _, se, _ := f.specLookup(key)
 		gl.Hash, gl.Buckets = hex64(h), [2]uint64{i1, i2}
@@ -689,7 +898,39 @@ func makeGoldenJSON(t *testing.T, file []byte) goldenJSON {
 		}
 		g.Lookups = append(g.Lookups, gl)
 	}
+	files := goldenCaseFiles(file)
+	for _, c := range goldenCases {
+		gf := goldenFile{File: "cases/" + c.file, Note: c.note, OpenError: c.openErr,
+			ServesNormal: c.normal, ServesOffline: c.offline, Miss: []string{}, MissReason: c.missReason}
+		if c.openErr == "" {
+			cf, err := specParse(files[c.file])
+			if err != nil {
+				t.Fatalf("%s: %v", c.file, err)
+			}
+			for _, l := range goldenLookups {
+				if l.expect != "miss" && !specFinds(cf, l.req, l.viaVary) {
+					gf.Miss = append(gf.Miss, l.name)
+				}
+			}
+		}
+		g.Files = append(g.Files, gf)
+	}
 	return g
+}
+
+// specFinds reports whether the spec reader finds a verified entry for r
+// in f (through its vary marker if viaVary).
+func specFinds(f *specFile, r goldenReq, viaVary bool) bool {
+	key := r.primaryKey()
+	if viaVary {
+		_, _, _, _, m, _ := f.specLookup(key)
+		if m == nil {
+			return false
+		}
+		key = r.varyKey(strBlock(m.vary))
+	}
+	_, _, _, _, e, _ := f.specLookup(key)
+	return e != nil
 }
 
 // headerLines is the stored order of a header: sorted by name, values in order.
@@ -757,6 +998,14 @@ func TestGolden(t *testing.T) {
 		if err := os.WriteFile(jsonPath, marshalGolden(t, makeGoldenJSON(t, b)), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.MkdirAll(filepath.Join(goldenDir, "cases"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, cb := range goldenCaseFiles(b) {
+			if err := os.WriteFile(filepath.Join(goldenDir, "cases", name), cb, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 		t.Logf("wrote %s (%d bytes) and %s", filePath, len(b), jsonPath)
 	}
 	file, err := os.ReadFile(filePath)
@@ -800,6 +1049,13 @@ func TestGolden(t *testing.T) {
 		}
 	})
 
+	t.Run("cases", func(t *testing.T) {
+		derived := goldenCaseFiles(file)
+		for _, gf := range want.Files {
+			t.Run(gf.File, func(t *testing.T) { checkGoldenCase(t, want, gf, derived[strings.TrimPrefix(gf.File, "cases/")]) })
+		}
+	})
+
 	t.Run("reproducible", func(t *testing.T) {
 		fresh := buildGolden(t, t.TempDir())
 		if len(fresh) != len(file) {
@@ -815,6 +1071,78 @@ func TestGolden(t *testing.T) {
 			t.Errorf("expected.json differs from what the inputs produce (key encoding or expectations changed); run with -update and review the diff")
 		}
 	})
+}
+
+var goldenOpenErrors = map[string]error{
+	"truncated": shm.ErrTruncated, "bad magic": shm.ErrBadMagic, "version": shm.ErrVersion,
+	"corrupt": shm.ErrCorrupt, "not ready": shm.ErrNotReady,
+}
+
+// checkGoldenCase opens a cases/ file with a normal and an offline
+// shm.Reader and checks every lookup against expected.json.
+func checkGoldenCase(t *testing.T, want goldenJSON, gf goldenFile, derived []byte) {
+	onDisk, err := os.ReadFile(filepath.Join(goldenDir, gf.File))
+	if err != nil {
+		t.Fatalf("%v (run go test ./shm -run Golden -update)", err)
+	}
+	if !bytes.Equal(onDisk, derived) {
+		t.Fatalf("%s differs from what goldenCases derives from cache.shm; run with -update", gf.File)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, shm.FileName), onDisk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	miss := map[string]bool{}
+	for _, n := range gf.Miss {
+		miss[n] = true
+	}
+	for _, offline := range []bool{false, true} {
+		r, err := shm.Open(dir, &shm.ReaderOptions{Offline: offline})
+		if gf.OpenError != "" {
+			if !errors.Is(err, goldenOpenErrors[gf.OpenError]) {
+				t.Fatalf("Open: %v; want %s", err, gf.OpenError)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		serves := gf.ServesNormal
+		if offline {
+			serves = gf.ServesOffline
+		}
+		for _, l := range want.Lookups {
+			key, _ := hex.DecodeString(l.KeyHex)
+			_, _, fresh := r.Get(nil, key, want.NowMs)
+			_, _, found := r.GetStale(nil, key, want.NowMs)
+			wantFresh, wantFound := l.Expect == "hit", l.Expect != "miss"
+			if !serves || miss[l.Name] {
+				wantFresh, wantFound = false, false
+			}
+			if fresh != wantFresh || found != wantFound {
+				t.Errorf("offline %v, lookup %q: Get %v GetStale %v; want %v %v", offline, l.Name, fresh, found, wantFresh, wantFound)
+			}
+		}
+		s := r.Stats()
+		r.Close()
+		if gf.MissReason != "" && !offline {
+			continue
+		}
+		var n uint64
+		switch gf.MissReason {
+		case "torn":
+			n = s.Torn
+		case "corrupt":
+			n = s.Corrupt
+		case "overrun":
+			n = s.Overruns
+		default:
+			n = 1
+		}
+		if n == 0 {
+			t.Errorf("offline %v: stats %+v count no %s lookup", offline, s, gf.MissReason)
+		}
+	}
 }
 
 func firstDiff(a, b []byte) int {
@@ -881,10 +1209,13 @@ func checkKeys(t *testing.T, l goldenLookup, marker []byte) []byte {
 }
 
 func checkReaderLookup(t *testing.T, r *shm.Reader, now int64, l goldenLookup) {
+	if got := readerServe(r, goldenReq{l.Method, l.Scheme, l.Host, l.Target, l.RequestHeaders}, now); got != l.Serve {
+		t.Errorf("serve: got %s; want %s (%s)", got, l.Serve, l.ServeReason)
+	}
 	var marker []byte
 	if l.PrimaryKeyHex != "" {
 		pk, _ := hex.DecodeString(l.PrimaryKeyHex)
-		e, _, ok := r.Get(nil, pk, now)
+		e, _, ok := r.GetStale(nil, pk, now)
 		if !ok || e.Flags&shm.FlagVaryIndex == 0 {
 			t.Fatalf("primary key: hit %v, flags %d; want a hit with FlagVaryIndex", ok, e.Flags)
 		}
@@ -919,6 +1250,28 @@ func checkReaderLookup(t *testing.T, r *shm.Reader, now int64, l goldenLookup) {
 	if se.Hash != mustHex64(t, l.Hash) || !bytes.Equal(se.Key, key) {
 		t.Errorf("hash %#x key %x; want %s %s", se.Hash, se.Key, l.Hash, l.KeyHex)
 	}
+}
+
+// readerServe is what clients/go/zerohop's transport answers for r through
+// shm.Reader: a fresh primary entry, a fresh variant behind a vary marker,
+// Authorization only with FlagAuthShared, headers-only entries only for HEAD.
+func readerServe(r *shm.Reader, req goldenReq, now int64) string {
+	if req.method != "GET" && req.method != "HEAD" {
+		return "forward"
+	}
+	e, _, ok := r.Get(nil, req.primaryKey(), now)
+	if ok && e.Flags&shm.FlagVaryIndex != 0 {
+		e, _, ok = r.Get(nil, req.varyKey(e.Vary), now)
+	}
+	switch {
+	case !ok:
+		return "forward"
+	case hasAuthorization(req) && e.Flags&shm.FlagAuthShared == 0:
+		return "forward"
+	case e.Flags&shm.FlagHeadersOnly != 0 && req.method != "HEAD":
+		return "forward"
+	}
+	return "hit"
 }
 
 func checkSpecLookup(t *testing.T, f *specFile, now int64, l goldenLookup) {
