@@ -4,7 +4,7 @@ PKGS      := ./...
 # Packages whose concurrency matters run under the race detector.
 RACE_PKGS := ./shm/... ./clients/... ./internal/... ./proxy/... ./invalidate/... ./store/... ./cmd/...
 
-.PHONY: all build run test test-long bench fuzz lint vet fmt clean
+.PHONY: all build run test test-clients test-long bench fuzz lint vet fmt clean
 
 all: build
 
@@ -22,6 +22,12 @@ vet:
 test: vet
 	$(GO) test -count=1 -timeout 15m $(PKGS)
 	$(GO) test -count=1 -race -timeout 15m $(RACE_PKGS)
+	$(MAKE) test-clients
+
+# The app-side clients in other languages: each script installs what its
+# tests need (a virtualenv, npm packages, the addon's build) and runs them.
+test-clients:
+	clients/python/ci.sh
 
 # Long torture and crash runs: >= 10M verified reads, 300 writer kills.
 # ZEROHOP_TORTURE_DURATION=10m turns the torture test into a soak.

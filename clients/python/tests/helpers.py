@@ -103,6 +103,9 @@ class Sidecar:
             ZEROHOP_CACHE_SIZE="32MiB",
             ZEROHOP_ACCESS_LOG="off",
             ZEROHOP_LOG_FORMAT="text",
+            # The tests' origins are on loopback, which forward listeners
+            # refuse by default.
+            ZEROHOP_FORWARD_ALLOW_LOOPBACK="true",
         )
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([binary, "run"], env=env, stdout=subprocess.DEVNULL, stderr=self.stderr)
