@@ -10,12 +10,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/zerohop/zerohop/proxy/httpcache"
+	"github.com/zerohop/zerohop/proxy/internal/flight"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -67,9 +65,9 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, x *exchange)
 	// collapsing; nginx proxy_cache_lock, Varnish waiting list).
 	x.status.Fwd = fwdOr(fwd, httpcache.FwdMiss)
 	if x.st.coalesce > 0 && r.Method == http.MethodGet {
-		f, leader := p.flights.join(x.primary, &x.flight)
+		f, leader := p.flights.Join(x.primary, &x.flight)
 		if leader {
-			defer p.flights.finish(f)
+			defer p.flights.Finish(f)
 		} else if p.waitAndServe(w, r, x, f) {
 			return
 		}
@@ -79,12 +77,12 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, x *exchange)
 
 // waitAndServe waits for an in-flight fetch of the same URL and serves what
 // it stored. It returns false when the caller must go upstream itself.
-func (p *Proxy) waitAndServe(w http.ResponseWriter, r *http.Request, x *exchange, f *flight) bool {
+func (p *Proxy) waitAndServe(w http.ResponseWriter, r *http.Request, x *exchange, f *flight.Call) bool {
 	p.m.coalesced.Inc()
 	t := time.NewTimer(x.st.coalesce)
 	defer t.Stop()
 	select {
-	case <-f.wait:
+	case <-f.Wait():
 	case <-t.C:
 		x.status.Detail = "coalesce-timeout"
 		return false
@@ -765,7 +763,7 @@ func (p *Proxy) InvalidateURL(scheme, host, target string) bool {
 // refreshInBackground revalidates a stale entry once, for
 // stale-while-revalidate (RFC 5861 §3), unless a fetch is already running.
 func (p *Proxy) refreshInBackground(x *exchange, e *shm.Entry) {
-	f, leader := p.flights.join(x.primary, new(flight))
+	f, leader := p.flights.Join(x.primary, new(flight.Call))
 	if !leader {
 		return
 	}
@@ -793,7 +791,7 @@ func (p *Proxy) refreshInBackground(x *exchange, e *shm.Entry) {
 	go func() {
 		defer p.bg.Done()
 		defer cancel()
-		defer p.flights.finish(f)
+		defer p.flights.Finish(f)
 		p.rp.ServeHTTP(discard{h: http.Header{}}, req)
 	}()
 }
@@ -833,53 +831,3 @@ func (s *storingBody) Read(b []byte) (int, error) {
 }
 
 func (s *storingBody) Close() error { return s.rc.Close() }
-
-// flights are in-flight upstream fetches, by the hash of their primary
-// key. Two keys with one hash share a flight: the follower then waits for
-// a fetch that stores nothing it looks up, and goes upstream itself,
-// which is what coalescing costs anyway when the leader's answer is not
-// storable. Hashing spares a string per miss.
-type flights struct {
-	mu sync.Mutex
-	m  map[uint64]*flight
-}
-
-// flight is one upstream fetch that followers wait on. It lives in the
-// leader's exchange; wait is made when the first follower comes.
-type flight struct {
-	hash uint64
-	wait chan struct{}
-}
-
-// join returns the flight for key, making own the flight (leader=true)
-// if there is none.
-func (fs *flights) join(key []byte, own *flight) (f *flight, leader bool) {
-	h := xxhash.Sum64(key)
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if f, ok := fs.m[h]; ok {
-		if f.wait == nil {
-			f.wait = make(chan struct{})
-		}
-		return f, false
-	}
-	if fs.m == nil {
-		fs.m = map[uint64]*flight{}
-	}
-	own.hash, own.wait = h, nil
-	fs.m[h] = own
-	return own, true
-}
-
-// finish ends f and releases its followers.
-func (fs *flights) finish(f *flight) {
-	fs.mu.Lock()
-	if fs.m[f.hash] == f {
-		delete(fs.m, f.hash)
-	}
-	wait := f.wait
-	fs.mu.Unlock()
-	if wait != nil {
-		close(wait)
-	}
-}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/zerohop/zerohop/proxy/internal/field"
 	"github.com/zerohop/zerohop/proxy/internal/h1"
 )
 
@@ -280,7 +281,7 @@ func cleanQueryParams(s string) string {
 		case ';':
 			return reencode(s)
 		case '%':
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			if i+2 >= len(s) || !field.IsHex(s[i+1]) || !field.IsHex(s[i+2]) {
 				return reencode(s)
 			}
 			i += 3

@@ -10,8 +10,4 @@ func DisableDirect(p *Proxy) { p.noDirect.Store(true) }
 
 // FlightsInProgress returns how many upstream fetches p has not finished:
 // a response reaches the app before its fetch's bookkeeping ends.
-func FlightsInProgress(p *Proxy) int {
-	p.flights.mu.Lock()
-	defer p.flights.mu.Unlock()
-	return len(p.flights.m)
-}
+func FlightsInProgress(p *Proxy) int { return p.flights.Len() }

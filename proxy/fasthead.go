@@ -186,7 +186,7 @@ func (h *fastHead) parse(head []byte) headVerdict {
 	if m := string(h.method); m != "GET" && m != "HEAD" {
 		verdict = headHandoff
 	}
-	if h.target[0] != '/' && !hasPrefixFold(h.target, "http://") {
+	if h.target[0] != '/' && !field.HasPrefixFold(h.target, "http://") {
 		verdict = headHandoff // authority-form, asterisk-form, other schemes
 	}
 	var sawCL, sawTE bool
@@ -199,7 +199,7 @@ func (h *fastHead) parse(head []byte) headVerdict {
 		if colon <= 0 {
 			return headOpaque // includes obs-fold (a line starting with SP/HTAB)
 		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
+		name, value := line[:colon], field.TrimOWS(line[colon+1:])
 		for _, c := range name {
 			if !field.IsToken(c) {
 				return headOpaque
@@ -272,9 +272,9 @@ func (h *fastHead) connectionTokens(v []byte) bool {
 	for len(v) > 0 {
 		var tok []byte
 		if i := bytes.IndexByte(v, ','); i >= 0 {
-			tok, v = trimOWS(v[:i]), v[i+1:]
+			tok, v = field.TrimOWS(v[:i]), v[i+1:]
 		} else {
-			tok, v = trimOWS(v), nil
+			tok, v = field.TrimOWS(v), nil
 		}
 		switch {
 		case len(tok) == 0:
@@ -342,16 +342,6 @@ func cutLine(b []byte) (line, rest []byte, ok bool) {
 	return line, b[i+1:], true
 }
 
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
 // parseDecimal parses a Content-Length value: 1*DIGIT, at most 18 digits.
 func parseDecimal(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 18 {
@@ -365,8 +355,4 @@ func parseDecimal(b []byte) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
-}
-
-func hasPrefixFold(b []byte, prefix string) bool {
-	return len(b) >= len(prefix) && field.EqualFold(b[:len(prefix)], prefix)
 }

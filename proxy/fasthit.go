@@ -33,7 +33,7 @@ func (c *fastConn) serveHit() (served, keep bool) {
 	// The URL parts, as resolve computes them from the parsed request.
 	var hostB, target []byte
 	if l.Mode == config.ModeForward {
-		if !hasPrefixFold(h.target, "http://") {
+		if !field.HasPrefixFold(h.target, "http://") {
 			return false, true
 		}
 		rest := h.target[len("http://"):]
@@ -126,7 +126,7 @@ func (c *fastConn) serveHit() (served, keep bool) {
 	ranges := e.Status == http.StatusOK // acceptRanges: stored bodies are complete
 	if ranges {
 		for it := shm.NewHeaderIter(e.Headers); it.Next(); {
-			if field.EqualFold(it.Name(), "Accept-Ranges") && hasTokenBytes(it.Value(), "none") {
+			if field.EqualFold(it.Name(), "Accept-Ranges") && field.HasToken(it.Value(), "none") {
 				ranges = false // the origin's "none" stands
 			}
 		}
@@ -253,7 +253,7 @@ func plainTarget(t []byte) bool {
 		case c == '?':
 			query = true
 		case c == '%' && query:
-			if i+2 >= len(t) || !isHex(t[i+1]) || !isHex(t[i+2]) {
+			if i+2 >= len(t) || !field.IsHex(t[i+1]) || !field.IsHex(t[i+2]) {
 				return false
 			}
 			i += 2
@@ -262,27 +262,6 @@ func plainTarget(t []byte) bool {
 		}
 	}
 	return true
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-// hasTokenBytes reports whether the comma-separated list v holds token,
-// compared case-insensitively.
-func hasTokenBytes(v []byte, token string) bool {
-	for len(v) > 0 {
-		var f []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			f, v = v[:i], v[i+1:]
-		} else {
-			f, v = v, nil
-		}
-		if field.EqualFold(trimOWS(f), token) {
-			return true
-		}
-	}
-	return false
 }
 
 // appendHitStatus appends the Cache-Status member of a fresh hit,

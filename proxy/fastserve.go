@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"fmt"
-	"golang.org/x/net/http/httpguts"
 	"net/http"
 	"net/textproto"
 	"runtime"
@@ -11,6 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/zerohop/zerohop/proxy/internal/field"
 )
 
 // serve answers the request parsed into c.head (a headFast verdict) and
@@ -376,7 +379,7 @@ func (w *fastWriter) sendHeader(body []byte) {
 	if w.chunked {
 		del("Content-Length")
 	}
-	if w.closeAfter && !hasTokenBytes([]byte(header.Get("Connection")), "close") {
+	if w.closeAfter && !field.HasToken([]byte(header.Get("Connection")), "close") {
 		del("Connection")
 		extra = append(extra, "Connection", "close")
 	}

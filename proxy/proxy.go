@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zerohop/zerohop/internal/config"
 	"github.com/zerohop/zerohop/proxy/httpcache"
+	"github.com/zerohop/zerohop/proxy/internal/flight"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -69,7 +70,7 @@ type Proxy struct {
 	// noDirect sends every request through rp (tests compare the two).
 	noDirect atomic.Bool
 	egress   upstreamClient // forward-mode requests without a listener guard (h1; nothing allowed)
-	flights  flights
+	flights  flight.Group   // coalesced fetches, by primary key
 	m        *metrics
 	reg      *prometheus.Registry
 	bg       sync.WaitGroup // background revalidations

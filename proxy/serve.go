@@ -16,6 +16,7 @@ import (
 
 	"github.com/zerohop/zerohop/internal/config"
 	"github.com/zerohop/zerohop/proxy/httpcache"
+	"github.com/zerohop/zerohop/proxy/internal/flight"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -72,7 +73,7 @@ type exchange struct {
 	reqIDv [1]string
 	fw     fastWriter  // the fast path's response writer
 	out    outbound    // the direct forwarder's upstream request
-	flight flight      // the fetch others wait on, when x leads one
+	flight flight.Call // the fetch others wait on, when x leads one
 	keyArr [160]byte   // primary's backing, for the usual key
 	inURL  url.URL     // the fast path's request URL, when plain
 	upHdr  http.Header // an empty map for the upstream request's header, if any

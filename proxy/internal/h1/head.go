@@ -193,29 +193,7 @@ func parseLength(v []byte) int64 {
 }
 
 // hasCloseToken reports whether a Connection value lists "close".
-func hasCloseToken(v []byte) bool {
-	for len(v) > 0 {
-		j := 0
-		for j < len(v) && v[j] != ',' {
-			j++
-		}
-		t := v[:j]
-		for len(t) > 0 && (t[0] == ' ' || t[0] == '\t') {
-			t = t[1:]
-		}
-		for len(t) > 0 && (t[len(t)-1] == ' ' || t[len(t)-1] == '\t') {
-			t = t[:len(t)-1]
-		}
-		if field.EqualFold(t, "close") {
-			return true
-		}
-		if j == len(v) {
-			break
-		}
-		v = v[j+1:]
-	}
-	return false
-}
+func hasCloseToken(v []byte) bool { return field.HasToken(v, "close") }
 
 // readQuick parses the response head in br's buffer if parseResponseHead
 // takes it, waiting for the first bytes. It returns nil when

@@ -1,0 +1,49 @@
+package proxy_test
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/internal/cputime"
+)
+
+// BenchmarkHit measures a fresh hit served by the sidecar itself (the
+// fast path, or net/http behind it for a request the fast path hands
+// over): one keep-alive connection, one GET at a time, 1 KiB stored, the
+// access log as JSON to io.Discard, as BenchmarkMiss does.
+func BenchmarkHit(b *testing.B) {
+	for _, bb := range []struct {
+		name string
+		mode config.ListenerMode
+		req  func(origin string) string
+	}{
+		{"reverse", config.ModeReverse, func(string) string {
+			return "GET /item HTTP/1.1\r\nHost: app.local\r\nUser-Agent: Go-http-client/1.1\r\n\r\n"
+		}},
+		{"forward", config.ModeForward, func(o string) string {
+			return "GET " + o + "/item HTTP/1.1\r\nHost: " + o[len("http://"):] + "\r\nUser-Agent: Go-http-client/1.1\r\n\r\n"
+		}},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			origin := newMissOrigin(b, "max-age=31536000")
+			h := newHarness(b, harnessOptions{mode: bb.mode, origin: origin,
+				accessLog: slog.NewJSONHandler(io.Discard, nil)})
+			c := newMissClient(b, h.addr(), bb.req(origin))
+			if err := c.do(); err != nil { // the miss that stores it
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			cpu0 := cputime.Process()
+			for b.Loop() {
+				if err := c.do(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if cpu := cputime.Process() - cpu0; b.N > 0 {
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+			}
+		})
+	}
+}
