@@ -1,5 +1,11 @@
 package proxy
 
+import (
+	"net/http"
+	"strconv"
+	"sync"
+)
+
 // RequestsSeen returns how many requests p has received, through net/http
 // or the fast path.
 func RequestsSeen(p *Proxy) int64 { return p.seen.Load() }
@@ -11,3 +17,96 @@ func DisableDirect(p *Proxy) { p.noDirect.Store(true) }
 // FlightsInProgress returns how many upstream fetches p has not finished:
 // a response reaches the app before its fetch's bookkeeping ends.
 func FlightsInProgress(p *Proxy) int { return p.flights.Len() }
+
+// TestFilter is a route filter for tests: it records each phase it runs
+// in Trace, answers 401 when the request lacks the field Require (if set),
+// sets Upstream on the upstream request and Response on the response.
+type TestFilter struct {
+	Label    string
+	Require  string
+	Upstream [2]string
+	Response [2]string
+	Trace    *Trace
+	// Views, if set, records which entry path's request view each
+	// OnRequest saw: "fast" (the parsed head) or "net/http", and which
+	// wrote the response head OnResponse changed ("response:fast" for a
+	// hit the fast path wrote itself).
+	Views *Trace
+}
+
+// Trace is the order in which test filters ran.
+type Trace struct {
+	mu  sync.Mutex
+	evs []string
+}
+
+func (t *Trace) add(s string) {
+	t.mu.Lock()
+	t.evs = append(t.evs, s)
+	t.mu.Unlock()
+}
+
+// Take returns the events so far and forgets them.
+func (t *Trace) Take() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.evs
+	t.evs = nil
+	return e
+}
+
+type testFilter struct{ f *TestFilter }
+
+func (t testFilter) Name() string { return t.f.Label }
+
+func (t testFilter) OnRequest(r request, a *answer) verdict {
+	t.f.Trace.add(t.f.Label + ".request " + r.Method() + " " + r.Target() + " route=" + r.Route())
+	if t.f.Views != nil {
+		switch r.(type) {
+		case *fastRequest:
+			t.f.Views.add("fast")
+		case *exchange:
+			t.f.Views.add("net/http")
+		}
+	}
+	if t.f.Require != "" && r.Field(t.f.Require) == "" {
+		*a = answer{Status: http.StatusUnauthorized, Fields: [][2]string{{"Www-Authenticate", `Bearer realm="test"`}},
+			Body: "no credentials\n", Note: "missing " + t.f.Require}
+		return filterAnswered
+	}
+	return filterContinue
+}
+
+func (t testFilter) OnUpstream(r request, f fields) {
+	t.f.Trace.add(t.f.Label + ".upstream")
+	if t.f.Upstream[0] != "" {
+		f.Set(t.f.Upstream[0], t.f.Upstream[1])
+	}
+}
+
+func (t testFilter) OnResponse(r request, status int, f fields) {
+	t.f.Trace.add(t.f.Label + ".response " + strconv.Itoa(status))
+	if t.f.Views != nil {
+		switch f.(type) {
+		case *fastFields:
+			t.f.Views.add("response:fast")
+		case headerFields:
+			t.f.Views.add("response:net/http")
+		}
+	}
+	if t.f.Response[0] != "" {
+		f.Set(t.f.Response[0], t.f.Response[1])
+	}
+}
+
+// AddFilter appends f to the chain of p's route named route. Call it
+// before the route serves requests.
+func AddFilter(p *Proxy, route string, f *TestFilter) {
+	for _, r := range p.st.Load().routes {
+		if r.name == route {
+			r.filters = append(r.filters, testFilter{f})
+			return
+		}
+	}
+	panic("no route " + route)
+}

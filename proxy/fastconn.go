@@ -163,6 +163,9 @@ type fastConn struct {
 	bw   *bufio.Writer
 
 	// Scratch of the hit path.
+	req                  fastRequest // the request view its filters see
+	rf                   fastFields  // what its filters set on the response
+	pre                  fastPre     // its request phase, for the general path
 	key, vkey, ebuf      []byte
 	lastHost, lastTarget string
 	idBuf                [32]byte

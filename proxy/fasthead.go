@@ -62,6 +62,9 @@ func (h *fastHead) get(name string) []byte {
 // condition).
 func (h *fastHead) fieldIs(name, value string) bool { return string(h.get(name)) == value }
 
+// fieldSet reports whether the first field named name has a value.
+func (h *fastHead) fieldSet(name string) bool { return len(h.get(name)) > 0 }
+
 // has reports whether a field named name is present.
 func (h *fastHead) has(name string) bool {
 	for i := 0; i < h.nf; i++ {

@@ -25,7 +25,8 @@ func (c *fastConn) serveHit() (served, keep bool) {
 	h := &c.head
 	p := c.h.p
 	l := &c.h.l
-	if h.needsPolicy || p.ops == nil {
+	c.pre = fastPre{}
+	if h.needsPolicy || !p.caching() {
 		return false, true
 	}
 	start := p.opts.Now()
@@ -67,30 +68,33 @@ func (c *fastConn) serveHit() (served, keep bool) {
 		path = tgt[:len(tgt)-(len(target)-i)]
 	}
 
+	// Routing, the filters' request phase and the cache decision: the
+	// same functions the general path (resolve, filterRequest) runs.
 	st := p.st.Load()
-	var rt *route
-	hostOnlyName := hostOnly(host)
-	for _, r := range st.routes {
-		if r.matchesHead(h, hostOnlyName, path) {
-			rt = r
-			break
-		}
+	isHEAD := len(h.method) == 4
+	method := http.MethodGet
+	if isHEAD {
+		method = http.MethodHead
 	}
+	rt := st.routeFor(method, h, hostOnly(host), path)
 	if rt == nil && l.Mode != config.ModeForward {
 		return false, true // 404 from the general path
 	}
 	if rt == nil && c.h.guard != nil && c.h.guard.checkHost(host, 80) != nil {
 		return false, true // the general path refuses it
 	}
-	if rt != nil {
-		if !rt.cache {
+	if rt != nil && len(rt.filters) > 0 {
+		// The request phase runs here, once, before the cache. Whatever
+		// it decided goes with the request if it is handed over; an
+		// early answer is written by the general path's one writer.
+		c.req = fastRequest{c: c, method: method, host: host, target: tgt, route: rt}
+		c.pre.st, c.pre.route, c.pre.filtered = st, rt, true
+		if c.pre.by, _ = rt.filters.onRequest(&c.req, &c.pre.ans); c.pre.by != nil {
 			return false, true
 		}
-		for _, b := range rt.bypass {
-			if h.has(b) {
-				return false, true
-			}
-		}
+	}
+	if ok, _ := p.cachesFor(rt, h); !ok {
+		return false, true
 	}
 
 	// The lookup, as lookupStored does it.
@@ -117,6 +121,12 @@ func (c *fastConn) serveHit() (served, keep bool) {
 	if httpcache.Decide(httpcache.Directives{}, &he, start) != httpcache.ServeFresh || !bodyAllowed(e.Status) {
 		return false, true
 	}
+	// The filters' response phase, before the head is written.
+	rf := &c.rf
+	rf.reset()
+	if rt != nil && len(rt.filters) > 0 {
+		rt.filters.onResponse(&c.req, e.Status, rf)
+	}
 
 	// The response, as serveEntry and net/http's framing write it.
 	p.seen.Add(1)
@@ -139,6 +149,8 @@ func (c *fastConn) serveHit() (served, keep bool) {
 			continue
 		case ranges && field.EqualFold(name, "Accept-Ranges"):
 			continue
+		case rf.replaces(name):
+			continue
 		case field.EqualFold(name, "Content-Type"):
 			haveType = true
 		case field.EqualFold(name, "Date"):
@@ -153,6 +165,12 @@ func (c *fastConn) serveHit() (served, keep bool) {
 	}
 	if ranges {
 		bw.WriteString("Accept-Ranges: bytes\r\n")
+	}
+	for _, kv := range rf.set {
+		bw.WriteString(kv[0])
+		bw.WriteString(": ")
+		bw.WriteString(kv[1])
+		bw.WriteString("\r\n")
 	}
 	num := &c.num
 	bw.WriteString("Age: ")
@@ -184,7 +202,6 @@ func (c *fastConn) serveHit() (served, keep bool) {
 		bw.WriteString("Connection: close\r\n")
 	}
 	bw.WriteString("\r\n")
-	isHEAD := len(h.method) == 4
 	if !isHEAD {
 		bw.Write(e.Body)
 	}
@@ -198,19 +215,16 @@ func (c *fastConn) serveHit() (served, keep bool) {
 	if rt != nil {
 		routeName = rt.name
 	}
-	p.m.observe(l.Name, routeName, "hit", e.Status, d)
-	if p.opts.AccessLog != nil {
-		method := http.MethodGet
-		if isHEAD {
-			method = http.MethodHead
-		}
-		p.logAccess(&accessEntry{
-			reqID: string(reqID), listener: l.Name, method: method, host: host, target: tgt,
-			status: e.Status, route: routeName, cache: httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}.String(),
-			bytes: bodyBytes(isHEAD, len(e.Body)), d: d, traceparent: string(h.get("Traceparent")),
-			remote: c.Conn.RemoteAddr().String(),
-		})
+	a := accessEntry{
+		listener: l.Name, method: method, host: host, target: tgt,
+		status: e.Status, route: routeName, cacheLabel: "hit", bytes: bodyBytes(isHEAD, len(e.Body)), d: d,
 	}
+	if p.opts.AccessLog != nil { // the strings only a log line needs
+		a.reqID, a.remote = string(reqID), c.remoteAddr()
+		a.cache = httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}.String()
+		a.traceparent = string(h.get("Traceparent"))
+	}
+	p.record(&a)
 	return true, keep
 }
 

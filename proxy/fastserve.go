@@ -86,6 +86,13 @@ func (c *fastConn) serveOne() (keep bool) {
 	x := new(exchange)
 	x.rctx.values = c.ctx
 	x.ctx = exchangeCtx{&x.rctx, x}
+	if pre := &c.pre; pre.filtered {
+		// The hit attempt ran the route's request phase: carry its
+		// outcome, and the state it routed with, to the general path.
+		x.st, x.filtered, x.answeredBy, x.ans = pre.st, true, pre.by, pre.ans
+		x.preRoute = pre.route
+		*pre = fastPre{}
+	}
 	req, ok := buildRequest(&x.ctx, h, &x.inURL, c.header(hdrRequest))
 	if !ok || !httpguts.ValidHostHeader(string(h.host)) {
 		// The parser accepted what net/http's does not: answer as the

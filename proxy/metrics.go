@@ -26,8 +26,9 @@ type metrics struct {
 	reloads          prometheus.Counter
 	egressRefused    *prometheus.CounterVec // forward destinations refused (egress.go)
 	tunnelIdle       prometheus.Counter
-	series           sync.Map // seriesKey -> *series
-	notStoredC       sync.Map // reason -> prometheus.Counter
+	filterAnswers    *prometheus.CounterVec // early answers of route filters (filter.go)
+	series           sync.Map               // seriesKey -> *series
+	notStoredC       sync.Map               // reason -> prometheus.Counter
 }
 
 // notStoredInc counts a response not stored for reason, looking the
@@ -72,8 +73,11 @@ func newMetrics(reg prometheus.Registerer, cache *shm.Writer) (*metrics, error) 
 	m.tunnelIdle = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "zerohop_tunnel_idle_closed_total", Help: "CONNECT tunnels closed after forward.tunnel_idle_timeout without traffic.",
 	})
+	m.filterAnswers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zerohop_filter_answers_total", Help: "Requests a route filter answered itself, before the cache, by route, filter and status.",
+	}, []string{"route", "filter", "code"})
 	cs := []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.upstreamRefusals, m.notStored, m.stored, m.coalesced, m.refreshes, m.reloads,
-		m.egressRefused, m.tunnelIdle}
+		m.egressRefused, m.tunnelIdle, m.filterAnswers}
 	if cache != nil {
 		cs = append(cs, shmCollector{cache})
 	}

@@ -25,6 +25,8 @@ type route struct {
 	cache       bool
 	bypass      []string // canonical header names
 	ttlOverride int64    // ms; 0 = none
+
+	filters chain // built here, once per configuration (filter.go)
 }
 
 func compileRoute(rc config.Route, clusters map[string]*cluster) *route {
@@ -47,29 +49,63 @@ func compileRoute(rc config.Route, clusters map[string]*cluster) *route {
 		}
 		r.ttlOverride = rc.Cache.TTLOverride.Milliseconds()
 	}
+	// The route's filter chain, in the order docs/architecture.md gives.
+	if len(rc.ResponseHeaders) > 0 {
+		r.filters = append(r.filters, newSetFieldsFilter(rc.ResponseHeaders))
+	}
 	return r
 }
 
-// matches reports whether req (with host already lower-cased, no port)
-// satisfies every condition of the route.
-func (r *route) matches(req *http.Request, host, path string) bool {
-	return r.match(req.Method, requestFields(req.Header), host, path)
+// routeFor returns the first route of st that the request matches (host
+// lower-cased, without port), or nil. Both entry paths route with it.
+func (st *state) routeFor(method string, f routeFields, host, path string) *route {
+	for _, r := range st.routes {
+		if r.match(method, f, host, path) {
+			return r
+		}
+	}
+	return nil
 }
 
-// matchesHead is matches for a request parsed by the fast path.
-func (r *route) matchesHead(h *fastHead, host, path string) bool {
-	return r.match(string(h.method), h, host, path)
+// cachesFor reports whether a GET or HEAD routed to rt (nil: forward
+// mode without a route) may use the cache, and if not because of a
+// bypass field, the Cache-Status detail. Both entry paths decide with it.
+func (p *Proxy) cachesFor(rt *route, f routeFields) (ok bool, detail string) {
+	if !p.caching() {
+		return false, ""
+	}
+	if rt == nil {
+		return true, ""
+	}
+	if !rt.cache {
+		return false, ""
+	}
+	for _, b := range rt.bypass {
+		if f.fieldSet(b) {
+			return false, "route-bypass"
+		}
+	}
+	return true, ""
 }
 
-// routeFields is a request's header, as the route conditions read it.
+// caching reports whether the proxy has a cache to serve from and fill.
+func (p *Proxy) caching() bool { return p.cache != nil && p.ops != nil }
+
+// routeFields is a request's header, as the route conditions read it:
+// the net/http request's (requestFields) or the fast path's parsed head.
 type routeFields interface {
 	fieldIs(name, value string) bool
+	// fieldSet reports whether the field's first value is not empty.
+	fieldSet(name string) bool
 }
 
 type requestFields http.Header
 
 func (f requestFields) fieldIs(name, value string) bool { return http.Header(f).Get(name) == value }
+func (f requestFields) fieldSet(name string) bool       { return http.Header(f).Get(name) != "" }
 
+// match reports whether a request (host already lower-cased, no port)
+// satisfies every condition of the route.
 func (r *route) match(method string, fields routeFields, host, path string) bool {
 	if r.host != "" {
 		if r.wildcard {

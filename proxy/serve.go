@@ -62,6 +62,15 @@ type exchange struct {
 	upstream   string
 	upstreamMs float64
 	code       int
+	filterNote string // the filter that answered, and why
+
+	// The request phase's outcome (filter.go). The fast path may have
+	// run the chain already on the parsed head, before handing the
+	// request over: then filtered is set, and the chain is not run again.
+	filtered   bool
+	preRoute   *route // the route the fast path ran the chain for
+	answeredBy filter
+	ans        answer
 
 	// Allocated with the exchange rather than on their own: the
 	// response recorder, the context carrying x, and the backing of the
@@ -150,14 +159,17 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x = &exchange{}
 		x.ctx = exchangeCtx{r.Context(), x}
 	}
-	x.p, x.st, x.lis, x.guard, x.in, x.start = p, p.st.Load(), &h.l, h.guard, r, p.opts.Now()
+	if x.st == nil { // else the fast path loaded it for its hit attempt
+		x.st = p.st.Load()
+	}
+	x.p, x.lis, x.guard, x.in, x.start = p, &h.l, h.guard, r, p.opts.Now()
 	x.reqID = r.Header.Get("X-Request-Id")
 	if x.reqID == "" || len(x.reqID) > 128 {
 		x.reqID = newRequestID()
 		r.Header["X-Request-Id"] = x.reqIDField()
 	}
 	rec := &x.rec
-	rec.ResponseWriter = w
+	rec.ResponseWriter, rec.x = w, x
 	rec.Header()["X-Request-Id"] = x.reqIDField()
 	x.outHdr = rec.Header()
 	defer p.finish(x, rec)
@@ -188,6 +200,9 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !p.resolve(rec, r, x) {
+		return
+	}
+	if x.route != nil && len(x.route.filters) > 0 && p.filterRequest(rec, x) {
 		return
 	}
 	var ctx context.Context = &x.ctx
@@ -227,12 +242,8 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 			x.target = r.URL.RequestURI()
 		}
 	}
-	host := hostOnly(x.host)
-	for _, rt := range x.st.routes {
-		if rt.matches(r, host, r.URL.Path) {
-			x.route, x.cluster = rt, rt.cluster
-			break
-		}
+	if rt := x.st.routeFor(r.Method, requestFields(r.Header), hostOnly(x.host), r.URL.Path); rt != nil {
+		x.route, x.cluster = rt, rt.cluster
 	}
 	if x.route == nil && !forward {
 		p.fail(w, x, http.StatusNotFound, "no route matches this request")
@@ -246,14 +257,10 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 			return false
 		}
 	}
-	x.cacheable = p.cache != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
-		(x.route == nil || x.route.cache)
-	if x.cacheable && x.route != nil {
-		for _, b := range x.route.bypass {
-			if r.Header.Get(b) != "" {
-				x.cacheable = false
-				x.status.Fwd, x.status.Detail = httpcache.FwdBypass, "route-bypass"
-			}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		var detail string
+		if x.cacheable, detail = p.cachesFor(x.route, requestFields(r.Header)); detail != "" {
+			x.status.Fwd, x.status.Detail = httpcache.FwdBypass, detail
 		}
 	}
 	if x.cacheable {
@@ -337,19 +344,32 @@ func appendRequestID(dst []byte) []byte {
 // (server-sent events) reach the real connection.
 type recorder struct {
 	http.ResponseWriter
+	x     *exchange // whose route's filters see the response head
 	code  int
 	bytes int64
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if r.code == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
+		if r.code == 0 {
+			r.filterResponse(code)
+		}
 		r.code = code
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
+// filterResponse runs the response phase of the route's filters on the
+// head about to be written (filter.go), once per response.
+func (r *recorder) filterResponse(code int) {
+	if x := r.x; x != nil && x.route != nil && len(x.route.filters) > 0 {
+		x.route.filters.onResponse(x, code, headerFields(r.Header()))
+	}
+}
+
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.code == 0 {
+		r.filterResponse(http.StatusOK)
 		r.code = http.StatusOK
 	}
 	n, err := r.ResponseWriter.Write(b)
@@ -392,30 +412,41 @@ func (p *Proxy) finish(x *exchange, rec *recorder) {
 	if code == 0 {
 		code = 499 // the client went away before a response
 	}
-	p.m.observe(x.lis.Name, routeName, cacheLabel, code, d)
-	if p.opts.AccessLog != nil {
-		p.logAccess(&accessEntry{
-			reqID: x.reqID, listener: x.lis.Name, method: x.in.Method, host: x.host, target: x.target,
-			status: code, route: routeName, upstream: x.upstream, cache: x.status.String(), bytes: int(rec.bytes),
-			d: d, upstreamMs: x.upstreamMs, traceparent: x.in.Header.Get("Traceparent"), remote: x.in.RemoteAddr,
-		})
+	a := accessEntry{
+		reqID: x.reqID, listener: x.lis.Name, method: x.in.Method, host: x.host, target: x.target,
+		status: code, route: routeName, upstream: x.upstream, cacheLabel: cacheLabel,
+		bytes: int(rec.bytes), d: d, upstreamMs: x.upstreamMs, remote: x.in.RemoteAddr, filter: x.filterNote,
 	}
+	if p.opts.AccessLog != nil { // the strings only a log line needs
+		a.cache, a.traceparent = x.status.String(), x.in.Header.Get("Traceparent")
+	}
+	p.record(&a)
 }
 
-// accessEntry is one access-log line.
+// accessEntry is what is recorded of one request: its access-log line
+// and its metrics.
 type accessEntry struct {
 	reqID, listener, method, host, target string
 	status                                int
-	route, upstream, cache                string
+	route, upstream                       string
+	cacheLabel                            string // the metrics' cache label
+	cache                                 string // the log's: the Cache-Status member
 	bytes                                 int
 	d                                     time.Duration
 	upstreamMs                            float64
 	traceparent, remote                   string
+	filter                                string // the filter that answered, if one did
 }
 
-// logAccess writes the access-log line of a request, for either path.
-func (p *Proxy) logAccess(a *accessEntry) {
-	p.opts.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
+// record records a request's metrics and access-log line. Both entry
+// paths end here: a fresh hit served by the fast path and one served by
+// net/http are recorded by the same code.
+func (p *Proxy) record(a *accessEntry) {
+	p.m.observe(a.listener, a.route, a.cacheLabel, a.status, a.d)
+	if p.opts.AccessLog == nil {
+		return
+	}
+	attrs := [...]slog.Attr{
 		slog.String("request_id", a.reqID),
 		slog.String("listener", a.listener),
 		slog.String("method", a.method),
@@ -430,7 +461,13 @@ func (p *Proxy) logAccess(a *accessEntry) {
 		slog.Float64("upstream_ms", a.upstreamMs),
 		slog.String("traceparent", a.traceparent),
 		slog.String("remote", a.remote),
-	)
+		slog.String("filter", a.filter),
+	}
+	n := len(attrs)
+	if a.filter == "" {
+		n-- // the filter attribute only when a filter answered
+	}
+	p.opts.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:n]...)
 }
 
 // hopHeaders are removed before a response is stored (ReverseProxy has

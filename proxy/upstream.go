@@ -48,6 +48,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 		httpcache.AddValidators(pr.Out.Header, validators)
 	}
+	if x.route != nil && len(x.route.filters) > 0 {
+		// The upstream phase: after the cache decision, on what goes
+		// upstream only (a background refresh's request too).
+		x.route.filters.onUpstream(x, headerFields(pr.Out.Header))
+	}
 	x.reqTime = p.opts.Now()
 }
 

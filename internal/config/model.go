@@ -334,6 +334,12 @@ type Route struct {
 	// Timeout bounds the whole upstream exchange. Default 0 = the
 	// cluster's response_timeout.
 	Timeout time.Duration `yaml:"timeout"`
+	// ResponseHeaders are fields set on every response of the route (hits,
+	// misses and the proxy's own answers alike), replacing any field of
+	// the same name. Names the proxy or the framing owns (Content-Length,
+	// Transfer-Encoding, Connection, Age, Cache-Status, X-Request-Id and
+	// other hop-by-hop fields) are rejected. Default empty.
+	ResponseHeaders map[string]string `yaml:"response_headers"`
 
 	// Reserved: weighted_clusters (splits), retries, rate_limits, auth.
 }

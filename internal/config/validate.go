@@ -350,7 +350,45 @@ func (v *validator) routes(rs []Route, clusters map[string]string) {
 			v.headerNames(p+".cache.bypass", rc.Bypass)
 		}
 		v.nonNegative(p+".timeout", r.Timeout)
+		v.responseHeaders(p+".response_headers", r.ResponseHeaders)
 	}
+}
+
+// ownedResponseFields are the response fields a route may not set: the
+// framing's, the hop's, and the ones the proxy itself writes.
+var ownedResponseFields = []string{"age", "cache-status", "connection", "content-length", "keep-alive",
+	"proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "x-request-id"}
+
+func (v *validator) responseHeaders(p string, m map[string]string) {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	v.headerNames(p, names)
+	for _, k := range names {
+		switch val := m[k]; {
+		case slices.Contains(ownedResponseFields, strings.ToLower(k)):
+			v.errorf(p+"."+k, "%q is set by the proxy or the framing, not by a route", k)
+		case !validFieldValue(val):
+			v.errorf(p+"."+k, "invalid header value %q: no control characters, no leading or trailing space", val)
+		}
+	}
+}
+
+// validFieldValue reports whether s is a field value (RFC 9110 §5.5)
+// without leading or trailing whitespace: visible characters, spaces and
+// tabs, and obs-text.
+func validFieldValue(s string) bool {
+	if s != strings.TrimSpace(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // suggestName helps with a reference to a name that does not exist.
