@@ -4,10 +4,22 @@
 // responses a shared cache may store under RFC 9111, so that the app's next
 // read of the same URL is a zero-hop hit.
 //
-// It is built on httputil.ReverseProxy: Rewrite picks the upstream,
-// ModifyResponse stores, revalidates, compresses and invalidates, and
-// ErrorHandler serves stale-if-error. Cache policy comes from package
-// httpcache; the cache itself is an shm.Writer.
+// Every request runs one pipeline, whichever way it arrived (the HTTP/1.1
+// fast path's parsed head, net/http, h2c): route match, the route's
+// filter chain (filter.go), the cache (lookup, freshness, coalescing),
+// forwarding, storing. Filters run in three phases: OnRequest before the
+// cache, on hits as on misses (authentication and rate limits, which must
+// refuse before a cached response is served; a filter may answer early),
+// OnUpstream after the cache decision on the upstream request only
+// (credential injection), and OnResponse on every response head, in
+// reverse order. docs/architecture.md draws the pipeline and works
+// through adding a filter.
+//
+// Forwarding is built on httputil.ReverseProxy: Rewrite picks the
+// upstream, ModifyResponse stores, revalidates, compresses and
+// invalidates, and ErrorHandler serves stale-if-error; a direct forwarder
+// (direct.go) does the same for the common miss. Cache policy comes from
+// package httpcache; the cache itself is an shm.Writer.
 package proxy
 
 import (

@@ -85,6 +85,7 @@
 //	    cluster: api
 //	    cache: {ttl_override: 30s, bypass: [Authorization]}
 //	    timeout: 10s
+//	    response_headers: {X-Served-By: zerohop}
 //
 // # Forward proxy destinations
 //
