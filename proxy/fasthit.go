@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"net/http"
 	"strconv"
@@ -11,22 +10,23 @@ import (
 
 	"github.com/zerohop/zerohop/internal/config"
 	"github.com/zerohop/zerohop/proxy/httpcache"
+	"github.com/zerohop/zerohop/proxy/internal/fastpath"
 	"github.com/zerohop/zerohop/proxy/internal/field"
 	"github.com/zerohop/zerohop/shm"
 )
 
-// serveHit answers the request in c.head straight from the cache when it
+// serveHit answers the request in the connection's parsed head straight from the cache when it
 // is the plain case: a GET or HEAD with no field that changes how a stored
 // response may be used, for which a fresh response is stored. It writes
 // what the general path (serveCached, serveEntry) would have written,
 // without building an http.Request or a header map. It reports whether it
 // answered, and whether the connection stays open.
-func (c *fastConn) serveHit() (served, keep bool) {
-	h := &c.head
+func (c *fastSide) serveHit() (served, keep bool) {
+	h := c.c.Head()
 	p := c.h.p
 	l := &c.h.l
 	c.pre = fastPre{}
-	if h.needsPolicy || !p.caching() {
+	if h.NeedsPolicy() || !p.caching() {
 		return false, true
 	}
 	start := p.opts.Now()
@@ -34,10 +34,10 @@ func (c *fastConn) serveHit() (served, keep bool) {
 	// The URL parts, as resolve computes them from the parsed request.
 	var hostB, target []byte
 	if l.Mode == config.ModeForward {
-		if !field.HasPrefixFold(h.target, "http://") {
+		if !field.HasPrefixFold(h.Target(), "http://") {
 			return false, true
 		}
-		rest := h.target[len("http://"):]
+		rest := h.Target()[len("http://"):]
 		i := bytes.IndexAny(rest, "/?")
 		if i < 0 {
 			i = len(rest)
@@ -47,10 +47,10 @@ func (c *fastConn) serveHit() (served, keep bool) {
 			return false, true
 		}
 	} else {
-		if h.target[0] != '/' {
+		if h.Target()[0] != '/' {
 			return false, true
 		}
-		hostB, target = h.host, h.target
+		hostB, target = h.HostField(), h.Target()
 	}
 	if !plainTarget(target) || len(hostB) == 0 {
 		return false, true
@@ -71,7 +71,7 @@ func (c *fastConn) serveHit() (served, keep bool) {
 	// Routing, the filters' request phase and the cache decision: the
 	// same functions the general path (resolve, filterRequest) runs.
 	st := p.st.Load()
-	isHEAD := len(h.method) == 4
+	isHEAD := len(h.Method()) == 4
 	method := http.MethodGet
 	if isHEAD {
 		method = http.MethodHead
@@ -108,7 +108,7 @@ func (c *fastConn) serveHit() (served, keep bool) {
 		return false, true
 	}
 	if e.Flags&shm.FlagVaryIndex != 0 {
-		c.vkey = shm.AppendVaryFromHeader(append(c.vkey[:0], c.key...), e.Vary, h.values)
+		c.vkey = shm.AppendVaryFromHeader(append(c.vkey[:0], c.key...), e.Vary, h.Values)
 		if e, out, ok = p.ops.GetStale(c.ebuf, c.vkey); !ok {
 			return false, true
 		}
@@ -118,7 +118,7 @@ func (c *fastConn) serveHit() (served, keep bool) {
 		}
 	}
 	he := toHTTPEntry(&e)
-	if httpcache.Decide(httpcache.Directives{}, &he, start) != httpcache.ServeFresh || !bodyAllowed(e.Status) {
+	if httpcache.Decide(httpcache.Directives{}, &he, start) != httpcache.ServeFresh || !fastpath.BodyAllowed(e.Status) {
 		return false, true
 	}
 	// The filters' response phase, before the head is written.
@@ -130,8 +130,8 @@ func (c *fastConn) serveHit() (served, keep bool) {
 
 	// The response, as serveEntry and net/http's framing write it.
 	p.seen.Add(1)
-	bw := c.writer()
-	writeStatus(bw, e.Status)
+	bw := c.c.Writer()
+	fastpath.WriteStatus(bw, e.Status)
 	var haveType, haveDate, haveCE bool
 	ranges := e.Status == http.StatusOK // acceptRanges: stored bodies are complete
 	if ranges {
@@ -179,7 +179,7 @@ func (c *fastConn) serveHit() (served, keep bool) {
 	bw.WriteString("\r\nCache-Status: ")
 	bw.Write(appendHitStatus(num[:0], ttl))
 	bw.WriteString("\r\nX-Request-Id: ")
-	reqID := h.get("X-Request-Id")
+	reqID := h.Get("X-Request-Id")
 	if len(reqID) == 0 || len(reqID) > 128 {
 		reqID = appendRequestID(c.idBuf[:0])
 	}
@@ -197,7 +197,7 @@ func (c *fastConn) serveHit() (served, keep bool) {
 		bw.Write(time.Now().UTC().AppendFormat(num[:0], http.TimeFormat))
 		bw.WriteString("\r\n")
 	}
-	keep = !h.connClose && !c.draining()
+	keep = !h.ConnClose() && !c.c.Draining()
 	if !keep {
 		bw.WriteString("Connection: close\r\n")
 	}
@@ -220,9 +220,9 @@ func (c *fastConn) serveHit() (served, keep bool) {
 		status: e.Status, route: routeName, cacheLabel: "hit", bytes: bodyBytes(isHEAD, len(e.Body)), d: d,
 	}
 	if p.opts.AccessLog != nil { // the strings only a log line needs
-		a.reqID, a.remote = string(reqID), c.remoteAddr()
+		a.reqID, a.remote = string(reqID), c.c.RemoteAddr()
 		a.cache = httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}.String()
-		a.traceparent = string(h.get("Traceparent"))
+		a.traceparent = string(h.Get("Traceparent"))
 	}
 	p.record(&a)
 	return true, keep
@@ -235,16 +235,9 @@ func bodyBytes(head bool, n int) int {
 	return n
 }
 
-func (c *fastConn) writer() *bufio.Writer {
-	if c.bw == nil {
-		c.bw = bufio.NewWriterSize(c.Conn, 4096)
-	}
-	return c.bw
-}
-
 // str returns b as a string, reusing the last one when the bytes repeat
 // (a connection usually asks one host for one set of URLs).
-func (c *fastConn) str(last *string, b []byte) string {
+func (c *fastSide) str(last *string, b []byte) string {
 	if string(b) != *last {
 		*last = string(b)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/proxy/internal/fastpath"
 )
 
 // BenchmarkFilterChain measures a pass through a route's chain, every
@@ -12,8 +13,11 @@ import (
 // pays today: 0 allocs) and with the response_headers example filter
 // (0 allocs on the fast path's reused fields).
 func BenchmarkFilterChain(b *testing.B) {
-	c := &fastConn{h: &listenerHandler{l: config.Listener{Name: "app"}}}
-	c.head.parse([]byte("GET /f HTTP/1.1\r\nHost: app.local\r\nX-Key: k\r\n\r\n"))
+	fc, ok := fastpath.ConnForHead([]byte("GET /f HTTP/1.1\r\nHost: app.local\r\nX-Key: k\r\n\r\n"))
+	if !ok {
+		b.Fatal("head not parsed")
+	}
+	c := &fastSide{c: fc, h: &listenerHandler{l: config.Listener{Name: "app"}}}
 	in, _ := http.NewRequest("GET", "http://app.local/f", nil)
 	in.Header.Set("X-Key", "k")
 	x := &exchange{in: in, lis: &config.Listener{Name: "app"}, host: "app.local", target: "/f"}
@@ -56,7 +60,8 @@ func BenchmarkFilterChain(b *testing.B) {
 // TestEmptyChainAllocs is BenchmarkFilterChain's promise as a test: a
 // pass through an empty chain, on either view, allocates nothing.
 func TestEmptyChainAllocs(t *testing.T) {
-	c := &fastConn{}
+	fc, _ := fastpath.ConnForHead([]byte("GET /f HTTP/1.1\r\nHost: app.local\r\n\r\n"))
+	c := &fastSide{c: fc, h: &listenerHandler{}}
 	c.req = fastRequest{c: c, method: http.MethodGet}
 	x := &exchange{}
 	var empty chain

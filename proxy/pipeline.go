@@ -72,10 +72,10 @@ func (p *Proxy) answerEarly(w http.ResponseWriter, x *exchange) {
 }
 
 // fastRequest is the request view of a request the fast path parsed: its
-// strings come from the connection's scratch (fastConn.str), its fields
+// strings come from the connection's scratch (fastSide.str), its fields
 // from the parsed head, so making it allocates nothing.
 type fastRequest struct {
-	c            *fastConn
+	c            *fastSide
 	method       string
 	host, target string
 	route        *route
@@ -84,7 +84,7 @@ type fastRequest struct {
 func (r *fastRequest) Method() string     { return r.method }
 func (r *fastRequest) Host() string       { return r.host }
 func (r *fastRequest) Target() string     { return r.target }
-func (r *fastRequest) RemoteAddr() string { return r.c.remoteAddr() }
+func (r *fastRequest) RemoteAddr() string { return r.c.c.RemoteAddr() }
 func (r *fastRequest) Listener() string   { return r.c.h.l.Name }
 
 func (r *fastRequest) Route() string {
@@ -97,7 +97,7 @@ func (r *fastRequest) Route() string {
 // Field returns the value in the connection's read buffer, without a
 // copy: valid while the head is, which outlasts the filter's call.
 func (r *fastRequest) Field(name string) string {
-	v := r.c.head.get(name)
+	v := r.c.c.Head().Get(name)
 	if len(v) == 0 {
 		return ""
 	}

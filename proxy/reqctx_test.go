@@ -6,14 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zerohop/zerohop/proxy/internal/fastpath"
 	"github.com/zerohop/zerohop/proxy/internal/h1"
 )
-
-type testKey struct{}
-
-func newTestRequestCtx() *requestCtx {
-	return &requestCtx{values: context.WithValue(context.Background(), testKey{}, "v")}
-}
 
 // ended reports whether ch is closed within a second.
 func ended(ch <-chan struct{}) bool {
@@ -25,123 +20,35 @@ func ended(ch <-chan struct{}) bool {
 	}
 }
 
-func TestRequestCtxEnds(t *testing.T) {
-	for _, tc := range []struct {
-		name       string
-		doneBefore bool // ask for Done before the end, or only after
-	}{
-		{"done asked before end", true},
-		{"done asked after end", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := newTestRequestCtx()
-			var done <-chan struct{}
-			if tc.doneBefore {
-				done = r.Done()
-				select {
-				case <-done:
-					t.Fatal("Done closed before the end")
-				default:
-				}
-			}
-			if r.Err() != nil {
-				t.Fatalf("Err before end = %v", r.Err())
-			}
-			r.end()
-			r.end() // a second end is harmless
-			if !tc.doneBefore {
-				done = r.Done()
-			}
-			if !ended(done) {
-				t.Fatal("Done not closed after end")
-			}
-			if !errors.Is(r.Err(), context.Canceled) {
-				t.Fatalf("Err = %v, want context.Canceled", r.Err())
-			}
-			if c := context.Cause(r); !errors.Is(c, context.Canceled) {
-				t.Fatalf("Cause = %v, want context.Canceled", c)
-			}
-			if v := r.Value(testKey{}); v != "v" {
-				t.Fatalf("Value = %v, want the connection's", v)
-			}
-			if _, ok := r.Deadline(); ok {
-				t.Fatal("a deadline where none was set")
-			}
-		})
-	}
-}
-
-func TestRequestCtxWatchEnd(t *testing.T) {
+func TestExchangeCtxWatchEnd(t *testing.T) {
 	var _ h1.EndWatcher = (*exchangeCtx)(nil)
 
-	t.Run("runs at the end", func(t *testing.T) {
-		r := newTestRequestCtx()
-		ran := make(chan struct{})
-		if !r.WatchEnd(func() { close(ran) }) {
-			t.Fatal("WatchEnd refused on a fresh context")
-		}
-		if r.WatchEnd(func() {}) {
-			t.Fatal("a second watcher accepted")
-		}
-		r.end()
-		if !ended(ran) {
-			t.Fatal("watcher did not run")
-		}
-		if r.UnwatchEnd() {
-			t.Fatal("UnwatchEnd after the watcher ran reported true")
-		}
-	})
-	t.Run("unwatched does not run", func(t *testing.T) {
-		r := newTestRequestCtx()
-		ran := make(chan struct{})
-		r.WatchEnd(func() { close(ran) })
-		if !r.UnwatchEnd() {
-			t.Fatal("UnwatchEnd of a pending watcher reported false")
-		}
-		if !r.WatchEnd(func() {}) {
-			t.Fatal("WatchEnd refused after UnwatchEnd")
-		}
-		r.UnwatchEnd()
-		r.end()
-		select {
-		case <-ran:
-			t.Fatal("unwatched function ran")
-		case <-time.After(50 * time.Millisecond):
-		}
-	})
-	t.Run("refused once ended", func(t *testing.T) {
-		r := newTestRequestCtx()
-		r.end()
-		if r.WatchEnd(func() {}) {
-			t.Fatal("WatchEnd accepted on an ended context")
-		}
-	})
-	t.Run("through the exchange context", func(t *testing.T) {
-		x := new(exchange)
-		x.rctx.values = context.Background()
-		x.ctx = exchangeCtx{&x.rctx, x}
-		ran := make(chan struct{})
-		if !x.ctx.WatchEnd(func() { close(ran) }) {
-			t.Fatal("exchangeCtx did not pass WatchEnd on")
-		}
-		x.rctx.end()
-		if !ended(ran) {
-			t.Fatal("watcher did not run")
-		}
-		// Over net/http's own context there is nothing to pass on to.
-		y := new(exchange)
-		y.ctx = exchangeCtx{context.Background(), y}
-		if y.ctx.WatchEnd(func() {}) || y.ctx.UnwatchEnd() {
-			t.Fatal("exchangeCtx over a plain context claimed WatchEnd")
-		}
-	})
+	x := new(exchange)
+	x.fs.Ctx.Init(context.Background())
+	x.ctx = exchangeCtx{&x.fs.Ctx, x}
+	ran := make(chan struct{})
+	if !x.ctx.WatchEnd(func() { close(ran) }) {
+		t.Fatal("exchangeCtx did not pass WatchEnd on")
+	}
+	x.fs.Ctx.End()
+	if !ended(ran) {
+		t.Fatal("watcher did not run")
+	}
+	// Over net/http's own context there is nothing to pass on to.
+	y := new(exchange)
+	y.ctx = exchangeCtx{context.Background(), y}
+	if y.ctx.WatchEnd(func() {}) || y.ctx.UnwatchEnd() {
+		t.Fatal("exchangeCtx over a plain context claimed WatchEnd")
+	}
+
 }
 
-// TestRequestCtxDerived checks the contexts the proxy derives from a
-// request's (a route's timeout, a cancel) through requestCtx.AfterFunc:
-// they end with it, and one that ends first unregisters itself.
-func TestRequestCtxDerived(t *testing.T) {
-	r := newTestRequestCtx()
+// TestExchangeCtxDerived checks the contexts the proxy derives from a
+// fast-path request's exchange context (a route's timeout, a cancel): they
+// end with the request and keep the exchange.
+func TestExchangeCtxDerived(t *testing.T) {
+	r := new(fastpath.RequestCtx)
+	r.Init(context.Background())
 	x := new(exchange)
 	x.ctx = exchangeCtx{r, x}
 
@@ -152,16 +59,10 @@ func TestRequestCtxDerived(t *testing.T) {
 	if !ended(cctx.Done()) {
 		t.Fatal("cancelled child not done")
 	}
-	r.mu.Lock()
-	n := len(r.after)
-	r.mu.Unlock()
-	if n != 1 {
-		t.Fatalf("%d registrations after one child ended, want 1", n)
-	}
 	if tctx.Err() != nil {
 		t.Fatal("timeout child ended early")
 	}
-	r.end()
+	r.End()
 	if !ended(tctx.Done()) {
 		t.Fatal("timeout child did not end with the request")
 	}

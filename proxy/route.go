@@ -81,7 +81,7 @@ func (p *Proxy) cachesFor(rt *route, f routeFields) (ok bool, detail string) {
 		return false, ""
 	}
 	for _, b := range rt.bypass {
-		if f.fieldSet(b) {
+		if f.FieldSet(b) {
 			return false, "route-bypass"
 		}
 	}
@@ -94,15 +94,15 @@ func (p *Proxy) caching() bool { return p.cache != nil && p.ops != nil }
 // routeFields is a request's header, as the route conditions read it:
 // the net/http request's (requestFields) or the fast path's parsed head.
 type routeFields interface {
-	fieldIs(name, value string) bool
-	// fieldSet reports whether the field's first value is not empty.
-	fieldSet(name string) bool
+	FieldIs(name, value string) bool
+	// FieldSet reports whether the field's first value is not empty.
+	FieldSet(name string) bool
 }
 
 type requestFields http.Header
 
-func (f requestFields) fieldIs(name, value string) bool { return http.Header(f).Get(name) == value }
-func (f requestFields) fieldSet(name string) bool       { return http.Header(f).Get(name) != "" }
+func (f requestFields) FieldIs(name, value string) bool { return http.Header(f).Get(name) == value }
+func (f requestFields) FieldSet(name string) bool       { return http.Header(f).Get(name) != "" }
 
 // match reports whether a request (host already lower-cased, no port)
 // satisfies every condition of the route.
@@ -126,7 +126,7 @@ func (r *route) match(method string, fields routeFields, host, path string) bool
 		return false
 	}
 	for _, h := range r.headers {
-		if !fields.fieldIs(h[0], h[1]) {
+		if !fields.FieldIs(h[0], h[1]) {
 			return false
 		}
 	}

@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/zerohop/zerohop/internal/config"
 	"github.com/zerohop/zerohop/proxy/httpcache"
+	"github.com/zerohop/zerohop/proxy/internal/fastpath"
 	"github.com/zerohop/zerohop/proxy/internal/flight"
 	"github.com/zerohop/zerohop/shm"
 )
@@ -78,14 +78,12 @@ type exchange struct {
 	// header maps share (capacity 1, so an Add to any of them copies).
 	rec    recorder
 	ctx    exchangeCtx
-	rctx   requestCtx // the fast path's request context, under ctx
 	reqIDv [1]string
-	fw     fastWriter  // the fast path's response writer
-	out    outbound    // the direct forwarder's upstream request
-	flight flight.Call // the fetch others wait on, when x leads one
-	keyArr [160]byte   // primary's backing, for the usual key
-	inURL  url.URL     // the fast path's request URL, when plain
-	upHdr  http.Header // an empty map for the upstream request's header, if any
+	fs     fastpath.Slot // the fast path's: request context (under ctx), writer, URL
+	out    outbound      // the direct forwarder's upstream request
+	flight flight.Call   // the fetch others wait on, when x leads one
+	keyArr [160]byte     // primary's backing, for the usual key
+	upHdr  http.Header   // an empty map for the upstream request's header, if any
 	// Single-value backings for fields the proxy sets, as reqIDv:
 	// X-Forwarded-For/-Host/-Proto, Forwarded and Via upstream; Via and
 	// Cache-Status on the response.
@@ -118,25 +116,25 @@ func (c *exchangeCtx) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-// WatchEnd, UnwatchEnd and AfterFunc pass on what requestCtx offers when
+// WatchEnd, UnwatchEnd and AfterFunc pass on what fastpath.RequestCtx offers when
 // it is the context underneath (the fast path's); see there.
 
 func (c *exchangeCtx) WatchEnd(f func()) bool {
-	if r, ok := c.Context.(*requestCtx); ok {
+	if r, ok := c.Context.(*fastpath.RequestCtx); ok {
 		return r.WatchEnd(f)
 	}
 	return false
 }
 
 func (c *exchangeCtx) UnwatchEnd() bool {
-	if r, ok := c.Context.(*requestCtx); ok {
+	if r, ok := c.Context.(*fastpath.RequestCtx); ok {
 		return r.UnwatchEnd()
 	}
 	return false
 }
 
 func (c *exchangeCtx) AfterFunc(f func()) (stop func() bool) {
-	if r, ok := c.Context.(*requestCtx); ok {
+	if r, ok := c.Context.(*fastpath.RequestCtx); ok {
 		return r.AfterFunc(f)
 	}
 	return context.AfterFunc(c.Context, f)
@@ -154,7 +152,8 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.seen.Add(1)
 	var x *exchange
 	if c, ok := r.Context().(*exchangeCtx); ok && c.x.p == nil {
-		x = c.x // made with the request by the fast path (serveOne)
+		x = c.x // made with the request by the fast path (fastSide.Begin)
+		x.upHdr = x.fs.UpstreamHeader
 	} else {
 		x = &exchange{}
 		x.ctx = exchangeCtx{r.Context(), x}

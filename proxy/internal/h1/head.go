@@ -13,7 +13,7 @@ import (
 // arrived whole in the first read, is parsed here rather than by
 // http.ReadResponse: in one pass over the buffered bytes, with the field
 // names and values sharing one string and the header's value slices one
-// backing array. Like the server-side fast path (proxy/fasthead.go), the
+// backing array. Like the server-side fast path (proxy/internal/fastpath/head.go), the
 // parser is narrower than RFC 9112 on purpose: whatever it does not accept
 // (another version, 1xx, 204, 304, a response to HEAD, chunked or
 // close-delimited framing, trailers, obs-fold, bare LF, a head not yet

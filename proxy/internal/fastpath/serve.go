@@ -1,4 +1,4 @@
-package proxy
+package fastpath
 
 import (
 	"bufio"
@@ -27,10 +27,10 @@ func (c *fastConn) serve() bool {
 	}
 	c.serving = true
 	c.mu.Unlock()
-	p := c.h.p
-	p.fastInflight.Add(1)
+	inflight := c.fl.o.Inflight
+	inflight.Add(1)
 
-	served, keep := c.serveHit()
+	served, keep := c.h.ServeFast()
 	if !served {
 		keep = c.serveOne()
 	}
@@ -40,7 +40,7 @@ func (c *fastConn) serve() bool {
 	c.serving = false
 	closeNow := c.closeWait || !keep
 	c.mu.Unlock()
-	p.fastInflight.Add(-1)
+	inflight.Add(-1)
 	if closeNow {
 		c.closeNow()
 		return false
@@ -81,41 +81,33 @@ func (c *fastConn) remoteAddr() string {
 // reports whether the connection stays open.
 func (c *fastConn) serveOne() (keep bool) {
 	h := &c.head
-	// The exchange comes with the request, its context already carrying
-	// it: the handler then need not copy the request to add it.
-	x := new(exchange)
-	x.rctx.values = c.ctx
-	x.ctx = exchangeCtx{&x.rctx, x}
-	if pre := &c.pre; pre.filtered {
-		// The hit attempt ran the route's request phase: carry its
-		// outcome, and the state it routed with, to the general path.
-		x.st, x.filtered, x.answeredBy, x.ans = pre.st, true, pre.by, pre.ans
-		x.preRoute = pre.route
-		*pre = fastPre{}
-	}
-	req, ok := buildRequest(&x.ctx, h, &x.inURL, c.header(hdrRequest))
+	// The slot comes with the pipeline's request state, and the context
+	// already carries that: the handler then need not copy the request.
+	slot, ctx := c.h.Begin()
+	slot.Ctx.Init(c.ctx)
+	req, ok := buildRequest(ctx, h, &slot.URL, c.header(hdrRequest))
 	if !ok || !httpguts.ValidHostHeader(string(h.host)) {
 		// The parser accepted what net/http's does not: answer as the
 		// server would, and close.
-		x.rctx.end()
+		slot.Ctx.End()
 		c.writeBadRequest()
 		return false
 	}
 	req.RemoteAddr = c.remoteAddr()
 
 	c.writer()
-	w := &x.fw
-	*w = fastWriter{c: c, req: req, hdr: c.header(hdrResponse), cl: -1, isHEAD: req.Method == http.MethodHead}
-	x.upHdr = c.header(hdrUpstream)
+	w := &slot.W
+	*w = Writer{c: c, req: req, hdr: c.header(hdrResponse), cl: -1, isHEAD: req.Method == http.MethodHead}
+	slot.UpstreamHeader = c.header(hdrUpstream)
 	w.closeAfter = h.connClose
-	defer x.rctx.end()
+	defer slot.Ctx.End()
 	defer func() {
 		if v := recover(); v != nil {
 			keep = false
 			if v != http.ErrAbortHandler {
 				buf := make([]byte, 16<<10)
 				buf = buf[:runtime.Stack(buf, false)]
-				c.h.p.log.Error("panic serving request", "remote", req.RemoteAddr, "panic", fmt.Sprint(v), "stack", string(buf))
+				c.fl.o.Logger.Error("panic serving request", "remote", req.RemoteAddr, "panic", fmt.Sprint(v), "stack", string(buf))
 			}
 			c.bw.Reset(c.Conn) // drop a half-written response
 		}
@@ -164,12 +156,12 @@ func (c *fastConn) writeBadRequest() {
 	c.Conn.Write([]byte(msg))
 }
 
-// fastWriter is the http.ResponseWriter of a request served by the fast
+// Writer is the http.ResponseWriter of a request served by the fast
 // path. It frames the response as net/http's server does (see
 // chunkWriter.writeHeader there): Content-Length when known or when the
 // handler finishes within the first 2 KiB, chunked otherwise; Date and a
 // sniffed Content-Type when missing; 1xx interim responses; trailers.
-type fastWriter struct {
+type Writer struct {
 	c      *fastConn
 	req    *http.Request
 	hdr    http.Header
@@ -193,9 +185,9 @@ type fastWriter struct {
 // Content-Length before falling back to chunked encoding.
 const bufferBeforeChunking = 2048
 
-func (w *fastWriter) Header() http.Header { return w.hdr }
+func (w *Writer) Header() http.Header { return w.hdr }
 
-func (w *fastWriter) WriteHeader(code int) {
+func (w *Writer) WriteHeader(code int) {
 	if w.wroteHeader {
 		return
 	}
@@ -234,18 +226,18 @@ func (w *fastWriter) WriteHeader(code int) {
 }
 
 // sniffs reports whether net/http would sniff a Content-Type from the body.
-func (w *fastWriter) sniffs() bool {
+func (w *Writer) sniffs() bool {
 	_, haveType := w.hdr["Content-Type"]
 	return !haveType && w.hdr.Get("Content-Encoding") == "" && w.cl != 0
 }
 
-func (w *fastWriter) setErr(err error) {
+func (w *Writer) setErr(err error) {
 	if err != nil && w.werr == nil {
 		w.werr = err
 	}
 }
 
-func (w *fastWriter) Write(p []byte) (int, error) {
+func (w *Writer) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -281,13 +273,13 @@ func (w *fastWriter) Write(p []byte) (int, error) {
 // does after the upstream's last byte (metrics, the access log, releasing
 // the exchange) is then off the app's latency. finish's flush then has
 // nothing to write.
-func (w *fastWriter) flushIfComplete() {
+func (w *Writer) flushIfComplete() {
 	if w.sent && !w.chunked && w.cl >= 0 && w.written == w.cl {
 		w.setErr(w.c.bw.Flush())
 	}
 }
 
-func (w *fastWriter) writeBody(p []byte) {
+func (w *Writer) writeBody(p []byte) {
 	if w.isHEAD || len(p) == 0 {
 		return
 	}
@@ -306,7 +298,7 @@ func (w *fastWriter) writeBody(p []byte) {
 
 // sendHeader decides the framing, writes the status line and header, and
 // then body, the first bytes of the body (which may be sniffed).
-func (w *fastWriter) sendHeader(body []byte) {
+func (w *Writer) sendHeader(body []byte) {
 	if w.sent {
 		w.writeBody(body)
 		return
@@ -406,10 +398,10 @@ func (w *fastWriter) sendHeader(body []byte) {
 
 // Flush sends what is buffered (http.Flusher), committing to chunked
 // encoding when no length is known.
-func (w *fastWriter) Flush() { w.FlushError() }
+func (w *Writer) Flush() { w.FlushError() }
 
 // FlushError is Flush for http.ResponseController.
-func (w *fastWriter) FlushError() error {
+func (w *Writer) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -424,7 +416,7 @@ func (w *fastWriter) FlushError() error {
 
 // finish completes the response after the handler returned. It reports
 // false when the connection must close (a write failed).
-func (w *fastWriter) finish() bool {
+func (w *Writer) finish() bool {
 	w.handlerDone = true
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
@@ -520,3 +512,10 @@ func writeStatus(bw *bufio.Writer, code int) {
 func bodyAllowed(code int) bool {
 	return !(code >= 100 && code <= 199 || code == http.StatusNoContent || code == http.StatusNotModified)
 }
+
+// WriteStatus writes the status line of a response with code, as
+// net/http's server does.
+func WriteStatus(bw *bufio.Writer, code int) { writeStatus(bw, code) }
+
+// BodyAllowed reports whether a response with code may have a body.
+func BodyAllowed(code int) bool { return bodyAllowed(code) }

@@ -1,17 +1,24 @@
-package proxy
+// Package fastpath is the sidecar's HTTP/1.1 connection adapter: it sits
+// under net/http, parses request heads itself without allocating, frames
+// requests, hands connections (or single requests) to net/http, and
+// writes responses as net/http's server would. It knows nothing of
+// routes or caching: for each request it calls the pipeline through
+// Handler (docs/fast-path.md, docs/architecture.md).
+package fastpath
 
 import (
 	"bufio"
 	"context"
-	"github.com/zerohop/zerohop/internal/nbconn"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/internal/nbconn"
 )
 
 // The fast path sits under net/http rather than beside it. Each accepted
@@ -37,12 +44,77 @@ import (
 // go to net/http, which enforces MaxHeaderBytes.
 const fastMaxHead = 16 << 10
 
-// FastListener wraps ln so that srv, serving listener l, gets the fast path
-// for HTTP/1.1 (see package comment in fastconn.go). It installs
-// srv.ConnState, keeping any hook already set. Call WaitFast after
-// srv.Shutdown to let requests being served by the fast path finish.
-func (p *Proxy) FastListener(ln net.Listener, l config.Listener, srv *http.Server) net.Listener {
-	fl := &fastListener{Listener: ln, p: p, h: p.newListenerHandler(l), srv: srv, conns: map[*fastConn]struct{}{}}
+// Pipeline is what the adapter serves requests with.
+type Pipeline interface {
+	// Open is called once per accepted connection; the Handler it returns
+	// serves that connection's requests, one at a time.
+	Open(c *Conn) Handler
+}
+
+// Handler serves the requests of one connection.
+type Handler interface {
+	// ServeFast answers the request in c.Head() itself if it can (a fresh
+	// hit): it writes the whole response to c.Writer() and reports
+	// served, and whether the connection stays open. Otherwise the
+	// request goes to Begin and ServeHTTP.
+	ServeFast() (served, keep bool)
+	// Begin returns the memory of a request the adapter is about to pass
+	// to ServeHTTP, in the pipeline's own per-request allocation, and the
+	// context the request carries, which must be, or wrap, &slot.Ctx.
+	Begin() (slot *Slot, ctx context.Context)
+	http.Handler
+}
+
+// Slot is the memory the adapter uses for one request it serves through
+// ServeHTTP. The pipeline allocates it with its own per-request state, so
+// that a request costs one allocation.
+type Slot struct {
+	Ctx RequestCtx // the request's context (set up by the adapter)
+	W   Writer     // the request's ResponseWriter
+	URL url.URL    // the request's URL, when plain
+	// UpstreamHeader is an empty map the connection reuses, for the
+	// pipeline's upstream request's header; nil if none.
+	UpstreamHeader http.Header
+}
+
+// Options configure a Listener.
+type Options struct {
+	// Pipeline serves the requests. Required.
+	Pipeline Pipeline
+	// ReadHeaderTimeout bounds how long a request head may take to
+	// arrive, from its first byte (or the connection's start). Default 0:
+	// no bound.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on a kept-alive
+	// connection. Default 0: no bound.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes: a longer head goes to net/http, which answers 431.
+	// Default 0: fastMaxHead.
+	MaxHeaderBytes int
+	// PolicyFields are request fields, besides HTTP's conditionals, Range,
+	// Cache-Control, Pragma and credentials, that mark a request
+	// Head.NeedsPolicy. Default none.
+	PolicyFields []string
+	// Inflight, if set, counts the requests being served by the fast path
+	// (of every Listener sharing it). Default: a counter of its own.
+	Inflight *atomic.Int64
+	// Logger receives panics of requests served through ServeHTTP.
+	// Default slog.Default().
+	Logger *slog.Logger
+}
+
+// NewListener wraps ln so that srv gets the fast path for HTTP/1.1 (see
+// the package comment). It installs srv.ConnState, keeping any hook
+// already set. Call Wait after srv.Shutdown to let requests being served
+// by the fast path finish.
+func NewListener(ln net.Listener, srv *http.Server, o Options) net.Listener {
+	if o.Inflight == nil {
+		o.Inflight = new(atomic.Int64)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	fl := &fastListener{Listener: ln, o: o, srv: srv, conns: map[*fastConn]struct{}{}}
 	srv.RegisterOnShutdown(fl.shutdown)
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
@@ -56,10 +128,10 @@ func (p *Proxy) FastListener(ln net.Listener, l config.Listener, srv *http.Serve
 	return fl
 }
 
-// WaitFast waits until no request is being served by the fast path, or ctx
-// ends. The listeners' servers must have been shut down first.
-func (p *Proxy) WaitFast(ctx context.Context) error {
-	for p.fastInflight.Load() > 0 {
+// Wait waits until inflight (Options.Inflight) is zero, or ctx ends. The
+// listeners' servers must have been shut down first.
+func Wait(ctx context.Context, inflight *atomic.Int64) error {
+	for inflight.Load() > 0 {
 		select {
 		case <-time.After(time.Millisecond):
 		case <-ctx.Done():
@@ -71,8 +143,7 @@ func (p *Proxy) WaitFast(ctx context.Context) error {
 
 type fastListener struct {
 	net.Listener
-	p   *Proxy
-	h   *listenerHandler
+	o   Options
 	srv *http.Server
 
 	// Connections, for shutdown: net/http closes the connections it sees
@@ -120,7 +191,10 @@ func (fl *fastListener) Accept() (net.Conn, error) {
 	} else {
 		c = nbconn.Wrap(c)
 	}
-	fc := &fastConn{Conn: c, fl: fl, h: fl.h, abort: make(chan struct{}, 1)}
+	fc := &fastConn{Conn: c, fl: fl, abort: make(chan struct{}, 1)}
+	fc.head.policyFields = fl.o.PolicyFields
+	fc.pub.c = fc
+	fc.h = fl.o.Pipeline.Open(&fc.pub)
 	// The first request's head is due ReadHeaderTimeout after the
 	// connection is made, as net/http times it: a client that connects and
 	// sends nothing is not held for the idle timeout.
@@ -148,7 +222,8 @@ const (
 type fastConn struct {
 	net.Conn
 	fl     *fastListener
-	h      *listenerHandler
+	h      Handler         // the pipeline's side of the connection
+	pub    Conn            // what the pipeline sees of it
 	ctx    context.Context // the values of fast requests' contexts (requestCtx)
 	remote string          // RemoteAddr().String(), once made
 	hdrs   [numHdrs]http.Header
@@ -159,17 +234,8 @@ type fastConn struct {
 	scan int // bytes of buf[r:w] already searched for the end of a head
 	give int64
 	eof  error // a read error held back until net/http asks for more
-	head fastHead
+	head Head
 	bw   *bufio.Writer
-
-	// Scratch of the hit path.
-	req                  fastRequest // the request view its filters see
-	rf                   fastFields  // what its filters set on the response
-	pre                  fastPre     // its request phase, for the general path
-	key, vkey, ebuf      []byte
-	lastHost, lastTarget string
-	idBuf                [32]byte
-	num                  [40]byte
 
 	mode  atomic.Int32
 	hdl   int64         // when the head being read is due, unix ns; 0: none (between requests)
@@ -269,7 +335,7 @@ func (c *fastConn) buffered() int { return c.w - c.r }
 // startHead starts the clock of a request head: it must be whole within
 // the listener's ReadHeaderTimeout, however it trickles in.
 func (c *fastConn) startHead() {
-	if d := c.h.l.ReadHeaderTimeout; d > 0 {
+	if d := c.fl.o.ReadHeaderTimeout; d > 0 {
 		c.hdl = time.Now().Add(d).UnixNano()
 	}
 }
@@ -413,11 +479,11 @@ func (c *fastConn) compact() {
 // intercept reads and serves requests until one must go to net/http, and
 // then returns that request's first bytes. again reports a mode change.
 func (c *fastConn) intercept(p []byte) (n int, err error, again bool) {
-	l := &c.h.l
+	maxHead := c.fl.o.MaxHeaderBytes
 	for {
 		if c.buffered() > 0 {
 			v, scan := parseHead(c.buf[c.r:c.w], c.scan, &c.head)
-			if v != headIncomplete && v != headOpaque && l.MaxHeaderBytes > 0 && int64(c.head.n) > int64(l.MaxHeaderBytes) {
+			if v != headIncomplete && v != headOpaque && maxHead > 0 && c.head.n > maxHead {
 				v = headOpaque // net/http answers 431
 			}
 			switch v {
@@ -468,8 +534,8 @@ func (c *fastConn) intercept(p []byte) (n int, err error, again bool) {
 		switch {
 		case c.hdl != 0:
 			dl = time.Unix(0, c.hdl)
-		case c.buffered() == 0 && l.IdleTimeout > 0:
-			dl = time.Now().Add(l.IdleTimeout)
+		case c.buffered() == 0 && c.fl.o.IdleTimeout > 0:
+			dl = time.Now().Add(c.fl.o.IdleTimeout)
 		}
 		c.Conn.SetReadDeadline(dl)
 		c.compact()
@@ -482,4 +548,39 @@ func (c *fastConn) intercept(p []byte) (n int, err error, again bool) {
 			c.eof = rerr
 		}
 	}
+}
+
+// Conn is what a pipeline sees of a connection the adapter serves.
+type Conn struct{ c *fastConn }
+
+// Head is the request head being served; its slices alias the
+// connection's read buffer and are valid while the request is served.
+func (c *Conn) Head() *Head { return &c.c.head }
+
+// Writer is the connection's buffered writer, for ServeFast's response.
+func (c *Conn) Writer() *bufio.Writer { return c.c.writer() }
+
+// Draining reports whether the server is closing the connection: a
+// response written now should say Connection: close.
+func (c *Conn) Draining() bool { return c.c.draining() }
+
+// RemoteAddr is the client's address as a string, made once per
+// connection.
+func (c *Conn) RemoteAddr() string { return c.c.remoteAddr() }
+
+func (c *fastConn) writer() *bufio.Writer {
+	if c.bw == nil {
+		c.bw = bufio.NewWriterSize(c.Conn, 4096)
+	}
+	return c.bw
+}
+
+// ConnForHead returns a Conn on no network connection whose request is
+// head, parsed: for tests and benchmarks of a pipeline's ServeFast side.
+// It reports false if head is not a request the fast path serves.
+func ConnForHead(head []byte) (*Conn, bool) {
+	fc := &fastConn{}
+	fc.pub.c = fc
+	v, _ := parseHead(head, 0, &fc.head)
+	return &fc.pub, v == headFast
 }

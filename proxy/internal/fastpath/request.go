@@ -1,4 +1,4 @@
-package proxy
+package fastpath
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 // exchange's), others by url.ParseRequestURI. The header goes into hdr, an
 // empty map, or a new one if hdr is nil. ok is false when the target is
 // not a URL net/http accepts.
-func buildRequest(ctx context.Context, h *fastHead, into *url.URL, hdr http.Header) (req *http.Request, ok bool) {
+func buildRequest(ctx context.Context, h *Head, into *url.URL, hdr http.Header) (req *http.Request, ok bool) {
 	// The target, names and values, in one string.
 	size := len(h.target)
 	for i := range h.nf {

@@ -1,4 +1,4 @@
-package proxy
+package fastpath
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// requestCtx is the context of a request the fast path serves. Like the
+// RequestCtx is the context of a request the fast path serves. Like the
 // context net/http gives a request, it ends (context.Canceled) when the
 // handler returns. Unlike context.WithCancel's, it costs no allocation of
 // its own: it lives in the exchange, makes its Done channel only when
@@ -22,7 +22,7 @@ import (
 // fastConn.Close waits while a request is served. So values come from
 // the connection context (which is not cancellable), and cancellation is
 // the request's own.
-type requestCtx struct {
+type RequestCtx struct {
 	values context.Context // the connection's: server and local address
 
 	ended atomic.Bool
@@ -32,17 +32,21 @@ type requestCtx struct {
 	after []*func()     // AfterFunc's, for contexts derived from this one
 }
 
-func (r *requestCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (r *requestCtx) Value(key any) any           { return r.values.Value(key) }
+// Init makes r the context of a new request whose values come from
+// values (the connection's context).
+func (r *RequestCtx) Init(values context.Context) { r.values = values }
 
-func (r *requestCtx) Err() error {
+func (r *RequestCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (r *RequestCtx) Value(key any) any           { return r.values.Value(key) }
+
+func (r *RequestCtx) Err() error {
 	if r.ended.Load() {
 		return context.Canceled
 	}
 	return nil
 }
 
-func (r *requestCtx) Done() <-chan struct{} {
+func (r *RequestCtx) Done() <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.done == nil {
@@ -54,9 +58,9 @@ func (r *requestCtx) Done() <-chan struct{} {
 	return r.done
 }
 
-// end ends the context, running what was registered to run then, each in
+// End ends the context, running what was registered to run then, each in
 // its own goroutine as context.AfterFunc does.
-func (r *requestCtx) end() {
+func (r *RequestCtx) End() {
 	r.mu.Lock()
 	if r.ended.Load() {
 		r.mu.Unlock()
@@ -82,7 +86,7 @@ func (r *requestCtx) end() {
 // time (h1's connection while it serves the request). It reports false,
 // registering nothing, when the context has ended or is already
 // watched; the caller then uses context.AfterFunc.
-func (r *requestCtx) WatchEnd(f func()) bool {
+func (r *RequestCtx) WatchEnd(f func()) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ended.Load() || r.watch != nil {
@@ -94,7 +98,7 @@ func (r *requestCtx) WatchEnd(f func()) bool {
 
 // UnwatchEnd undoes WatchEnd. It reports false if the function has run
 // or is about to, as the stop function of context.AfterFunc does.
-func (r *requestCtx) UnwatchEnd() bool {
+func (r *RequestCtx) UnwatchEnd() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ok := r.watch != nil
@@ -105,7 +109,7 @@ func (r *requestCtx) UnwatchEnd() bool {
 // AfterFunc is what the context package calls to tie a context derived
 // from this one (a route's timeout) to its end; without it, the package
 // would start a goroutine per derived context to wait on Done.
-func (r *requestCtx) AfterFunc(f func()) (stop func() bool) {
+func (r *RequestCtx) AfterFunc(f func()) (stop func() bool) {
 	r.mu.Lock()
 	if r.ended.Load() {
 		r.mu.Unlock()

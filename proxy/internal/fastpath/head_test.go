@@ -1,4 +1,4 @@
-package proxy
+package fastpath
 
 import (
 	"bufio"
@@ -9,11 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/net/http/httpguts"
-
-	"github.com/zerohop/zerohop/proxy/httpcache"
 )
 
 func TestParseHead(t *testing.T) {
@@ -78,7 +75,7 @@ func TestParseHead(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var h fastHead
+			h := Head{policyFields: []string{"X-Original-Url"}} // as the proxy sets Options.PolicyFields
 			got, _ := parseHead([]byte(tt.raw), 0, &h)
 			if got != tt.want {
 				t.Fatalf("verdict = %d; want %d", got, tt.want)
@@ -100,7 +97,7 @@ func TestParseHead(t *testing.T) {
 // found once whole, whatever the resume offsets.
 func TestParseHeadResumes(t *testing.T) {
 	raw := "GET /x HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\nGET /y HTTP/1.1\r\n"
-	var h fastHead
+	var h Head
 	scan := 0
 	for n := 1; n <= len(raw); n++ {
 		v, s := parseHead([]byte(raw[:n]), scan, &h)
@@ -130,7 +127,7 @@ func FuzzParseHead(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var h fastHead
+		var h Head
 		v, scan := parseHead(b, 0, &h)
 		if v == headIncomplete {
 			if scan < 0 || scan > len(b) {
@@ -171,7 +168,7 @@ func FuzzParseHead(f *testing.F) {
 // checkBuildRequest fails unless buildRequest made of h the request
 // net/http's server would have (want, from http.ReadRequest, after the
 // server's own clean-up).
-func checkBuildRequest(t *testing.T, h *fastHead, want *http.Request, head []byte) {
+func checkBuildRequest(t *testing.T, h *Head, want *http.Request, head []byte) {
 	t.Helper()
 	got, ok := buildRequest(context.Background(), h, new(url.URL), nil)
 	if !ok {
@@ -223,7 +220,7 @@ func TestBuildRequest(t *testing.T) {
 		"GET http://[::1]:80/p HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET http://u@x/p HTTP/1.1\r\nHost: x\r\n\r\n",
 	} {
-		var h fastHead
+		var h Head
 		if v, _ := parseHead([]byte(s), 0, &h); v != headFast {
 			t.Fatalf("%q: verdict %d; want fast", s, v)
 		}
@@ -232,15 +229,6 @@ func TestBuildRequest(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkBuildRequest(t, &h, want, []byte(s))
-	}
-}
-
-func TestAppendHitStatus(t *testing.T) {
-	for _, ttl := range []time.Duration{0, time.Second, 3599*time.Second + 999*time.Millisecond, -time.Millisecond, -time.Second, -90 * time.Second, 100 * 24 * time.Hour} {
-		want := httpcache.CacheStatus{Hit: true, TTL: ttl, HasTTL: true}.String()
-		if got := string(appendHitStatus(nil, ttl)); got != want {
-			t.Errorf("ttl %v: %q; want %q", ttl, got, want)
-		}
 	}
 }
 

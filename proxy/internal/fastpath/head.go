@@ -1,4 +1,4 @@
-package proxy
+package fastpath
 
 import (
 	"bytes"
@@ -28,9 +28,11 @@ const maxFastFields = 48
 
 type headField struct{ name, value []byte }
 
-// fastHead is a parsed request head. Its slices alias the connection's
+// Head is a parsed request head. Its slices alias the connection's
 // read buffer and are valid until the next read.
-type fastHead struct {
+type Head struct {
+	policyFields []string // Options.PolicyFields, kept across parses
+
 	n      int // length of the head, through the empty line
 	method []byte
 	target []byte
@@ -49,7 +51,7 @@ type fastHead struct {
 
 // get returns the first value of the field named name (canonical form),
 // compared case-insensitively.
-func (h *fastHead) get(name string) []byte {
+func (h *Head) get(name string) []byte {
 	for i := 0; i < h.nf; i++ {
 		if field.EqualFold(h.fields[i].name, name) {
 			return h.fields[i].value
@@ -58,15 +60,37 @@ func (h *fastHead) get(name string) []byte {
 	return nil
 }
 
-// fieldIs reports whether the first field named name has value (a route
-// condition).
-func (h *fastHead) fieldIs(name, value string) bool { return string(h.get(name)) == value }
+// Get returns the first value of the field named name (canonical form),
+// compared case-insensitively, or nil.
+func (h *Head) Get(name string) []byte { return h.get(name) }
 
-// fieldSet reports whether the first field named name has a value.
-func (h *fastHead) fieldSet(name string) bool { return len(h.get(name)) > 0 }
+// FieldIs reports whether the first field named name has value (a route
+// condition).
+func (h *Head) FieldIs(name, value string) bool { return string(h.get(name)) == value }
+
+// FieldSet reports whether the first field named name has a value.
+func (h *Head) FieldSet(name string) bool { return len(h.get(name)) > 0 }
+
+// Values returns every value of name, in order (allocates; used only to
+// build a Vary secondary key).
+func (h *Head) Values(name string) []string { return h.values(name) }
+
+// Method, Target and HostField are the request line's method and target
+// and the Host field's value.
+func (h *Head) Method() []byte    { return h.method }
+func (h *Head) Target() []byte    { return h.target }
+func (h *Head) HostField() []byte { return h.host }
+
+// NeedsPolicy reports whether the request carries a field that changes
+// how a stored response may be used: a conditional, Range,
+// Cache-Control, Pragma, credentials, or one of Options.PolicyFields.
+func (h *Head) NeedsPolicy() bool { return h.needsPolicy }
+
+// ConnClose reports whether the request asked to close the connection.
+func (h *Head) ConnClose() bool { return h.connClose }
 
 // has reports whether a field named name is present.
-func (h *fastHead) has(name string) bool {
+func (h *Head) has(name string) bool {
 	for i := 0; i < h.nf; i++ {
 		if field.EqualFold(h.fields[i].name, name) {
 			return true
@@ -77,7 +101,7 @@ func (h *fastHead) has(name string) bool {
 
 // values returns every value of name, in order (allocates; used only to
 // build a Vary secondary key).
-func (h *fastHead) values(name string) []string {
+func (h *Head) values(name string) []string {
 	var vs []string
 	for i := 0; i < h.nf; i++ {
 		if field.EqualFold(h.fields[i].name, name) {
@@ -90,7 +114,7 @@ func (h *fastHead) values(name string) []string {
 // parseHead parses the request head at the start of b. scanFrom is where
 // the search for the end of the head may resume (bytes before it have been
 // searched already); it returns the updated value with headIncomplete.
-func parseHead(b []byte, scanFrom int, h *fastHead) (headVerdict, int) {
+func parseHead(b []byte, scanFrom int, h *Head) (headVerdict, int) {
 	end := bytes.Index(b[scanFrom:], crlfcrlf)
 	if end < 0 {
 		// Anything that cannot be the start of a GET or HEAD is opaque
@@ -106,7 +130,7 @@ func parseHead(b []byte, scanFrom int, h *fastHead) (headVerdict, int) {
 		return headIncomplete, max(0, len(b)-3)
 	}
 	head := b[:scanFrom+end+4]
-	*h = fastHead{n: len(head)}
+	*h = Head{n: len(head), policyFields: h.policyFields}
 	v := h.parse(head[:len(head)-2])
 	return v, 0
 }
@@ -155,7 +179,7 @@ func plausibleStart(b []byte) bool {
 }
 
 // parse fills h from head, which ends with the CRLF of its last field line.
-func (h *fastHead) parse(head []byte) headVerdict {
+func (h *Head) parse(head []byte) headVerdict {
 	line, rest, ok := cutLine(head)
 	if !ok {
 		return headOpaque
@@ -256,7 +280,7 @@ func (h *fastHead) parse(head []byte) headVerdict {
 		if verdict == headFast && ineligible(name) {
 			verdict = headHandoff
 		}
-		if !h.needsPolicy && needsPolicy(name) {
+		if !h.needsPolicy && needsPolicy(name, h.policyFields) {
 			h.needsPolicy = true
 		}
 	}
@@ -271,7 +295,7 @@ func (h *fastHead) parse(head []byte) headVerdict {
 
 // connectionTokens records "close" and reports whether every token of a
 // Connection field value is one the fast path understands.
-func (h *fastHead) connectionTokens(v []byte) bool {
+func (h *Head) connectionTokens(v []byte) bool {
 	for len(v) > 0 {
 		var tok []byte
 		if i := bytes.IndexByte(v, ','); i >= 0 {
@@ -309,7 +333,7 @@ func ineligible(name []byte) bool {
 
 // needsPolicy lists request fields that change how a stored response may
 // be used, so a request carrying one takes the general path.
-func needsPolicy(name []byte) bool {
+func needsPolicy(name []byte, extra []string) bool {
 	switch len(name) {
 	case 5:
 		return field.EqualFold(name, "Range")
@@ -325,7 +349,7 @@ func needsPolicy(name []byte) bool {
 	case 19:
 		return field.EqualFold(name, "If-Unmodified-Since") || field.EqualFold(name, "Proxy-Authorization")
 	}
-	for _, f := range unkeyedOverrides {
+	for _, f := range extra {
 		if field.EqualFold(name, f) {
 			return true
 		}
