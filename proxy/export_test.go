@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -99,12 +100,18 @@ func (t testFilter) OnResponse(r request, status int, f fields) {
 	}
 }
 
-// AddFilter appends f to the chain of p's route named route. Call it
-// before the route serves requests.
+// AddFilter appends f to the chain of p's route named route, as a reload
+// would: a new state with a new route, swapped in atomically.
 func AddFilter(p *Proxy, route string, f *TestFilter) {
-	for _, r := range p.st.Load().routes {
+	old := p.st.Load()
+	st := *old
+	st.routes = slices.Clone(old.routes)
+	for i, r := range st.routes {
 		if r.name == route {
-			r.filters = append(r.filters, testFilter{f})
+			nr := *r
+			nr.filters = append(slices.Clone(r.filters), testFilter{f})
+			st.routes[i] = &nr
+			p.st.Store(&st)
 			return
 		}
 	}
