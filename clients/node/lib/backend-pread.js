@@ -1,0 +1,193 @@
+'use strict';
+// The positional-read backend, for when the addon cannot be built: the file
+// is never mapped; every read is one pread(2) through fs.readSync at an
+// offset. It follows the same protocol as the mapping reader, and each step
+// that a mapping gets from atomics it gets from ordering of whole reads:
+//
+// - The bucket is read in one pread (its sequence word first, the slots
+//   after it), then the sequence word again in a second pread: a stable even
+//   sequence means the slot words (tag, pos, meta with the fresh-until time,
+//   which no checksum covers) were one consistent snapshot. pread copies
+//   from the same page-cache pages the writer's mapping stores to, so a
+//   torn slot is possible and is what the sequence re-read rejects.
+// - The reclaim horizon (tail) is read before and after the entry's pread.
+// - The entry's copy is verified (kind, length, pos, hash, CRC-32, lengths)
+//   and its key compared in full, exactly as with a mapping.
+// - A truncated file gives a short read (never SIGBUS): a counted fault.
+
+const fs = require('node:fs');
+const L = require('./layout');
+const { parseLayout } = require('./header');
+const { xxh64Into, mul, regHi: mulHi, regLo: mulLo } = require('./xxh64');
+const { crc32 } = require('./crc');
+const { ZerohopError } = require('./errors');
+
+const hash = new Uint32Array(2);
+// Header words a lookup needs, in one read: state (128) .. heartbeat (320+8).
+const HOT_FROM = L.OFF_STATE;
+const HOT_LEN = L.OFF_HEARTBEAT + 8 - L.OFF_STATE;
+
+function u64(b, off) {
+  return b.readUInt32LE(off + 4) * 4294967296 + b.readUInt32LE(off);
+}
+
+class PreadMapping {
+  constructor(filePath) {
+    this.fd = fs.openSync(filePath, 'r');
+    try {
+      const st = fs.fstatSync(this.fd);
+      this.size = st.size;
+      this.id = `${st.dev}:${st.ino}`;
+      this.path = filePath;
+      if (st.size < L.HEADER_SIZE) {
+        throw new ZerohopError('ZEROHOP_TRUNCATED', `zerohop: ${filePath}: truncated cache file: ${st.size} bytes`);
+      }
+      const h = Buffer.alloc(L.HEADER_SIZE);
+      if (fs.readSync(this.fd, h, 0, L.HEADER_SIZE, 0) !== L.HEADER_SIZE) {
+        throw new ZerohopError('ZEROHOP_TRUNCATED', `zerohop: ${filePath}: short read of the header`);
+      }
+      this.geo = parseLayout(h, st.size, filePath);
+    } catch (err) {
+      fs.closeSync(this.fd);
+      throw err;
+    }
+    this.hot = Buffer.alloc(HOT_LEN);
+    this.bucket = Buffer.alloc(L.BUCKET_SIZE);
+    this.word = Buffer.alloc(8);
+    this.buf = Buffer.allocUnsafe(64 << 10);
+    this.n = 0;
+    this.expires = 0;
+    this.retries = 0;
+    this.closed = false;
+    // snapshot results
+    this.sPosHi = 0; this.sPosLo = 0; this.sMetaHi = 0; this.sMetaLo = 0;
+  }
+
+  read(buf, len, off) {
+    return fs.readSync(this.fd, buf, 0, len, off) === len;
+  }
+
+  // Returns 1 found, 0 not found, -1 torn, -2 short read.
+  snapshot(b, tagHi, tagLo) {
+    const bk = this.bucket;
+    for (let t = 0; t < L.MAX_SEQ_TRIES; t++) {
+      if (!this.read(bk, L.BUCKET_SIZE, b)) return -2;
+      const s = bk.readUInt32LE(0);
+      if (s & 1) { this.retries++; continue; }
+      let found = 0;
+      for (let i = 0; i < L.SLOTS_PER_BUCKET; i++) {
+        const so = 8 + i * L.SLOT_SIZE;
+        if (bk.readUInt32LE(so) === tagLo && bk.readUInt32LE(so + 4) === tagHi) {
+          this.sPosLo = bk.readUInt32LE(so + 8); this.sPosHi = bk.readUInt32LE(so + 12);
+          this.sMetaLo = bk.readUInt32LE(so + 16); this.sMetaHi = bk.readUInt32LE(so + 20);
+          found = 1;
+          break;
+        }
+      }
+      if (!this.read(this.word, 4, b)) return -2;
+      if (this.word.readUInt32LE(0) === s) return found;
+      this.retries++;
+    }
+    return -1;
+  }
+
+  lookup(key, keyLen, freshAt, nowMs, silenceMs, offline) {
+    if (this.closed) return L.OUT_CLOSED;
+    const g = this.geo;
+    this.retries = 0;
+    // Should we serve at all? state, tail and heartbeat in one read.
+    const hot = this.hot;
+    if (!this.read(hot, HOT_LEN, HOT_FROM)) return L.OUT_FAULT;
+    const state = hot.readUInt32LE(0);
+    if (offline ? state === L.STATE_ABANDONED
+      : state !== L.STATE_LIVE || nowMs - u64(hot, L.OFF_HEARTBEAT - HOT_FROM) > silenceMs) {
+      return L.OUT_WRITER_STALE;
+    }
+    xxh64Into(key, keyLen, g.seedHi, g.seedLo, hash);
+    const hHi = hash[0], hLo = hash[1];
+    const tagLo = (hLo | 1) >>> 0;
+    const i1 = (hLo & g.bucketMask) >>> 0;
+    mul(hLo, hHi, 0x9e3779b9, 0x7f4a7c15); // rotl(h, 32) * golden ratio
+    let i2 = ((mulHi() << 15 | mulLo() >>> 17) & g.bucketMask) >>> 0;
+    if (i2 === i1) i2 = (i1 ^ 1) >>> 0;
+    let f = this.snapshot(g.indexOff + i1 * L.BUCKET_SIZE, hHi, tagLo);
+    if (f === 0) f = this.snapshot(g.indexOff + i2 * L.BUCKET_SIZE, hHi, tagLo);
+    if (f === -2) return L.OUT_FAULT;
+    if (f === -1) return L.OUT_TORN;
+    if (f === 0) return L.OUT_MISS;
+    const n = this.sMetaLo;
+    const freshUntilMs = this.sMetaHi * 1000;
+    if (freshAt !== 0 && freshAt >= freshUntilMs) return L.OUT_EXPIRED;
+    if (this.sPosHi >= 0x200000) return L.OUT_CORRUPT; // beyond 2^53: not a real position
+    const pos = this.sPosHi * 4294967296 + this.sPosLo;
+    if (!this.read(this.word, 8, L.OFF_TAIL)) return L.OUT_FAULT;
+    const tail = u64(this.word, 0);
+    if (pos < tail) return L.OUT_OVERRUN;
+    if (n < L.ENTRY_HEADER_SIZE || n > g.regionSize || n % L.ENTRY_ALIGN !== 0 || pos % L.ENTRY_ALIGN !== 0 ||
+        pos % g.regionSize + n > g.regionSize || pos - tail >= g.arenaLen) {
+      return L.OUT_CORRUPT;
+    }
+    if (this.buf.length < n) this.buf = Buffer.allocUnsafe(n);
+    const b = this.buf;
+    if (!this.read(b, n, g.arenaOff + pos % g.arenaLen)) return L.OUT_FAULT;
+    if (!this.read(this.word, 8, L.OFF_TAIL)) return L.OUT_FAULT;
+    if (u64(this.word, 0) > pos) return L.OUT_OVERRUN;
+    // Only the private copy from here on.
+    if (b.readUInt32LE(0) !== L.KIND_ENTRY || b.readUInt32LE(4) !== n ||
+        b.readUInt32LE(16) !== this.sPosLo || b.readUInt32LE(20) !== this.sPosHi ||
+        b.readUInt32LE(24) !== hLo || b.readUInt32LE(28) !== hHi) {
+      return L.OUT_CORRUPT;
+    }
+    if (crc32(b, 16, n, g.seed32) !== b.readUInt32LE(8)) return L.OUT_CORRUPT;
+    const keyLen2 = b.readUInt32LE(64);
+    const total = L.ENTRY_HEADER_SIZE + keyLen2 + b.readUInt32LE(68) + b.readUInt16LE(80) + b.readUInt16LE(82) +
+      b.readUInt32LE(84) + b.readUInt32LE(72) + b.readUInt32LE(76);
+    if (total > n || n - total >= L.ENTRY_ALIGN) return L.OUT_CORRUPT;
+    if (keyLen2 !== keyLen || b.compare(key, 0, keyLen, L.ENTRY_HEADER_SIZE, L.ENTRY_HEADER_SIZE + keyLen) !== 0) {
+      return L.OUT_COLLISION;
+    }
+    let expires = b.readInt32LE(44) * 4294967296 + b.readUInt32LE(40);
+    if (freshUntilMs < expires) expires = freshUntilMs; // soft-purged: the slot says stale
+    this.n = n;
+    this.expires = expires;
+    if (freshAt !== 0 && ((b.readUInt16LE(62) & L.FLAG_NO_CACHE) !== 0 || !(freshAt < expires))) {
+      return L.OUT_EXPIRED;
+    }
+    return L.OUT_HIT;
+  }
+
+  header() {
+    const h = Buffer.alloc(L.OFF_STATS + 8 * L.STAT_NAMES.length);
+    if (this.closed || !this.read(h, h.length, 0)) return null;
+    const stats = {};
+    L.STAT_NAMES.forEach((n, i) => { stats[n] = u64(h, L.OFF_STATS + 8 * i); });
+    return {
+      state: h.readUInt32LE(L.OFF_STATE), adoptGen: h.readUInt32LE(L.OFF_ADOPT_GEN),
+      head: u64(h, L.OFF_HEAD), tail: u64(h, L.OFF_TAIL), heartbeatMs: u64(h, L.OFF_HEARTBEAT),
+      writerStartMs: u64(h, L.OFF_WRITER_START), invalSeq: u64(h, L.OFF_INVAL_SEQ),
+      invalOff: u64(h, L.OFF_INVAL_OFF), stats,
+    };
+  }
+
+  faulted() {
+    if (this.closed) return true;
+    try {
+      return fs.fstatSync(this.fd).size < this.geo.fileSize;
+    } catch {
+      return true;
+    }
+  }
+
+  close() {
+    if (!this.closed) {
+      this.closed = true;
+      fs.closeSync(this.fd);
+    }
+  }
+}
+
+module.exports = {
+  name: 'pread',
+  available: true,
+  open: (p) => new PreadMapping(p),
+};
