@@ -4,13 +4,12 @@
 // offset. It follows the same protocol as the mapping reader, and each step
 // that a mapping gets from atomics it gets from ordering of whole reads:
 //
-// - The bucket is read in one pread (its sequence word first, the slots
-//   after it), then the sequence word again in a second pread: a stable even
-//   sequence means the slot words (tag, pos, meta with the fresh-until time,
-//   which no checksum covers) were one consistent snapshot. pread copies
-//   from the same page-cache pages the writer's mapping stores to, so a
-//   torn slot is possible and is what the sequence re-read rejects.
-// - The reclaim horizon (tail) is read before and after the entry's pread.
+// - The bucket is read twice, whole; equal copies with an even sequence
+//   are a consistent snapshot of the slot words (tag, pos, and meta with
+//   the fresh-until time, which no checksum covers). pread copies from the
+//   same page-cache pages the writer's mapping stores to, so a torn copy is
+//   possible and is what the second read rejects.
+// - The reclaim horizon (tail) is read after the entry's pread.
 // - The entry's copy is verified (kind, length, pos, hash, CRC-32, lengths)
 //   and its key compared in full, exactly as with a mapping.
 // - A truncated file gives a short read (never SIGBUS): a counted fault.
@@ -26,6 +25,9 @@ const hash = new Uint32Array(2);
 // Header words a lookup needs, in one read: state (128) .. heartbeat (320+8).
 const HOT_FROM = L.OFF_STATE;
 const HOT_LEN = L.OFF_HEARTBEAT + 8 - L.OFF_STATE;
+// How long the state and heartbeat words are reused (docs/format.md allows a
+// recheck interval; this is a fifth of the default).
+const HOT_CACHE_MS = 20;
 
 function u64(b, off) {
   return b.readUInt32LE(off + 4) * 4294967296 + b.readUInt32LE(off);
@@ -53,6 +55,8 @@ class PreadMapping {
     }
     this.hot = Buffer.alloc(HOT_LEN);
     this.bucket = Buffer.alloc(L.BUCKET_SIZE);
+    this.bucket2 = Buffer.alloc(L.BUCKET_SIZE);
+    this.hotAt = -Infinity; // when state and heartbeat were last read
     this.word = Buffer.alloc(8);
     this.buf = Buffer.allocUnsafe(64 << 10);
     this.n = 0;
@@ -67,26 +71,31 @@ class PreadMapping {
     return fs.readSync(this.fd, buf, 0, len, off) === len;
   }
 
-  // Returns 1 found, 0 not found, -1 torn, -2 short read.
+  // Returns 1 found, 0 not found, -1 torn, -2 short read. Two preads of
+  // the whole bucket that agree byte for byte, with an even sequence, are a
+  // consistent snapshot on any CPU: a kernel copy gives no per-word
+  // atomicity and no order within one copy, but the second copy starts only
+  // after the first is complete, and a writer that changed the bucket
+  // meanwhile changed its sequence word too (docs/format.md, "Positional
+  // reads"). The bucket's ctl word is never written in format 2.
   snapshot(b, tagHi, tagLo) {
     const bk = this.bucket;
+    const again = this.bucket2;
     for (let t = 0; t < L.MAX_SEQ_TRIES; t++) {
       if (!this.read(bk, L.BUCKET_SIZE, b)) return -2;
       const s = bk.readUInt32LE(0);
       if (s & 1) { this.retries++; continue; }
-      let found = 0;
+      if (!this.read(again, L.BUCKET_SIZE, b)) return -2;
+      if (!bk.equals(again)) { this.retries++; continue; }
       for (let i = 0; i < L.SLOTS_PER_BUCKET; i++) {
         const so = 8 + i * L.SLOT_SIZE;
         if (bk.readUInt32LE(so) === tagLo && bk.readUInt32LE(so + 4) === tagHi) {
           this.sPosLo = bk.readUInt32LE(so + 8); this.sPosHi = bk.readUInt32LE(so + 12);
           this.sMetaLo = bk.readUInt32LE(so + 16); this.sMetaHi = bk.readUInt32LE(so + 20);
-          found = 1;
-          break;
+          return 1;
         }
       }
-      if (!this.read(this.word, 4, b)) return -2;
-      if (this.word.readUInt32LE(0) === s) return found;
-      this.retries++;
+      return 0;
     }
     return -1;
   }
@@ -95,12 +104,20 @@ class PreadMapping {
     if (this.closed) return L.OUT_CLOSED;
     const g = this.geo;
     this.retries = 0;
-    // Should we serve at all? state, tail and heartbeat in one read.
+    // Should we serve at all? The state and heartbeat words are read at
+    // most every HOT_CACHE_MS (one pread of the header's hot lines), which
+    // moves the writer-silence limit by at most that much; the bucket, the
+    // entry and the horizon are read on every lookup, so purges are seen at
+    // once.
     const hot = this.hot;
-    if (!this.read(hot, HOT_LEN, HOT_FROM)) return L.OUT_FAULT;
+    if (nowMs - this.hotAt >= HOT_CACHE_MS || nowMs < this.hotAt) {
+      if (!this.read(hot, HOT_LEN, HOT_FROM)) return L.OUT_FAULT;
+      this.hotAt = nowMs;
+    }
     const state = hot.readUInt32LE(0);
     if (offline ? state === L.STATE_ABANDONED
       : state !== L.STATE_LIVE || nowMs - u64(hot, L.OFF_HEARTBEAT - HOT_FROM) > silenceMs) {
+      this.hotAt = -Infinity; // not serving: look again next time
       return L.OUT_WRITER_STALE;
     }
     xxh64Into(key, keyLen, g.seedHi, g.seedLo, hash);
@@ -120,18 +137,20 @@ class PreadMapping {
     if (freshAt !== 0 && freshAt >= freshUntilMs) return L.OUT_EXPIRED;
     if (this.sPosHi >= 0x200000) return L.OUT_CORRUPT; // beyond 2^53: not a real position
     const pos = this.sPosHi * 4294967296 + this.sPosLo;
-    if (!this.read(this.word, 8, L.OFF_TAIL)) return L.OUT_FAULT;
-    const tail = u64(this.word, 0);
-    if (pos < tail) return L.OUT_OVERRUN;
+    // The range checks that bound the read come first; the horizon checks
+    // use the tail read after the copy (a pread cannot fault, so nothing
+    // needs the tail before it, and this saves a system call per hit).
     if (n < L.ENTRY_HEADER_SIZE || n > g.regionSize || n % L.ENTRY_ALIGN !== 0 || pos % L.ENTRY_ALIGN !== 0 ||
-        pos % g.regionSize + n > g.regionSize || pos - tail >= g.arenaLen) {
+        pos % g.regionSize + n > g.regionSize) {
       return L.OUT_CORRUPT;
     }
     if (this.buf.length < n) this.buf = Buffer.allocUnsafe(n);
     const b = this.buf;
     if (!this.read(b, n, g.arenaOff + pos % g.arenaLen)) return L.OUT_FAULT;
     if (!this.read(this.word, 8, L.OFF_TAIL)) return L.OUT_FAULT;
-    if (u64(this.word, 0) > pos) return L.OUT_OVERRUN;
+    const tail = u64(this.word, 0);
+    if (pos < tail) return L.OUT_OVERRUN; // reclaimed before or during the copy
+    if (pos - tail >= g.arenaLen) return L.OUT_CORRUPT;
     // Only the private copy from here on.
     if (b.readUInt32LE(0) !== L.KIND_ENTRY || b.readUInt32LE(4) !== n ||
         b.readUInt32LE(16) !== this.sPosLo || b.readUInt32LE(20) !== this.sPosHi ||

@@ -94,14 +94,13 @@ class Client {
    * If-None-Match / If-Modified-Since matches.
    * @returns {{status: number, headers: Array<[string, string]>, body: Buffer, ageSeconds: number, ttlSeconds: number} | null}
    */
-  serve(method, scheme, host, target, headers, hasBody = false) {
+  serve(method, scheme, host, target, headers, hasBody = false, nowMs = Date.now()) {
     const h = headers instanceof Map ? headers : headerLines(headers);
     const d = eligible(method, h, hasBody);
     if (d === null) {
       this.counters.bypassed++;
       return null;
     }
-    const nowMs = Date.now();
     const m = this.find(method, scheme, host, target, h, nowMs);
     if (m !== null) {
       const e = decodeEntry(m.buf, m.expires);

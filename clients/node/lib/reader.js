@@ -42,7 +42,7 @@ class Reader {
    * @param {{backend?: string, maxWriterSilenceMs?: number, recheckIntervalMs?: number, offline?: boolean}} [opts]
    */
   constructor(dir, opts = {}) {
-    this.path = path.join(dir, FILE_NAME);
+    this.path = opts.file || path.join(dir, FILE_NAME);
     this.backend = pickBackend(opts.backend);
     this.silenceMs = opts.maxWriterSilenceMs > 0 ? opts.maxWriterSilenceMs : 2000;
     this.recheckMs = opts.recheckIntervalMs > 0 ? opts.recheckIntervalMs : 100;
