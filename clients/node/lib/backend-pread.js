@@ -25,9 +25,6 @@ const hash = new Uint32Array(2);
 // Header words a lookup needs, in one read: state (128) .. heartbeat (320+8).
 const HOT_FROM = L.OFF_STATE;
 const HOT_LEN = L.OFF_HEARTBEAT + 8 - L.OFF_STATE;
-// How long the state and heartbeat words are reused (docs/format.md allows a
-// recheck interval; this is a fifth of the default).
-const HOT_CACHE_MS = 20;
 
 function u64(b, off) {
   return b.readUInt32LE(off + 4) * 4294967296 + b.readUInt32LE(off);
@@ -56,7 +53,6 @@ class PreadMapping {
     this.hot = Buffer.alloc(HOT_LEN);
     this.bucket = Buffer.alloc(L.BUCKET_SIZE);
     this.bucket2 = Buffer.alloc(L.BUCKET_SIZE);
-    this.hotAt = -Infinity; // when state and heartbeat were last read
     this.word = Buffer.alloc(8);
     this.buf = Buffer.allocUnsafe(64 << 10);
     this.n = 0;
@@ -104,20 +100,15 @@ class PreadMapping {
     if (this.closed) return L.OUT_CLOSED;
     const g = this.geo;
     this.retries = 0;
-    // Should we serve at all? The state and heartbeat words are read at
-    // most every HOT_CACHE_MS (one pread of the header's hot lines), which
-    // moves the writer-silence limit by at most that much; the bucket, the
-    // entry and the horizon are read on every lookup, so purges are seen at
-    // once.
+    // Should we serve at all? The state and heartbeat words, in one pread
+    // of the header's hot lines, on every lookup as the Go reader does:
+    // caching them would keep serving a cleanly closed or abandoned file
+    // for as long as the cache lasts.
     const hot = this.hot;
-    if (nowMs - this.hotAt >= HOT_CACHE_MS || nowMs < this.hotAt) {
-      if (!this.read(hot, HOT_LEN, HOT_FROM)) return L.OUT_FAULT;
-      this.hotAt = nowMs;
-    }
+    if (!this.read(hot, HOT_LEN, HOT_FROM)) return L.OUT_FAULT;
     const state = hot.readUInt32LE(0);
     if (offline ? state === L.STATE_ABANDONED
       : state !== L.STATE_LIVE || nowMs - u64(hot, L.OFF_HEARTBEAT - HOT_FROM) > silenceMs) {
-      this.hotAt = -Infinity; // not serving: look again next time
       return L.OUT_WRITER_STALE;
     }
     xxh64Into(key, keyLen, g.seedHi, g.seedLo, hash);

@@ -1,92 +1,131 @@
 'use strict';
-// Parsing a verified private copy of an entry (shm/entry.go parseEntryInto).
-// Nothing here reads the mapping: the backends copy, verify and hand over
-// the copy.
+// A stored response, decoded from a verified private copy of its entry
+// (shm/entry.go parseEntryInto). Nothing here reads the mapping: a backend
+// copies and verifies the entry, and an Entry owns one copy of its bytes
+// and parses parts of it only when they are asked for, so a hit costs one
+// copy and no work for the fields the caller does not read.
 
 const L = require('./layout');
 const { stringBlock } = require('./key');
 
-/**
- * A stored response, decoded from a private copy.
- * @typedef {object} Entry
- */
+// latin1 keeps every byte of a field as one char (latin1Slice is what
+// toString('latin1') calls, without its argument handling).
+const latin1 = typeof Buffer.prototype.latin1Slice === 'function'
+  ? (b, start, end) => b.latin1Slice(start, end)
+  : (b, start, end) => b.toString('latin1', start, end);
 
-function i64(b, off) {
-  return b.readInt32LE(off + 4) * 4294967296 + b.readUInt32LE(off);
-}
+const u16 = (b, o) => b[o] | (b[o + 1] << 8);
+const u32 = (b, o) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+const i64 = (b, o) => (b[o + 4] | (b[o + 5] << 8) | (b[o + 6] << 16) | (b[o + 7] << 24)) * 4294967296 + u32(b, o);
 
-/**
- * Decodes the entry in buf[0, n). The lengths were checked by the backend.
- * @param {Buffer} buf
- * @param {number} effectiveExpiresMs min(slot fresh-until, entry expires)
- * @param {boolean} copyBody copy the body out of buf (buf is reused)
- */
-function decodeEntry(buf, effectiveExpiresMs, copyBody = true) {
-  const keyLen = buf.readUInt32LE(64);
-  const varyLen = buf.readUInt32LE(68);
-  const hdrsLen = buf.readUInt32LE(72);
-  const bodyLen = buf.readUInt32LE(76);
-  const etagLen = buf.readUInt16LE(80);
-  const lmLen = buf.readUInt16LE(82);
-  const tagsLen = buf.readUInt32LE(84);
-  let p = L.ENTRY_HEADER_SIZE + keyLen;
-  const varyStart = p; p += varyLen;
-  const etagStart = p; p += etagLen;
-  const lmStart = p; p += lmLen;
-  const tagsStart = p; p += tagsLen;
-  const hdrsStart = p; p += hdrsLen;
-  const bodyStart = p;
-  const body = copyBody
-    ? Buffer.from(buf.subarray(bodyStart, bodyStart + bodyLen))
-    : buf.subarray(bodyStart, bodyStart + bodyLen);
-  return {
-    status: buf.readUInt16LE(60),
-    flags: buf.readUInt16LE(62),
-    storedMs: i64(buf, 32),
-    expiresMs: effectiveExpiresMs,
-    entryExpiresMs: i64(buf, 40),
-    initialAge: buf.readUInt32LE(48),
-    swr: buf.readUInt32LE(52),
-    sie: buf.readUInt32LE(56),
-    headers: headerBlock(buf, hdrsStart, hdrsStart + hdrsLen),
-    body,
-    etag: buf.toString('latin1', etagStart, etagStart + etagLen),
-    lastModified: buf.toString('latin1', lmStart, lmStart + lmLen),
-    // Vary block: names of request headers (only on FlagVaryIndex markers
-    // and on variants). Tags starting with NUL are the writer's bookkeeping.
-    vary: varyLen ? stringBlock(buf, varyStart, varyStart + varyLen) : [],
-    tags: tagsLen ? stringBlock(buf, tagsStart, tagsStart + tagsLen) : [],
-    key: Buffer.from(buf.subarray(L.ENTRY_HEADER_SIZE, L.ENTRY_HEADER_SIZE + keyLen)),
-    pos: buf.readUInt32LE(20) * 4294967296 + buf.readUInt32LE(16),
-    totalLen: buf.readUInt32LE(4),
-  };
-}
-
-/**
- * The header block: repeated u16 name_len, u32 value_len, name, value, in
- * stored order (sorted by name; one line per value). Names and values are
- * latin1 strings, which keep every byte. Stops at the first malformed field.
- * @returns {Array<[string, string]>}
- */
-function headerBlock(buf, start, end) {
-  const out = [];
-  let p = start;
-  while (end - p >= 6) {
-    const nl = buf.readUInt16LE(p);
-    const vl = buf.readUInt32LE(p + 2);
-    if (end - p - 6 < nl + vl) break;
-    const ns = p + 6;
-    out.push([buf.toString('latin1', ns, ns + nl), buf.toString('latin1', ns + nl, ns + nl + vl)]);
-    p = ns + nl + vl;
+class Entry {
+  /**
+   * @param {Buffer} raw the entry's bytes (verified; owned by this Entry)
+   * @param {number} expiresMs effective expiry: min(slot fresh-until, entry expires)
+   */
+  constructor(raw, expiresMs) {
+    this.raw = raw;
+    /** Effective expiry, unix ms: the earlier of the entry's and its slot's (a soft purge lowers the slot's). */
+    this.expiresMs = expiresMs;
+    const keyEnd = L.ENTRY_HEADER_SIZE + u32(raw, 64);
+    this.varyStart = keyEnd;
+    this.etagStart = keyEnd + u32(raw, 68);
+    this.lmStart = this.etagStart + u16(raw, 80);
+    this.tagsStart = this.lmStart + u16(raw, 82);
+    this.hdrsStart = this.tagsStart + u32(raw, 84);
+    this.bodyStart = this.hdrsStart + u32(raw, 72);
+    this.bodyEnd = this.bodyStart + u32(raw, 76);
+    this.hdrs = null;
   }
-  return out;
+
+  /** HTTP status. */
+  get status() { return u16(this.raw, 60); }
+  /** Entry flags (VARY_INDEX 1, MUST_REVALIDATE 2, NO_CACHE 4, HEADERS_ONLY 8, AUTH_SHARED 16). */
+  get flags() { return u16(this.raw, 62); }
+  /** response_time, unix ms. */
+  get storedMs() { return i64(this.raw, 32); }
+  /** The entry's own fresh-until, unix ms (expiresMs is the effective one). */
+  get entryExpiresMs() { return i64(this.raw, 40); }
+  /** corrected_initial_age, seconds. */
+  get initialAge() { return u32(this.raw, 48); }
+  /** stale-while-revalidate, seconds. */
+  get swr() { return u32(this.raw, 52); }
+  /** stale-if-error, seconds. */
+  get sie() { return u32(this.raw, 56); }
+  /** Arena position. */
+  get pos() { return i64(this.raw, 16); }
+  get totalLen() { return u32(this.raw, 4); }
+  /** The body (a view of this entry's own copy). */
+  get body() { return this.raw.subarray(this.bodyStart, this.bodyEnd); }
+  get etag() { return latin1(this.raw, this.etagStart, this.lmStart); }
+  get lastModified() { return latin1(this.raw, this.lmStart, this.tagsStart); }
+  /** Lower-case request header names the response varies on (markers and variants). */
+  get vary() { return stringBlock(this.raw, this.varyStart, this.etagStart); }
+  /** Surrogate keys; ones starting with NUL are the writer's bookkeeping. */
+  get tags() { return stringBlock(this.raw, this.tagsStart, this.hdrsStart); }
+
+  /** Header fields in stored order (sorted by name, one per line), as latin1 strings. */
+  get headers() {
+    if (this.hdrs === null) {
+      const out = [];
+      this.eachHeader((b, ns, ne, ve) => out.push([latin1(b, ns, ne), latin1(b, ne, ve)]));
+      this.hdrs = out;
+    }
+    return this.hdrs;
+  }
+
+  /**
+   * Calls f(raw, nameStart, nameEnd, valueEnd) for each header field: the
+   * header block is repeated u16 name_len, u32 value_len, name, value; it
+   * stops at the first malformed field.
+   */
+  eachHeader(f) {
+    const b = this.raw;
+    const end = this.bodyStart;
+    let p = this.hdrsStart;
+    while (end - p >= 6) {
+      const nl = u16(b, p);
+      const vl = u32(b, p + 2);
+      if (end - p - 6 < nl + vl) break;
+      const ns = p + 6;
+      f(b, ns, ns + nl, ns + nl + vl);
+      p = ns + nl + vl;
+    }
+  }
+
+  /** Age in seconds at nowMs (RFC 9111 §4.2.3): initial age + resident time. */
+  ageSeconds(nowMs) {
+    let resident = Math.trunc((nowMs - this.storedMs) / 1000);
+    if (resident < 0) resident = 0;
+    return this.initialAge + resident;
+  }
+
+  /** Whether the entry is fresh at nowMs (never for a no-cache response). */
+  fresh(nowMs) {
+    return (this.flags & L.FLAG_NO_CACHE) === 0 && nowMs < this.expiresMs;
+  }
+
+  toJSON() {
+    return {
+      status: this.status, flags: this.flags, headers: this.headers, body: this.body.toString('base64'),
+      storedMs: this.storedMs, expiresMs: this.expiresMs, etag: this.etag, lastModified: this.lastModified,
+      vary: this.vary, tags: this.tags,
+    };
+  }
 }
 
-/** Age in seconds at nowMs (RFC 9111 §4.2.3): initial age + resident time. */
-function ageSeconds(e, nowMs) {
-  let resident = Math.trunc((nowMs - e.storedMs) / 1000);
-  if (resident < 0) resident = 0;
-  return e.initialAge + resident;
+/**
+ * The Entry in buf[0, n) (n from the entry's total_len). With copy (the
+ * default) it owns a copy of the bytes; without, it aliases buf, which the
+ * next lookup overwrites.
+ */
+function decodeEntry(buf, effectiveExpiresMs, copy = true) {
+  const n = u32(buf, 4);
+  const raw = copy ? Buffer.from(buf.subarray(0, n)) : buf;
+  return new Entry(raw, effectiveExpiresMs);
 }
 
-module.exports = { decodeEntry, headerBlock, ageSeconds };
+/** Age in seconds at nowMs. */
+function ageSeconds(e, nowMs) { return e.ageSeconds(nowMs); }
+
+module.exports = { Entry, decodeEntry, ageSeconds, latin1 };

@@ -30,7 +30,7 @@ class KeyBuilder {
   }
 
   u8(v) { this.ensure(1); this.buf[this.len++] = v; }
-  u16(v) { this.ensure(2); this.buf.writeUInt16LE(v, this.len); this.len += 2; }
+  u16(v) { this.ensure(2); this.u16at(v, this.len); this.len += 2; }
   u32(v) { this.ensure(4); this.buf.writeUInt32LE(v >>> 0, this.len); this.len += 4; }
 
   /** Appends the bytes of s (string as UTF-8, or Buffer); returns their length. */
@@ -38,7 +38,23 @@ class KeyBuilder {
     if (typeof s === 'string') {
       // ASCII strings are one byte per char; others may need up to three.
       this.ensure(s.length * 3);
-      const n = this.buf.write(s, this.len, 'utf8');
+      const b = this.buf;
+      const start = this.len;
+      // Short ASCII strings (methods, hosts, most targets) are copied here:
+      // a Buffer.write call costs more than the loop.
+      if (s.length <= 256) {
+        let i = 0;
+        for (; i < s.length; i++) {
+          const c = s.charCodeAt(i);
+          if (c > 0x7f) break;
+          b[start + i] = c;
+        }
+        if (i === s.length) {
+          this.len += i;
+          return i;
+        }
+      }
+      const n = b.write(s, start, 'utf8');
       this.len += n;
       return n;
     }
@@ -48,13 +64,15 @@ class KeyBuilder {
     return s.length;
   }
 
+  u16at(v, at) { this.buf[at] = v & 0xff; this.buf[at + 1] = v >>> 8; }
+
   // lenN prefixes: the length is patched after writing the bytes.
   str16(s, lower = false) {
     const at = this.len;
     this.u16(0);
     const n = this.bytes(s);
     // len16 saturates at 0xffff (shm/key.go): such a key can only miss.
-    this.buf.writeUInt16LE(n > 0xffff ? 0xffff : n, at);
+    this.u16at(n > 0xffff ? 0xffff : n, at);
     if (lower) asciiLowerInPlace(this.buf, at + 2, at + 2 + n);
   }
 
