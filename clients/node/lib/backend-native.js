@@ -22,6 +22,8 @@ const io = new Float64Array(8);
 if (addon) addon.init(io);
 
 const HDR_WORDS = 8 + L.STAT_NAMES.length;
+// Lookup buffers grow to the largest entry seen up to this; larger entries get one of their own size.
+const MAX_CAP = 16 << 10;
 
 class NativeMapping {
   /**
@@ -47,7 +49,8 @@ class NativeMapping {
       throw err;
     }
     this.hdr = new Float64Array(HDR_WORDS);
-    this.buf = Buffer.allocUnsafe(64 << 10);
+    this.cap = 2048; // size of the next lookup buffer: grows to the entries seen, up to MAX_CAP
+    this.buf = null;
     this.n = 0;
     this.expires = 0;
     this.retries = 0;
@@ -64,9 +67,14 @@ class NativeMapping {
     io[3] = offline ? 1 : 0;
     io[4] = keyLen;
     io[7] = 0;
+    // The entry is copied straight into a buffer that a hit hands over
+    // (take()), so a hit costs one copy; a miss keeps it for the next lookup.
+    if (this.buf === null) this.buf = Buffer.allocUnsafe(this.cap);
     let o = addon.lookup(this.handle, key, this.buf);
     if (o === L.OUT_GROW) {
-      this.buf = Buffer.allocUnsafe(io[5]);
+      const n = io[5];
+      if (n <= MAX_CAP && n > this.cap) this.cap = n;
+      this.buf = Buffer.allocUnsafe(n);
       io[7] = 0;
       o = addon.lookup(this.handle, key, this.buf);
     }
@@ -76,6 +84,13 @@ class NativeMapping {
       this.expires = io[6];
     }
     return o;
+  }
+
+  /** Hands the last hit's entry bytes over to the caller (the next lookup uses a new buffer). */
+  take() {
+    const b = this.buf.subarray(0, this.n);
+    this.buf = null;
+    return b;
   }
 
   /** The header's mutable words, or null if reading them faulted. */

@@ -54,7 +54,8 @@ class PreadMapping {
     this.bucket = Buffer.alloc(L.BUCKET_SIZE);
     this.bucket2 = Buffer.alloc(L.BUCKET_SIZE);
     this.word = Buffer.alloc(8);
-    this.buf = Buffer.allocUnsafe(64 << 10);
+    this.cap = 2048;
+    this.buf = null;
     this.n = 0;
     this.expires = 0;
     this.retries = 0;
@@ -135,7 +136,10 @@ class PreadMapping {
         pos % g.regionSize + n > g.regionSize) {
       return L.OUT_CORRUPT;
     }
-    if (this.buf.length < n) this.buf = Buffer.allocUnsafe(n);
+    if (this.buf === null || this.buf.length < n) {
+      if (n <= 16384 && n > this.cap) this.cap = n;
+      this.buf = Buffer.allocUnsafe(Math.max(n, this.cap));
+    }
     const b = this.buf;
     if (!this.read(b, n, g.arenaOff + pos % g.arenaLen)) return L.OUT_FAULT;
     if (!this.read(this.word, 8, L.OFF_TAIL)) return L.OUT_FAULT;
@@ -164,6 +168,13 @@ class PreadMapping {
       return L.OUT_EXPIRED;
     }
     return L.OUT_HIT;
+  }
+
+  /** Hands the last hit's entry bytes over to the caller. */
+  take() {
+    const b = this.buf.subarray(0, this.n);
+    this.buf = null;
+    return b;
   }
 
   header() {

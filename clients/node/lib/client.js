@@ -8,7 +8,7 @@ const path = require('node:path');
 const L = require('./layout');
 const { Reader } = require('./reader');
 const { KeyBuilder, appendKey, appendVary } = require('./key');
-const { decodeEntry, ageSeconds } = require('./entry');
+const { Entry, decodeEntry, ageSeconds } = require('./entry');
 const { headerLines, eligible, notModified, first } = require('./request');
 const { InvalidationLog, waitApplied, keyRecord } = require('./invalidate');
 
@@ -54,7 +54,7 @@ class Client {
    */
   get(method, scheme, host, target, headers, nowMs = Date.now()) {
     const m = this.find(method, scheme, host, target, headers, nowMs);
-    return m === null ? null : decodeEntry(m.buf, m.expires);
+    return m === null ? null : new Entry(m.take(), m.expires);
   }
 
   /** get() for a URL string or URL object. */
@@ -103,7 +103,7 @@ class Client {
     }
     const m = this.find(method, scheme, host, target, h, nowMs);
     if (m !== null) {
-      const e = decodeEntry(m.buf, m.expires);
+      const e = new Entry(m.take(), m.expires);
       const age = ageSeconds(e, nowMs);
       const ttl = Math.trunc((e.expiresMs - nowMs) / 1000);
       let ok = true;

@@ -7,7 +7,19 @@ const { primaryKey } = require('../lib/key');
 
 const key = (id) => primaryKey('GET', 'http', 'torture.test', `/k/${id}`);
 
+// Versions are unique across keys (k*keys + id), so one cache serves all.
+const bodies = new Map();
+
 function body(id, ver) {
+  const hit = bodies.get(ver);
+  if (hit !== undefined) return hit;
+  if (bodies.size > 20000) bodies.clear();
+  const b = makeBody(id, ver);
+  bodies.set(ver, b);
+  return b;
+}
+
+function makeBody(id, ver) {
   const prefix = Buffer.from(`id=${id} ver=${ver}\n`, 'latin1');
   const n = (id * 7919 + ver * 104729) % 3000;
   const b = Buffer.allocUnsafe(prefix.length + n);
