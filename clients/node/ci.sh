@@ -51,4 +51,4 @@ else
   echo "ci.sh: go not installed: the sidecar, torture and writer tests are skipped" >&2
 fi
 
-node --test --test-concurrency=1 --test-reporter=spec test/*.test.js
+node --test --test-concurrency=1 --test-timeout=240000 --test-reporter=spec test/*.test.js

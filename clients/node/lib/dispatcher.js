@@ -48,7 +48,14 @@ class ZerohopDispatcher extends Dispatcher {
       this.client.counters.bypassed++;
     }
     if (served !== null) {
-      deliver(served, handler);
+      try {
+        deliver(served, handler);
+      } catch (err) {
+        // A handler that throws gets its error back, as from a connection.
+        if (typeof handler.onError === 'function') handler.onError(err);
+        else if (typeof handler.onResponseError === 'function') handler.onResponseError(null, err);
+        else throw err;
+      }
       return true;
     }
     return this.forward(opts, origin, handler);

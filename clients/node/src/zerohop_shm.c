@@ -22,6 +22,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -90,8 +91,10 @@ typedef struct {
   uint64_t seed, bucket_mask, region_size, arena_off, arena_len, index_off;
 } zh_map;
 
-static double *g_io; // the registered Float64Array's data
-static napi_ref g_io_ref;
+// The registered Float64Array's data. Per thread: each worker_thread loads
+// the addon into its own environment and registers its own array.
+static __thread double *g_io;
+static __thread napi_ref g_io_ref;
 
 // ---- fault guard ----
 
@@ -476,7 +479,7 @@ static napi_value js_map(napi_env env, napi_callback_info info) {
   }
   if (st.st_size < HEADER_SIZE) {
     close(fd);
-    char msg[1200];
+    char msg[4200];
     snprintf(msg, sizeof msg, "zerohop: %s: truncated cache file: %lld bytes", path, (long long)st.st_size);
     napi_throw_error(env, "ZEROHOP_TRUNCATED", msg);
     return NULL;

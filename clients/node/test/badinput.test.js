@@ -37,7 +37,7 @@ function reseal(b) {
 const hits = G.lookups.filter((l) => l.expect === 'hit');
 
 /** Starts test/writer in fill mode: version ver of keys 0..n-1, live until stop(). */
-async function fillWriter(dir, { keys = 50, ver = 1, size } = {}) {
+async function fillWriter(t, dir, { keys = 50, ver = 1, size } = {}) {
   const bin = goBuild('./clients/node/test/writer', 'zh-node-writer');
   if (!bin) return null;
   const args = ['-dir', dir, '-mode', 'fill', '-keys', String(keys), '-ver', String(ver)];
@@ -46,6 +46,9 @@ async function fillWriter(dir, { keys = 50, ver = 1, size } = {}) {
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   const exited = new Promise((resolve) => child.on('exit', (code, sig) => resolve(code ?? sig)));
+  // Whatever happens in the test, the writer goes (a live child would keep
+  // this test process from exiting).
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
   while (!out.includes('filled')) {
     if (child.exitCode !== null) throw new Error('writer exited');
     await sleep(10);
@@ -122,7 +125,7 @@ for (const be of backendMatrix()) {
 
   test(`truncated under a live mapping: a miss, and the process survives (${be.name})`, opt, async (t) => {
     const dir = tmpdir();
-    const w = await fillWriter(dir);
+    const w = await fillWriter(t, dir);
     if (!w) return t.skip('go is not installed');
     try {
       const r = new Reader(dir, { backend: be.name, recheckIntervalMs: 10 });
@@ -149,7 +152,7 @@ for (const be of backendMatrix()) {
 
   test(`dead writer: hits stop once its heartbeat is stale (${be.name})`, opt, async (t) => {
     const dir = tmpdir();
-    const w = await fillWriter(dir);
+    const w = await fillWriter(t, dir);
     if (!w) return t.skip('go is not installed');
     const r = new Reader(dir, { backend: be.name, maxWriterSilenceMs: 300 });
     assert.ok(lookupId(r, 1), 'a hit while the writer lives');
@@ -164,7 +167,7 @@ for (const be of backendMatrix()) {
 
   test(`replaced file: the reader maps the new one (${be.name})`, opt, async (t) => {
     const dir = tmpdir();
-    const a = await fillWriter(dir, { ver: 1 });
+    const a = await fillWriter(t, dir, { ver: 1 });
     if (!a) return t.skip('go is not installed');
     const r = new Reader(dir, { backend: be.name, recheckIntervalMs: 20 });
     const before = lookupId(r, 5);
@@ -172,7 +175,7 @@ for (const be of backendMatrix()) {
     await a.stop(); // clean close: state 2, not served
     assert.equal(lookupId(r, 5), null);
     // A writer with another size rebuilds: a new file renamed over the old.
-    const b = await fillWriter(dir, { ver: 2001, size: 4 << 20 });
+    const b = await fillWriter(t, dir, { ver: 2001, size: 4 << 20 });
     try {
       let e = null;
       for (let i = 0; i < 100 && !e; i++) {

@@ -166,3 +166,25 @@ for (const be of backendMatrix()) {
     }
   });
 }
+
+test('worker threads read the golden file at once, each with its own addon state', { skip: !native.available && 'addon not built' }, async () => {
+  const { Worker } = require('node:worker_threads');
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { Client } = require(${JSON.stringify(require.resolve('../lib/client'))});
+    const c = new Client(workerData.dir, { backend: 'addon', offline: true });
+    let hits = 0, wrong = 0;
+    for (let i = 0; i < 20000; i++) {
+      const e = c.get('GET', 'http', 'example.com', '/', undefined, workerData.now);
+      if (e && e.body.toString('base64') === workerData.body) hits++; else wrong++;
+      if (c.get('GET', 'http', 'example.com', '/nothing', undefined, workerData.now)) wrong++;
+    }
+    parentPort.postMessage({ hits, wrong });`;
+  const plain = G.lookups.find((l) => l.name === 'plain');
+  const results = await Promise.all([0, 1, 2].map(() => new Promise((resolve, reject) => {
+    const w = new Worker(code, { eval: true, workerData: { dir: GOLDEN_DIR, now: NOW, body: plain.body_base64 } });
+    w.on('message', resolve);
+    w.on('error', reject);
+  })));
+  for (const r of results) assert.deepEqual(r, { hits: 20000, wrong: 0 });
+});

@@ -7,15 +7,16 @@ const { primaryKey } = require('../lib/key');
 
 const key = (id) => primaryKey('GET', 'http', 'torture.test', `/k/${id}`);
 
-// Versions are unique across keys (k*keys + id), so one cache serves all.
+// Generating a body costs more than a lookup: remember recent ones.
 const bodies = new Map();
 
 function body(id, ver) {
-  const hit = bodies.get(ver);
+  const k = `${id}:${ver}`;
+  const hit = bodies.get(k);
   if (hit !== undefined) return hit;
   if (bodies.size > 20000) bodies.clear();
   const b = makeBody(id, ver);
-  bodies.set(ver, b);
+  bodies.set(k, b);
   return b;
 }
 
