@@ -8,22 +8,26 @@ const path = require('node:path');
 const L = require('./layout');
 const { parseLayout } = require('./header');
 const { ZerohopError } = require('./errors');
+const { Slab } = require('./slab');
 
 let addon = null;
 let loadError = null;
-try {
-  addon = require(path.join(__dirname, '..', 'build', 'Release', 'zerohop_shm.node'));
-} catch (err) {
-  loadError = err;
+if (process.env.ZEROHOP_NO_ADDON === '1') {
+  // As if the build had failed: for tests of the fallback, and for ruling the addon out.
+  loadError = new Error('disabled by ZEROHOP_NO_ADDON=1');
+} else {
+  try {
+    addon = require(path.join(__dirname, '..', 'build', 'Release', 'zerohop_shm.node'));
+  } catch (err) {
+    loadError = err;
+  }
 }
 
 // io slots (src/zerohop_shm.c IO_*).
-const io = new Float64Array(8);
+const io = new Float64Array(10);
 if (addon) addon.init(io);
 
 const HDR_WORDS = 8 + L.STAT_NAMES.length;
-// Lookup buffers grow to the largest entry seen up to this; larger entries get one of their own size.
-const MAX_CAP = 16 << 10;
 
 class NativeMapping {
   /**
@@ -49,16 +53,15 @@ class NativeMapping {
       throw err;
     }
     this.hdr = new Float64Array(HDR_WORDS);
-    this.cap = 2048; // size of the next lookup buffer: grows to the entries seen, up to MAX_CAP
-    this.buf = null;
+    this.slab = new Slab();
     this.n = 0;
     this.expires = 0;
     this.retries = 0;
   }
 
   /**
-   * Looks up key[0, keyLen). On OUT_HIT the verified entry is in
-   * this.buf[0, this.n) and this.expires is its effective expiry.
+   * Looks up key[0, keyLen). On OUT_HIT the verified entry is this.view()
+   * (or this.take() to keep it), and this.expires is its effective expiry.
    */
   lookup(key, keyLen, freshAt, nowMs, silenceMs, offline) {
     io[0] = freshAt;
@@ -67,31 +70,33 @@ class NativeMapping {
     io[3] = offline ? 1 : 0;
     io[4] = keyLen;
     io[7] = 0;
-    // The entry is copied straight into a buffer that a hit hands over
-    // (take()), so a hit costs one copy; a miss keeps it for the next lookup.
-    if (this.buf === null) this.buf = Buffer.allocUnsafe(this.cap);
-    let o = addon.lookup(this.handle, key, this.buf);
+    // The entry is copied straight into the slab; a hit takes it from there.
+    const slab = this.slab;
+    let buf = slab.buf;
+    io[8] = slab.off;
+    let o = addon.lookup(this.handle, key, buf);
     if (o === L.OUT_GROW) {
-      const n = io[5];
-      if (n <= MAX_CAP && n > this.cap) this.cap = n;
-      this.buf = Buffer.allocUnsafe(n);
+      const [b, off] = slab.reserve(io[5]);
+      buf = b;
+      io[8] = off;
       io[7] = 0;
-      o = addon.lookup(this.handle, key, this.buf);
+      o = addon.lookup(this.handle, key, buf);
     }
     this.retries = io[7];
     if (o === L.OUT_HIT) {
       this.n = io[5];
       this.expires = io[6];
+      slab.hitBuf = buf;
+      slab.hitOff = io[8];
     }
     return o;
   }
 
-  /** Hands the last hit's entry bytes over to the caller (the next lookup uses a new buffer). */
-  take() {
-    const b = this.buf.subarray(0, this.n);
-    this.buf = null;
-    return b;
-  }
+  /** The last hit's entry bytes, valid until the next lookup. */
+  view() { return this.slab.view(this.n); }
+
+  /** The last hit's entry bytes, for good. */
+  take() { return this.slab.take(this.n); }
 
   /** The header's mutable words, or null if reading them faulted. */
   header() {

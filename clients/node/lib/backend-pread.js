@@ -20,6 +20,7 @@ const { parseLayout } = require('./header');
 const { xxh64Into, mul, regHi: mulHi, regLo: mulLo } = require('./xxh64');
 const { crc32 } = require('./crc');
 const { ZerohopError } = require('./errors');
+const { Slab } = require('./slab');
 
 const hash = new Uint32Array(2);
 // Header words a lookup needs, in one read: state (128) .. heartbeat (320+8).
@@ -54,8 +55,7 @@ class PreadMapping {
     this.bucket = Buffer.alloc(L.BUCKET_SIZE);
     this.bucket2 = Buffer.alloc(L.BUCKET_SIZE);
     this.word = Buffer.alloc(8);
-    this.cap = 2048;
-    this.buf = null;
+    this.slab = new Slab();
     this.n = 0;
     this.expires = 0;
     this.retries = 0;
@@ -136,12 +136,11 @@ class PreadMapping {
         pos % g.regionSize + n > g.regionSize) {
       return L.OUT_CORRUPT;
     }
-    if (this.buf === null || this.buf.length < n) {
-      if (n <= 16384 && n > this.cap) this.cap = n;
-      this.buf = Buffer.allocUnsafe(Math.max(n, this.cap));
-    }
-    const b = this.buf;
-    if (!this.read(b, n, g.arenaOff + pos % g.arenaLen)) return L.OUT_FAULT;
+    const [sb, so] = this.slab.reserve(n);
+    this.slab.hitBuf = sb;
+    this.slab.hitOff = so;
+    if (fs.readSync(this.fd, sb, so, n, g.arenaOff + pos % g.arenaLen) !== n) return L.OUT_FAULT;
+    const b = so === 0 ? sb : sb.subarray(so, so + n);
     if (!this.read(this.word, 8, L.OFF_TAIL)) return L.OUT_FAULT;
     const tail = u64(this.word, 0);
     if (pos < tail) return L.OUT_OVERRUN; // reclaimed before or during the copy
@@ -170,12 +169,11 @@ class PreadMapping {
     return L.OUT_HIT;
   }
 
-  /** Hands the last hit's entry bytes over to the caller. */
-  take() {
-    const b = this.buf.subarray(0, this.n);
-    this.buf = null;
-    return b;
-  }
+  /** The last hit's entry bytes, valid until the next lookup. */
+  view() { return this.slab.view(this.n); }
+
+  /** The last hit's entry bytes, for good. */
+  take() { return this.slab.take(this.n); }
 
   header() {
     const h = Buffer.alloc(L.OFF_STATS + 8 * L.STAT_NAMES.length);

@@ -70,10 +70,11 @@ class Client {
     const r = this.reader;
     const m = r.lookup(kb.buf, kb.len, nowMs, nowMs);
     if (m === null) return null;
-    if ((m.buf.readUInt16LE(62) & L.FLAG_VARY_INDEX) === 0) return m;
+    const v = m.view();
+    if (((v[62] | (v[63] << 8)) & L.FLAG_VARY_INDEX) === 0) return m;
     // A Vary marker: it names the request headers the response varies on,
     // and the response itself is stored under the key that includes them.
-    const e = decodeEntry(m.buf, m.expires, false);
+    const e = decodeEntry(v, m.expires, false);
     const h = headers instanceof Map ? headers : headerLines(headers);
     const vkb = this.vkb.reset();
     vkb.ensure(kb.len);

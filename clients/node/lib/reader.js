@@ -71,7 +71,7 @@ class Reader {
   /**
    * Looks key[0, keyLen) up. freshAt: unix ms at which the entry must be
    * fresh, or 0 for any verified entry. Returns the mapping holding the
-   * verified copy (m.buf[0, m.n), m.expires) on a hit, else null.
+   * verified copy (m.view() or m.take(), m.expires) on a hit, else null.
    */
   lookup(key, keyLen, freshAt, nowMs) {
     const m = this.cur;

@@ -63,7 +63,7 @@ async function fillWriter(t, dir, { keys = 50, ver = 1, size } = {}) {
 function lookupId(r, id, now = Date.now()) {
   const k = spec.key(id);
   const m = r.lookup(k, k.length, now, now);
-  return m && decodeEntry(m.buf, m.expires);
+  return m && decodeEntry(m.view(), m.expires);
 }
 
 for (const be of backendMatrix()) {
@@ -113,7 +113,7 @@ for (const be of backendMatrix()) {
         const m = r.lookup(key, key.length, NOW, NOW);
         if (!m) { missed++; continue; }
         served++;
-        const e = decodeEntry(m.buf, m.expires);
+        const e = decodeEntry(m.view(), m.expires);
         assert.equal(e.body.toString('base64'), l.body_base64, l.name);
         assert.deepEqual(e.headers, l.headers, l.name);
         assert.equal(e.status, l.status, l.name);

@@ -38,10 +38,10 @@ const method = (l) => (l.method === 'HEAD' ? 'GET' : l.method);
 function probe(r, key) {
   if (r.lookup(key, key.length, NOW, NOW)) {
     const m = r.lookup(key, key.length, 0, NOW);
-    return { got: 'hit', e: decodeEntry(m.buf, m.expires) };
+    return { got: 'hit', e: decodeEntry(m.view(), m.expires) };
   }
   const m = r.lookup(key, key.length, 0, NOW);
-  return m ? { got: 'stale', e: decodeEntry(m.buf, m.expires) } : { got: 'miss', e: null };
+  return m ? { got: 'stale', e: decodeEntry(m.view(), m.expires) } : { got: 'miss', e: null };
 }
 
 test('golden: the key hashes agree with JS and C XXH64', () => {
@@ -69,7 +69,7 @@ for (const be of backendMatrix()) {
           assert.equal(hex(primary), l.primary_key_hex, 'primary key');
           const marker = r.lookup(primary, primary.length, 0, NOW);
           assert.ok(marker, 'the Vary marker is stored');
-          const names = decodeEntry(marker.buf, marker.expires).vary;
+          const names = decodeEntry(marker.view(), marker.expires).vary;
           const h = headerLines(l.request_headers || []);
           const kb = new KeyBuilder();
           kb.bytes(primary);

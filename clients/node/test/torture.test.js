@@ -46,7 +46,7 @@ test('torture: Go writer churns, Node verifies every hit', { timeout: (SECONDS +
       count[ri].lookups++;
       if (m === null) continue;
       count[ri].hits++;
-      const why = spec.check(id, decodeEntry(m.buf, m.expires));
+      const why = spec.check(id, decodeEntry(m.view(), m.expires));
       if (why !== null) {
         count[ri].wrong++;
         if (wrong.length < 10) wrong.push(`${readers[ri].backendName}: ${why}`);
