@@ -211,13 +211,6 @@ static void crc_init(void) {
       crc_tab[t][i] = (crc_tab[t - 1][i] >> 8) ^ crc_tab[0][crc_tab[t - 1][i] & 0xff];
 }
 
-// zlib's crc32, from the zlib Node is linked with (Node exports its bundled
-// zlib's symbols for addons; a distribution build has it from libz). Node's
-// bundled Chromium zlib computes it with PCLMULQDQ folding, several times
-// faster than the table below over the ~1.3 KB of a 1 KiB-body entry.
-// Weak: if no zlib is there, the table is used.
-extern unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned int len) __attribute__((weak));
-
 // crc32_table is zlib's crc32(crc, p, n) by slicing-by-8: the running
 // value is pre- and post-inverted.
 static uint32_t crc32_table(uint32_t crc, const uint8_t *p, size_t n) {
@@ -234,24 +227,120 @@ static uint32_t crc32_table(uint32_t crc, const uint8_t *p, size_t n) {
   return ~crc;
 }
 
-static int use_zlib;
+#if defined(__x86_64__)
+#include <immintrin.h>
 
+// crc32_clmul folds len bytes (len >= 64, a multiple of 16) with carry-less
+// multiplication, as Go's hash/crc32 does on amd64 (and Intel's "Fast CRC
+// Computation for Generic Polynomials Using PCLMULQDQ"; this is the
+// well-known zlib/Chromium formulation). crc is the pre-inverted running
+// state; the result is the state, not yet post-inverted.
+__attribute__((target("sse4.1,pclmul"))) static uint32_t crc32_clmul(const uint8_t *buf, size_t len, uint32_t crc) {
+  static const uint64_t __attribute__((aligned(16))) k1k2[] = {0x0154442bd4, 0x01c6e41596};
+  static const uint64_t __attribute__((aligned(16))) k3k4[] = {0x01751997d0, 0x00ccaa009e};
+  static const uint64_t __attribute__((aligned(16))) k5k0[] = {0x0163cd6124, 0x0000000000};
+  static const uint64_t __attribute__((aligned(16))) poly[] = {0x01db710641, 0x01f7011641};
+  __m128i x0, x1, x2, x3, x4, x5, x6, x7, x8, y5, y6, y7, y8;
+  x1 = _mm_loadu_si128((const __m128i *)(buf + 0x00));
+  x2 = _mm_loadu_si128((const __m128i *)(buf + 0x10));
+  x3 = _mm_loadu_si128((const __m128i *)(buf + 0x20));
+  x4 = _mm_loadu_si128((const __m128i *)(buf + 0x30));
+  x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)crc));
+  x0 = _mm_load_si128((const __m128i *)k1k2);
+  buf += 64;
+  len -= 64;
+  while (len >= 64) { // fold four blocks at a time
+    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+    x6 = _mm_clmulepi64_si128(x2, x0, 0x00);
+    x7 = _mm_clmulepi64_si128(x3, x0, 0x00);
+    x8 = _mm_clmulepi64_si128(x4, x0, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
+    x2 = _mm_clmulepi64_si128(x2, x0, 0x11);
+    x3 = _mm_clmulepi64_si128(x3, x0, 0x11);
+    x4 = _mm_clmulepi64_si128(x4, x0, 0x11);
+    y5 = _mm_loadu_si128((const __m128i *)(buf + 0x00));
+    y6 = _mm_loadu_si128((const __m128i *)(buf + 0x10));
+    y7 = _mm_loadu_si128((const __m128i *)(buf + 0x20));
+    y8 = _mm_loadu_si128((const __m128i *)(buf + 0x30));
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, x5), y5);
+    x2 = _mm_xor_si128(_mm_xor_si128(x2, x6), y6);
+    x3 = _mm_xor_si128(_mm_xor_si128(x3, x7), y7);
+    x4 = _mm_xor_si128(_mm_xor_si128(x4, x8), y8);
+    buf += 64;
+    len -= 64;
+  }
+  x0 = _mm_load_si128((const __m128i *)k3k4); // fold the four into one
+  x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+  x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
+  x1 = _mm_xor_si128(_mm_xor_si128(x1, x2), x5);
+  x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+  x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
+  x1 = _mm_xor_si128(_mm_xor_si128(x1, x3), x5);
+  x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+  x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
+  x1 = _mm_xor_si128(_mm_xor_si128(x1, x4), x5);
+  while (len >= 16) { // single blocks
+    x2 = _mm_loadu_si128((const __m128i *)buf);
+    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, x2), x5);
+    buf += 16;
+    len -= 16;
+  }
+  x2 = _mm_clmulepi64_si128(x1, x0, 0x10); // 128 to 64 bits
+  x3 = _mm_setr_epi32(~0, 0, ~0, 0);
+  x1 = _mm_srli_si128(x1, 8);
+  x1 = _mm_xor_si128(x1, x2);
+  x0 = _mm_loadl_epi64((const __m128i *)k5k0);
+  x2 = _mm_srli_si128(x1, 4);
+  x1 = _mm_and_si128(x1, x3);
+  x1 = _mm_clmulepi64_si128(x1, x0, 0x00);
+  x1 = _mm_xor_si128(x1, x2);
+  x0 = _mm_load_si128((const __m128i *)poly); // Barrett reduction to 32 bits
+  x2 = _mm_and_si128(x1, x3);
+  x2 = _mm_clmulepi64_si128(x2, x0, 0x10);
+  x2 = _mm_and_si128(x2, x3);
+  x2 = _mm_clmulepi64_si128(x2, x0, 0x00);
+  x1 = _mm_xor_si128(x1, x2);
+  return (uint32_t)_mm_extract_epi32(x1, 1);
+}
+#endif
+
+static int use_clmul;
+
+// crc32_update is zlib's crc32(crc, p, n), folded with PCLMULQDQ where the
+// CPU has it (whole 16-byte blocks from 64 bytes on), the table otherwise.
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
-  if (use_zlib && n <= 0xffffffffu) return (uint32_t)crc32(crc, p, (unsigned int)n);
+#if defined(__x86_64__)
+  if (use_clmul && n >= 64) {
+    size_t m = n & ~(size_t)15;
+    crc = ~crc32_clmul(p, m, ~crc);
+    p += m;
+    n -= m;
+    if (n == 0) return crc;
+  }
+#endif
   return crc32_table(crc, p, n);
 }
 
-// crc_setup picks zlib's crc32 if it is there and agrees with the table on
-// the check value and on a longer input.
+// crc_setup builds the table and enables the folding kernel only if the CPU
+// has it and it agrees with the table on the check value and on every
+// length from 64 to 600 at several alignments.
 static void crc_setup(void) {
   crc_init();
-  if (crc32 == NULL) return;
-  crc32(0, NULL, 0); // Chromium's zlib detects SIMD support on this call
-  uint8_t buf[4096];
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("pclmul") || !__builtin_cpu_supports("sse4.1")) return;
+  use_clmul = 1;
+  uint8_t buf[700];
   for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 131 + 7);
-  use_zlib = crc32(0, (const unsigned char *)"123456789", 9) == 0xcbf43926u &&
-             (uint32_t)crc32(0x12345678u, buf, sizeof buf) == crc32_table(0x12345678u, buf, sizeof buf) &&
-             (uint32_t)crc32(7, buf + 3, 1331) == crc32_table(7, buf + 3, 1331);
+  int ok = crc32_update(0, (const uint8_t *)"123456789012345678901234567890123456789012345678901234567890123456789", 70) ==
+           crc32_table(0, (const uint8_t *)"123456789012345678901234567890123456789012345678901234567890123456789", 70);
+  for (size_t n = 64; ok && n <= 600; n++)
+    for (size_t a = 0; ok && a < 8; a += 3)
+      ok = crc32_update((uint32_t)(n * 2654435761u), buf + a, n) == crc32_table((uint32_t)(n * 2654435761u), buf + a, n);
+  use_clmul = ok;
+#endif
 }
 
 // ---- the lookup (shm/lookup.go view.lookup, shm/reader.go live) ----
@@ -721,7 +810,7 @@ static napi_value module_init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value crcImpl;
-  napi_create_string_utf8(env, use_zlib ? "zlib" : "table", NAPI_AUTO_LENGTH, &crcImpl);
+  napi_create_string_utf8(env, use_clmul ? "pclmulqdq" : "table", NAPI_AUTO_LENGTH, &crcImpl);
   napi_set_named_property(env, exports, "crcImpl", crcImpl);
   return exports;
 }
