@@ -40,8 +40,8 @@ export interface Entry {
   readonly status: number;
   /** VARY_INDEX 1, MUST_REVALIDATE 2, NO_CACHE 4, HEADERS_ONLY 8, AUTH_SHARED 16. */
   readonly flags: number;
-  /** Header fields in stored order, one per line, as latin1 strings. */
-  readonly headers: Array<[string, string]>;
+  /** Header fields in stored order, one per line, as latin1 strings (frozen: shared between hits). */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
   readonly body: Buffer;
   /** response_time, unix ms. */
   readonly storedMs: number;

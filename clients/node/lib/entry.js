@@ -18,6 +18,13 @@ const u16 = (b, o) => b[o] | (b[o + 1] << 8);
 const u32 = (b, o) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
 const i64 = (b, o) => (b[o + 4] | (b[o + 5] << 8) | (b[o + 6] << 16) | (b[o + 7] << 24)) * 4294967296 + u32(b, o);
 
+// Header lists of recent entries, by arena position. An entry's bytes never
+// change while it lives, but a position is reused once its region is
+// reclaimed, so a cached list is used only if its header block is byte for
+// byte the same as this entry's. Lists are frozen: entries share them.
+const HEADER_CACHE_MAX = 1024;
+const headerCache = new Map(); // pos -> { block: Buffer, list }
+
 class Entry {
   /**
    * @param {Buffer} raw the entry's bytes (verified; owned by this Entry)
@@ -64,13 +71,24 @@ class Entry {
   /** Surrogate keys; ones starting with NUL are the writer's bookkeeping. */
   get tags() { return stringBlock(this.raw, this.tagsStart, this.hdrsStart); }
 
-  /** Header fields in stored order (sorted by name, one per line), as latin1 strings. */
+  /**
+   * Header fields in stored order (sorted by name, one per line), as latin1
+   * strings. The list is frozen (shared by the hits of one stored entry).
+   */
   get headers() {
-    if (this.hdrs === null) {
-      const out = [];
-      this.eachHeader((b, ns, ne, ve) => out.push([latin1(b, ns, ne), latin1(b, ne, ve)]));
-      this.hdrs = out;
+    if (this.hdrs !== null) return this.hdrs;
+    const pos = this.pos;
+    const block = this.raw.subarray(this.hdrsStart, this.bodyStart);
+    const c = headerCache.get(pos);
+    if (c !== undefined && c.block.equals(block)) {
+      this.hdrs = c.list;
+      return c.list;
     }
+    const out = [];
+    this.eachHeader((b, ns, ne, ve) => out.push(Object.freeze([latin1(b, ns, ne), latin1(b, ne, ve)])));
+    this.hdrs = Object.freeze(out);
+    if (headerCache.size >= HEADER_CACHE_MAX) headerCache.clear();
+    headerCache.set(pos, { block: Buffer.from(block), list: this.hdrs });
     return this.hdrs;
   }
 

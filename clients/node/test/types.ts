@@ -10,7 +10,7 @@ async function example(): Promise<void> {
   if (e !== null) {
     const status: number = e.status;
     const body: Buffer = e.body;
-    const headers: Array<[string, string]> = e.headers;
+    const headers: ReadonlyArray<readonly [string, string]> = e.headers;
     console.log(status, body.length, headers, e.ageSeconds(Date.now()));
   }
   const r = client.serve('GET', 'http', 'catalog.internal', '/items/42', { accept: 'application/json' });
