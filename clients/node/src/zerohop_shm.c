@@ -99,8 +99,12 @@ static __thread napi_ref g_io_ref;
 
 // ---- fault guard ----
 
-static __thread sigjmp_buf *t_jmp;           // set while this thread reads a mapping
-static __thread uintptr_t t_lo, t_hi;         // the mapping being read
+// Read by the signal handler: initial-exec TLS is a fixed offset from the
+// thread pointer, so the handler never calls __tls_get_addr (which may
+// allocate) on a thread that has not touched these yet.
+#define HANDLER_TLS __thread __attribute__((tls_model("initial-exec")))
+static HANDLER_TLS sigjmp_buf *t_jmp;   // set while this thread reads a mapping
+static HANDLER_TLS uintptr_t t_lo, t_hi; // the mapping being read
 static struct sigaction g_old_bus;
 static int g_handler_installed;
 
