@@ -8,14 +8,13 @@ const path = require('node:path');
 const L = require('./layout');
 const { Reader } = require('./reader');
 const { KeyBuilder, appendKey, appendVary } = require('./key');
-const { Entry, decodeEntry, ageSeconds } = require('./entry');
+const { Entry, decodeEntry } = require('./entry');
 const { headerLines, eligible, notModified, first } = require('./request');
 const { InvalidationLog, waitApplied, keyRecord } = require('./invalidate');
 
 /** The cache's name in Cache-Status fields (RFC 9211), as the Go client's. */
 const CACHE_NAME = 'zerohop';
 const DEFAULT_SIDECAR = '127.0.0.1:8089';
-const EMPTY = new Map();
 
 class Client {
   /**
@@ -105,7 +104,7 @@ class Client {
     const m = this.find(method, scheme, host, target, h, nowMs);
     if (m !== null) {
       const e = new Entry(m.take(), m.expires);
-      const age = ageSeconds(e, nowMs);
+      const age = e.ageSeconds(nowMs);
       const ttl = Math.trunc((e.expiresMs - nowMs) / 1000);
       let ok = true;
       if (first(h, 'authorization') !== '' && (e.flags & L.FLAG_AUTH_SHARED) === 0) ok = false; // RFC 9111 §3.5
@@ -201,4 +200,4 @@ class Client {
   }
 }
 
-module.exports = { Client, CACHE_NAME, DEFAULT_SIDECAR, EMPTY };
+module.exports = { Client, CACHE_NAME, DEFAULT_SIDECAR };
