@@ -121,7 +121,7 @@ async function main() {
     const label = {
       addon: 'addon hit (mmap, no syscall)',
       'addon+h': 'addon hit + header strings',
-      pread: 'pread hit (5 preads)',
+      pread: 'pread hit (4 preads)',
       'pread+h': 'pread hit + header strings',
       http: 'HTTP to the sidecar\'s hit (loopback)',
     };

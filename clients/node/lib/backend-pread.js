@@ -9,7 +9,8 @@
 //   the fresh-until time, which no checksum covers). pread copies from the
 //   same page-cache pages the writer's mapping stores to, so a torn copy is
 //   possible and is what the second read rejects.
-// - The reclaim horizon (tail) is read after the entry's pread.
+// - The header's hot lines (state, heartbeat, and the reclaim horizon) are
+//   read in one pread after the entry's.
 // - The entry's copy is verified (kind, length, pos, hash, CRC-32, lengths)
 //   and its key compared in full, exactly as with a mapping.
 // - A truncated file gives a short read (never SIGBUS): a counted fault.
@@ -54,7 +55,6 @@ class PreadMapping {
     this.hot = Buffer.alloc(HOT_LEN);
     this.bucket = Buffer.alloc(L.BUCKET_SIZE);
     this.bucket2 = Buffer.alloc(L.BUCKET_SIZE);
-    this.word = Buffer.alloc(8);
     this.slab = new Slab();
     this.n = 0;
     this.expires = 0;
@@ -101,17 +101,6 @@ class PreadMapping {
     if (this.closed) return L.OUT_CLOSED;
     const g = this.geo;
     this.retries = 0;
-    // Should we serve at all? The state and heartbeat words, in one pread
-    // of the header's hot lines, on every lookup as the Go reader does:
-    // caching them would keep serving a cleanly closed or abandoned file
-    // for as long as the cache lasts.
-    const hot = this.hot;
-    if (!this.read(hot, HOT_LEN, HOT_FROM)) return L.OUT_FAULT;
-    const state = hot.readUInt32LE(0);
-    if (offline ? state === L.STATE_ABANDONED
-      : state !== L.STATE_LIVE || nowMs - u64(hot, L.OFF_HEARTBEAT - HOT_FROM) > silenceMs) {
-      return L.OUT_WRITER_STALE;
-    }
     xxh64Into(key, keyLen, g.seedHi, g.seedLo, hash);
     const hHi = hash[0], hLo = hash[1];
     const tagLo = (hLo | 1) >>> 0;
@@ -121,28 +110,49 @@ class PreadMapping {
     if (i2 === i1) i2 = (i1 ^ 1) >>> 0;
     let f = this.snapshot(g.indexOff + i1 * L.BUCKET_SIZE, hHi, tagLo);
     if (f === 0) f = this.snapshot(g.indexOff + i2 * L.BUCKET_SIZE, hHi, tagLo);
-    if (f === -2) return L.OUT_FAULT;
-    if (f === -1) return L.OUT_TORN;
-    if (f === 0) return L.OUT_MISS;
-    const n = this.sMetaLo;
-    const freshUntilMs = this.sMetaHi * 1000;
-    if (freshAt !== 0 && freshAt >= freshUntilMs) return L.OUT_EXPIRED;
-    if (this.sPosHi >= 0x200000) return L.OUT_CORRUPT; // beyond 2^53: not a real position
-    const pos = this.sPosHi * 4294967296 + this.sPosLo;
-    // The range checks that bound the read come first; the horizon checks
-    // use the tail read after the copy (a pread cannot fault, so nothing
-    // needs the tail before it, and this saves a system call per hit).
-    if (n < L.ENTRY_HEADER_SIZE || n > g.regionSize || n % L.ENTRY_ALIGN !== 0 || pos % L.ENTRY_ALIGN !== 0 ||
-        pos % g.regionSize + n > g.regionSize) {
-      return L.OUT_CORRUPT;
+    if (f === -2) return L.OUT_FAULT; // a short read: the file was truncated
+    // Copy the entry if the slot holds one worth copying; else remember why
+    // not. The range checks that bound the read come first (a pread cannot
+    // fault, so the horizon checks can wait for the tail read after the copy).
+    let pre = -1;
+    let n = 0;
+    let pos = 0;
+    let freshUntilMs = 0;
+    let b = null;
+    if (f === -1) pre = L.OUT_TORN;
+    else if (f === 0) pre = L.OUT_MISS;
+    else {
+      n = this.sMetaLo;
+      freshUntilMs = this.sMetaHi * 1000;
+      pos = this.sPosHi * 4294967296 + this.sPosLo;
+      if (freshAt !== 0 && freshAt >= freshUntilMs) pre = L.OUT_EXPIRED;
+      else if (this.sPosHi >= 0x200000 || // beyond 2^53: not a real position
+          n < L.ENTRY_HEADER_SIZE || n > g.regionSize || n % L.ENTRY_ALIGN !== 0 || pos % L.ENTRY_ALIGN !== 0 ||
+          pos % g.regionSize + n > g.regionSize) {
+        pre = L.OUT_CORRUPT;
+      } else {
+        const [sb, so] = this.slab.reserve(n);
+        this.slab.hitBuf = sb;
+        this.slab.hitOff = so;
+        if (fs.readSync(this.fd, sb, so, n, g.arenaOff + pos % g.arenaLen) !== n) return L.OUT_FAULT;
+        b = so === 0 ? sb : sb.subarray(so, so + n);
+      }
     }
-    const [sb, so] = this.slab.reserve(n);
-    this.slab.hitBuf = sb;
-    this.slab.hitOff = so;
-    if (fs.readSync(this.fd, sb, so, n, g.arenaOff + pos % g.arenaLen) !== n) return L.OUT_FAULT;
-    const b = so === 0 ? sb : sb.subarray(so, so + n);
-    if (!this.read(this.word, 8, L.OFF_TAIL)) return L.OUT_FAULT;
-    const tail = u64(this.word, 0);
+    // Then the header's hot lines in one pread, after the copy: the state
+    // and heartbeat (should we serve at all? read on every lookup, as the Go
+    // reader does, but at its end instead of its start, which is the same
+    // answer a moment later; caching them would keep serving a cleanly
+    // closed or abandoned file) and the reclaim horizon after the copy.
+    // A hit costs four preads: the bucket twice, the entry, these lines.
+    const hot = this.hot;
+    if (!this.read(hot, HOT_LEN, HOT_FROM)) return L.OUT_FAULT;
+    const state = hot.readUInt32LE(0);
+    if (offline ? state === L.STATE_ABANDONED
+      : state !== L.STATE_LIVE || nowMs - u64(hot, L.OFF_HEARTBEAT - HOT_FROM) > silenceMs) {
+      return L.OUT_WRITER_STALE;
+    }
+    if (pre !== -1) return pre;
+    const tail = u64(hot, L.OFF_TAIL - HOT_FROM);
     if (pos < tail) return L.OUT_OVERRUN; // reclaimed before or during the copy
     if (pos - tail >= g.arenaLen) return L.OUT_CORRUPT;
     // Only the private copy from here on.
