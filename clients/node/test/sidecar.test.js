@@ -52,7 +52,9 @@ async function startSidecar(bin) {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const child = spawn(bin, ['run', '--listen', `127.0.0.1:${port}`, '--admin', 'off', '--cache-dir', dir,
-      '--cache-size', '64MiB', '--access-log', 'off', '--log-format', 'text', '--log-level', 'warn'],
+      '--cache-size', '64MiB', '--access-log', 'off', '--log-format', 'text', '--log-level', 'warn',
+      // The tests' origins are on loopback, which forward listeners refuse by default.
+      '--forward-allow-loopback'],
     { stdio: ['ignore', 'inherit', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => { err += d; });
