@@ -15,6 +15,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/proxy"
 	"github.com/zerohop/zerohop/shm"
 )
 
