@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -69,7 +70,7 @@ func TestRefill(t *testing.T) {
 		c.Add(time.Millisecond)
 	}
 	purgeAt := c.Ms()
-	s.PurgeTag(groupTag(5), true)
+	s.Purge(invalidate.TagPurge(groupTag(5), invalidate.Soft))
 	flush(t, s)
 	c.Add(4 * time.Second)
 	w := openShm(t, t.TempDir(), c)
@@ -199,7 +200,7 @@ func TestRefillWhileServing(t *testing.T) {
 		first = false
 		tier.PurgeTag(groupTag(3), false)
 		tier.PurgeTag(groupTag(4), true)
-		tier.PurgePrefix("http", genHost(1), "/p1", false) // ids ≡ 1 mod 4 and ≡ 1 mod 8: id%8 == 1
+		tier.Purge(invalidate.PrefixPurge("http", genHost(1), "/p1", invalidate.Hard)) // ids ≡ 1 mod 4 and ≡ 1 mod 8: id%8 == 1
 		tier.Delete(genKey(2))
 		if err := tier.Put(newer); err != nil {
 			t.Error(err)
