@@ -1,0 +1,93 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zerohop/zerohop/clients/go/zerohop"
+	"github.com/zerohop/zerohop/invalidate"
+)
+
+// TestOversizedTagPurgeIsSkipped: a tag record whose tag no cached entry
+// can carry (65 536 bytes: within the log's payload limit, over a tag's)
+// is written straight into the log, as a client in another language or
+// an older one may. With the persistent store on, the sidecar must count
+// and skip it, and go on applying the purges after it; before the one
+// purge model it retried it forever and every later purge waited behind
+// it.
+func TestOversizedTagPurgeIsSkipped(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "body of "+r.URL.Path)
+	}))
+	defer origin.Close()
+	cfg := filepath.Join(t.TempDir(), "zerohop.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, "store: {path: %q}\n", filepath.Join(t.TempDir(), "store")), 0o644)
+	d := startDaemon(t, "ZEROHOP_CONFIG="+cfg)
+	get := func(path string) string {
+		resp, err := d.client().Get(origin.URL + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.Header.Get("Cache-Status")
+	}
+	get("/a")
+	if cs := get("/a"); !strings.Contains(cs, "hit") {
+		t.Fatalf("/a not cached: %q", cs)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	logPath := filepath.Join(d.dir, "inval", "inval.log")
+	lg, err := invalidate.OpenLog(logPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, err := lg.Append(ctx, invalidate.TagRecord("unused", invalidate.Hard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The oversized record, appended raw: Append refuses it.
+	big := invalidate.Record{Seq: seq + 1, TimeMs: time.Now().UnixMilli(), Kind: invalidate.KindTag,
+		Payload: []byte(strings.Repeat("t", invalidate.MaxTag+1))}
+	if _, err := lg.Append(ctx, big); err == nil {
+		t.Fatal("Append accepted a tag over MaxTag")
+	}
+	b, err := invalidate.AppendRecord(nil, &big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	c, err := zerohop.Open(d.dir, &zerohop.Options{Sidecar: d.listen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Invalidate(ctx, invalidate.KeyRecord(origin.URL+"/a", invalidate.Hard)); err != nil {
+		t.Fatalf("the purge after the oversized tag was not applied: %v\n%s", err, d.stderr)
+	}
+	if cs := get("/a"); strings.Contains(cs, "hit") {
+		t.Fatalf("/a still a hit after its purge: %q", cs)
+	}
+	if n := d.metric(t, `zerohop_invalidation_skipped_total{reason="bad-payload"}`); n != 1 {
+		t.Fatalf("bad-payload skips = %v, want 1", n)
+	}
+}
