@@ -91,3 +91,48 @@ func TestOversizedTagPurgeIsSkipped(t *testing.T) {
 		t.Fatalf("bad-payload skips = %v, want 1", n)
 	}
 }
+
+// TestPurgeCountedWithStore: with the persistent store on, the entries a
+// purge removes are counted in zerohop_invalidation_removed_total, as
+// without it (the records go through the one applier whichever tiers are
+// behind it).
+func TestPurgeCountedWithStore(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Surrogate-Key", "all-of-them")
+		io.WriteString(w, "body of "+r.URL.Path)
+	}))
+	defer origin.Close()
+	for _, withStore := range []bool{false, true} {
+		t.Run(fmt.Sprint("store=", withStore), func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "zerohop.yaml")
+			yaml := "{}\n"
+			if withStore {
+				yaml = fmt.Sprintf("store: {path: %q}\n", filepath.Join(t.TempDir(), "store"))
+			}
+			os.WriteFile(cfg, []byte(yaml), 0o644)
+			d := startDaemon(t, "ZEROHOP_CONFIG="+cfg)
+			for _, p := range []string{"/a", "/b", "/c"} {
+				resp, err := d.client().Get(origin.URL + p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			c, err := zerohop.Open(d.dir, &zerohop.Options{Sidecar: d.listen})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := c.Invalidate(ctx, invalidate.TagRecord("all-of-them", invalidate.Hard)); err != nil {
+				t.Fatal(err)
+			}
+			if n := d.metric(t, "zerohop_invalidation_removed_total"); n != 3 {
+				t.Errorf("zerohop_invalidation_removed_total = %v after purging 3 entries, want 3", n)
+			}
+		})
+	}
+}
