@@ -10,12 +10,6 @@ import (
 	"github.com/zerohop/zerohop/shm"
 )
 
-type cacheFixture struct {
-	t   *testing.T
-	w   *shm.Writer
-	now int64
-}
-
 func newCache(t testing.TB) *shm.Writer {
 	w, err := shm.OpenWriter(t.TempDir(), &shm.Options{Size: 8 << 20, RegionSize: 1 << 20, Logger: quietLogger()})
 	if err != nil {

@@ -871,11 +871,10 @@ const governorPeriod = 100 * time.Millisecond
 // used more than its CPUShare of the process's CPU capacity: persistence
 // then yields to the requests instead of slowing them down.
 type governor struct {
-	s      *Store
-	wall   time.Time
-	cpu    time.Duration
-	busy   int64
-	saving bool
+	s    *Store
+	wall time.Time
+	cpu  time.Duration
+	busy int64
 }
 
 func newGovernor(s *Store) *governor {
