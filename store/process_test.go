@@ -174,7 +174,7 @@ func childMain(mode string) int {
 			time.Sleep(time.Hour)
 		}
 		if tier != nil {
-			tier.Writer().Close()
+			tier.w.Close()
 		}
 		if err := s.Close(); err != nil {
 			return fail(err)

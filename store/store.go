@@ -601,9 +601,6 @@ func (s *Store) Err() error {
 	return s.failErr
 }
 
-// Dir returns the store directory.
-func (s *Store) Dir() string { return s.dir }
-
 func (s *Store) nowMs() int64 { return s.opts.Now().UnixMilli() }
 
 // Put queues it to be written. It copies what it needs (the caller may
@@ -769,11 +766,6 @@ func (s *Store) Flush(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
-
-// Touch records a use of key (a hit the sidecar served from shared memory),
-// for the score that orders refill and eviction. It is cheap: uses are
-// kept in memory and written in batches.
-func (s *Store) Touch(key []byte) { s.noteUse(key, s.nowMs()) }
 
 func (s *Store) noteUse(key []byte, nowMs int64) {
 	s.umu.Lock()

@@ -25,12 +25,6 @@ type Tier struct {
 // NewTier returns the tiers w (required) and s (nil: memory only).
 func NewTier(w *shm.Writer, s *Store) *Tier { return &Tier{w: w, s: s} }
 
-// Writer returns the shared-memory writer.
-func (t *Tier) Writer() *shm.Writer { return t.w }
-
-// Store returns the store, or nil.
-func (t *Tier) Store() *Store { return t.s }
-
 // Put stores it in shared memory and, if that succeeded, queues it for
 // the store (never blocking on the disk).
 func (t *Tier) Put(it *shm.Item) error {
@@ -59,21 +53,6 @@ func (t *Tier) GetStale(dst, key []byte) (shm.Entry, []byte, bool) {
 		return e, out, false
 	}
 	return t.w.GetStale(out, key)
-}
-
-// Get is shm.Writer.Get (fresh entries only) with the second tier behind it.
-func (t *Tier) Get(dst, key []byte, nowMs int64) (shm.Entry, []byte, bool) {
-	e, out, ok := t.w.Get(dst, key, nowMs)
-	if ok || t.s == nil {
-		return e, out, ok
-	}
-	if _, _, there := t.w.GetStale(nil, key); there {
-		return e, out, false // held, but not fresh
-	}
-	if !t.s.promote(t.w, key, nowMs) {
-		return e, out, false
-	}
-	return t.w.Get(out, key, nowMs)
 }
 
 // Purge applies p to both tiers, shared memory first, in order with every
