@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/zerohop/zerohop/clients/go/zerohop"
 	"github.com/zerohop/zerohop/invalidate"
+	"github.com/zerohop/zerohop/shm"
 )
 
 // TestOversizedTagPurgeIsSkipped: a tag record whose tag no cached entry
@@ -134,5 +136,70 @@ func TestPurgeCountedWithStore(t *testing.T) {
 				t.Errorf("zerohop_invalidation_removed_total = %v after purging 3 entries, want 3", n)
 			}
 		})
+	}
+}
+
+// TestUnsafeMethodPurgesBothTiers: a POST through the sidecar invalidates
+// the target URI (RFC 9111 §4.4), every Vary variant of it, in shared
+// memory and in the persistent store: after a restart on a cold cache
+// file, refilled from the store, the URL is fetched again while an
+// untouched one is served from the store.
+func TestUnsafeMethodPurgesBothTiers(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Vary", "Accept-Language")
+		io.WriteString(w, r.Method+" "+r.URL.Path+" "+r.Header.Get("Accept-Language"))
+	}))
+	defer origin.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(t.TempDir(), "zerohop.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, "store: {path: %q, ready_after_refill: 1}\n", filepath.Join(t.TempDir(), "store")), 0o644)
+	env := "ZEROHOP_CONFIG=" + cfg
+	do := func(d *daemon, method, path, lang string) string {
+		req, _ := http.NewRequest(method, origin.URL+path, nil)
+		req.Header.Set("Accept-Language", lang)
+		resp, err := d.client().Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.Header.Get("Cache-Status")
+	}
+	type get struct{ path, lang string }
+	purged := []get{{"/doc", "en"}, {"/doc", "fr"}}
+	kept := get{"/kept", "en"}
+	a := startDaemonIn(t, dir, env)
+	for _, g := range append(purged, kept) {
+		do(a, "GET", g.path, g.lang)
+		if cs := do(a, "GET", g.path, g.lang); !strings.Contains(cs, "hit") {
+			t.Fatalf("%v not cached: %q", g, cs)
+		}
+	}
+	do(a, "POST", "/doc", "en")
+	for _, g := range purged {
+		if cs := do(a, "GET", g.path, g.lang); strings.Contains(cs, "hit") {
+			t.Errorf("%v a hit right after the POST: %q", g, cs)
+		}
+	}
+	// Purge again (the GETs above stored them anew), then restart on a
+	// cold cache file: only the store can bring anything back.
+	do(a, "POST", "/doc", "en")
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	os.Remove(filepath.Join(dir, shm.FileName))
+
+	b := startDaemonIn(t, dir, env)
+	for _, g := range purged {
+		if cs := do(b, "GET", g.path, g.lang); strings.Contains(cs, "hit") {
+			t.Errorf("%v served from the store after the POST purged it: %q", g, cs)
+		}
+	}
+	if cs := do(b, "GET", kept.path, kept.lang); !strings.Contains(cs, "hit") {
+		t.Errorf("%v not refilled from the store (%q): the test does not exercise the second tier", kept, cs)
 	}
 }
