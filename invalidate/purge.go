@@ -126,10 +126,10 @@ func (p Purge) Validate() error {
 // Key returns the primary key of a KindKey purge (a GET of its URL).
 func (p Purge) Key() []byte { return shm.AppendKey(nil, http.MethodGet, p.Scheme, p.Host, p.Target) }
 
-// Matcher returns a predicate over cache keys that is true for the keys a
+// matcher returns a predicate over cache keys that is true for the keys a
 // KindPrefix purge covers: same scheme and host, target starting with the
 // prefix, any method and variant.
-func (p Purge) Matcher() func(key []byte) bool {
+func (p Purge) matcher() func(key []byte) bool {
 	q := p.normalised()
 	s, h, t := []byte(q.Scheme), []byte(q.Host), []byte(q.Target)
 	return func(key []byte) bool {
@@ -182,7 +182,7 @@ func (sp ShmPurger) Purge(p Purge) (n int, err error) {
 		}
 		n += w.PurgeTag(shm.VariantTag(key), soft)
 	case KindPrefix:
-		n = w.PurgeFunc(p.Matcher(), soft)
+		n = w.PurgeFunc(p.matcher(), soft)
 	case KindTag:
 		n = w.PurgeTag(p.Tag, soft)
 	case KindAll:
