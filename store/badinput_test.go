@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -396,7 +397,7 @@ func TestFullDisk(t *testing.T) {
 	// Invalidations still apply, and Flush answers. (A compaction already
 	// running when the volume crossed MinFree may still hit ENOSPC: then
 	// the store has failed, loudly, and dropped its trust file.)
-	if err := s.PurgeTag("all", false); err != nil {
+	if _, err := s.Purge(invalidate.TagPurge("all", invalidate.Hard)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Flush(t.Context()); err != nil {
