@@ -28,6 +28,7 @@ test: vet
 # tests need (a virtualenv, npm packages, the addon's build) and runs them.
 test-clients:
 	clients/python/ci.sh
+	clients/node/ci.sh
 
 # Long torture and crash runs: >= 10M verified reads, 300 writer kills.
 # ZEROHOP_TORTURE_DURATION=10m turns the torture test into a soak.

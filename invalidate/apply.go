@@ -1,17 +1,15 @@
 package invalidate
 
 import (
-	"bytes"
-	"fmt"
+	"errors"
 	"sync/atomic"
-
-	"github.com/zerohop/zerohop/shm"
 )
 
-// ApplyStats counts a CacheApplier's work.
+// ApplyStats counts an Applier's work.
 type ApplyStats struct {
 	Keys, Prefixes, Tags, Alls uint64
-	// Removed is how many entries were deleted or marked stale.
+	// Removed is how many entries were deleted or marked stale, as the
+	// Purger reports them (the shared-memory tier's count).
 	Removed uint64
 	// Unknown is how many records of an unknown kind or mode were skipped.
 	Unknown uint64
@@ -20,110 +18,61 @@ type ApplyStats struct {
 	BadPayload uint64
 }
 
-// CacheApplier applies invalidation records to a shared-memory cache.
-// Applying a record twice is harmless, which is what lets the tailer
-// re-apply after a crash rather than ever skip. It is safe for concurrent
-// use (the writer serialises).
-type CacheApplier struct {
-	w *shm.Writer
+// Applier applies invalidation records: it decodes each into a Purge
+// (ParsePurge) and hands it to a Purger, the shared-memory cache
+// (ShmPurger) or the sidecar's tiers (store.Tier). Applying a record twice
+// is harmless, which is what lets the tailer re-apply after a crash rather
+// than ever skip. It is safe for concurrent use if its Purger is.
+type Applier struct {
+	to Purger
 
 	keys, prefixes, tags, alls, removed, unknown, bad atomic.Uint64
 }
 
-// NewCacheApplier returns an applier for w.
-func NewCacheApplier(w *shm.Writer) *CacheApplier { return &CacheApplier{w: w} }
+// NewApplier returns an applier purging through to.
+func NewApplier(to Purger) *Applier { return &Applier{to: to} }
 
-// ApplyToCache returns NewCacheApplier(w).Apply.
-func ApplyToCache(w *shm.Writer) func(Record) error { return NewCacheApplier(w).Apply }
-
-// Apply applies one record:
-//   - KindKey: the URL's primary key (GET) and every Vary variant of it;
-//   - KindPrefix: every key of the same scheme and host whose target starts
-//     with the prefix's path and query;
-//   - KindTag: every entry carrying the surrogate key;
-//   - KindAll: everything.
-//
-// Hard deletes, Soft marks stale. A record of an unknown kind or mode is
-// counted and returned as ErrUnknownKind, an unusable payload as
-// ErrBadPayload; neither changes the cache. Marks apply nothing.
-func (a *CacheApplier) Apply(rec Record) error {
+// Apply applies one record (tail.Options.Apply). A record of an unknown
+// kind or mode is counted and returned as ErrUnknownKind, an unusable
+// payload as ErrBadPayload; neither changes the cache. Marks apply nothing.
+// Other errors are the Purger's, for the tailer to retry.
+func (a *Applier) Apply(rec Record) error {
 	if rec.Kind == KindMark {
 		return nil
 	}
-	if !rec.Kind.Known() || !rec.Mode.Known() {
-		a.unknown.Add(1)
-		return fmt.Errorf("%w: %s/%s (record %d)", ErrUnknownKind, rec.Kind, rec.Mode, rec.Seq)
+	p, err := ParsePurge(rec)
+	if err == nil {
+		var n int
+		n, err = a.to.Purge(p)
+		a.removed.Add(uint64(n))
 	}
-	soft := rec.Mode == Soft
-	n := 0
-	switch rec.Kind {
+	switch {
+	case errors.Is(err, ErrUnknownKind):
+		a.unknown.Add(1)
+		return err
+	case errors.Is(err, ErrBadPayload):
+		a.bad.Add(1)
+		return err
+	case err != nil:
+		return err
+	}
+	switch p.Kind {
 	case KindKey:
-		scheme, host, target, err := SplitURL(string(rec.Payload))
-		if err != nil {
-			a.bad.Add(1)
-			return err
-		}
-		key := shm.AppendKey(nil, "GET", scheme, host, target)
-		var ok bool
-		if soft {
-			ok = a.w.MarkStale(key)
-		} else {
-			ok = a.w.Delete(key)
-		}
-		if ok {
-			n++
-		}
-		n += a.w.PurgeTag(shm.VariantTag(key), soft)
 		a.keys.Add(1)
 	case KindPrefix:
-		m, err := prefixMatcher(string(rec.Payload))
-		if err != nil {
-			a.bad.Add(1)
-			return err
-		}
-		n = a.w.PurgeFunc(m, soft)
 		a.prefixes.Add(1)
 	case KindTag:
-		if len(rec.Payload) == 0 {
-			a.bad.Add(1)
-			return fmt.Errorf("%w: empty tag (record %d)", ErrBadPayload, rec.Seq)
-		}
-		n = a.w.PurgeTag(string(rec.Payload), soft)
 		a.tags.Add(1)
 	case KindAll:
-		n = a.w.PurgeFunc(nil, soft)
 		a.alls.Add(1)
 	}
-	a.removed.Add(uint64(n))
 	return nil
 }
 
-// Publish records in the cache file's header that every record up to seq
-// (ending at offset off of the log) is applied: what WaitApplied polls.
-func (a *CacheApplier) Publish(seq, off uint64) { a.w.SetInvalidation(seq, off) }
-
 // Stats returns the counters.
-func (a *CacheApplier) Stats() ApplyStats {
+func (a *Applier) Stats() ApplyStats {
 	return ApplyStats{
 		Keys: a.keys.Load(), Prefixes: a.prefixes.Load(), Tags: a.tags.Load(), Alls: a.alls.Load(),
 		Removed: a.removed.Load(), Unknown: a.unknown.Load(), BadPayload: a.bad.Load(),
 	}
-}
-
-// prefixMatcher returns a key matcher for a URL prefix: same scheme and
-// host as the cache key normalises them, target starting with the prefix.
-func prefixMatcher(u string) (func(key []byte) bool, error) {
-	scheme, host, prefix, err := SplitPrefix(u)
-	if err != nil {
-		return nil, err
-	}
-	norm, ok := shm.SplitKey(shm.AppendKey(nil, "", scheme, host, ""))
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrBadPayload, u)
-	}
-	s, h, p := bytes.Clone(norm.Scheme), bytes.Clone(norm.Host), []byte(prefix)
-	return func(key []byte) bool {
-		k, ok := shm.SplitKey(key)
-		return ok && bytes.Equal(k.Scheme, s) && bytes.Equal(k.Host, h) && bytes.HasPrefix(k.Target, p)
-	}, nil
 }

@@ -10,12 +10,6 @@ import (
 	"github.com/zerohop/zerohop/shm"
 )
 
-type cacheFixture struct {
-	t   *testing.T
-	w   *shm.Writer
-	now int64
-}
-
 func newCache(t testing.TB) *shm.Writer {
 	w, err := shm.OpenWriter(t.TempDir(), &shm.Options{Size: 8 << 20, RegionSize: 1 << 20, Logger: quietLogger()})
 	if err != nil {
@@ -96,7 +90,7 @@ func TestApplyToCache(t *testing.T) {
 			for name, k := range items {
 				put(t, w, k, tags[name]...)
 			}
-			a := invalidate.NewCacheApplier(w)
+			a := invalidate.NewApplier(invalidate.NewShmPurger(w))
 			if err := a.Apply(tc.rec); err != nil {
 				t.Fatal(err)
 			}
@@ -126,7 +120,7 @@ func TestApplyToCacheRejects(t *testing.T) {
 	w := newCache(t)
 	k := key("http", "h", "/")
 	put(t, w, k, "t")
-	a := invalidate.NewCacheApplier(w)
+	a := invalidate.NewApplier(invalidate.NewShmPurger(w))
 	for _, tc := range []struct {
 		rec  invalidate.Record
 		want error
@@ -150,7 +144,7 @@ func TestApplyToCacheRejects(t *testing.T) {
 	if s := a.Stats(); s.Unknown != 2 || s.BadPayload != 3 {
 		t.Fatalf("stats %+v", s)
 	}
-	a.Publish(7, 99)
+	w.SetInvalidation(7, 99)
 	r, err := shm.Open(w.Dir(), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -89,7 +89,7 @@ func BenchmarkPurgeTag10k(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer w.Close()
-			a := invalidate.NewCacheApplier(w)
+			a := invalidate.NewApplier(invalidate.NewShmPurger(w))
 			keys := make([][]byte, 10000)
 			for i := range keys {
 				keys[i] = key("http", "catalog.internal", "/items/"+strconv.Itoa(i))

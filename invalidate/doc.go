@@ -30,8 +30,9 @@
 //
 // # Read-your-purge
 //
-// The sidecar applies records in order ([CacheApplier]) and publishes the last
-// applied sequence number in the cache file's header. [WaitApplied] polls it,
+// The sidecar applies records in order ([Applier]: each record decodes once
+// into a [Purge] with [ParsePurge], which every cache tier applies through
+// the [Purger] interface) and publishes the last applied sequence number in the cache file's header. [WaitApplied] polls it,
 // so Append followed by WaitApplied returns once the purge is visible to every
 // reader of the cache.
 //

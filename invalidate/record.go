@@ -262,8 +262,8 @@ func (r *Record) Validate() error {
 			return err
 		}
 	case KindTag:
-		if len(r.Payload) == 0 {
-			return fmt.Errorf("%w: empty tag", ErrBadPayload)
+		if len(r.Payload) == 0 || len(r.Payload) > MaxTag {
+			return fmt.Errorf("%w: tag of %d bytes (1 to %d)", ErrBadPayload, len(r.Payload), MaxTag)
 		}
 	case KindAll:
 		if len(r.Payload) != 0 {

@@ -125,6 +125,8 @@ func TestValidate(t *testing.T) {
 		{"prefix", invalidate.PrefixRecord("https://h", invalidate.Soft), nil},
 		{"tag", invalidate.TagRecord("t", invalidate.Hard), nil},
 		{"empty tag", invalidate.TagRecord("", invalidate.Hard), invalidate.ErrBadPayload},
+		{"longest tag", invalidate.TagRecord(strings.Repeat("x", invalidate.MaxTag), invalidate.Hard), nil},
+		{"tag over MaxTag", invalidate.TagRecord(strings.Repeat("x", invalidate.MaxTag+1), invalidate.Hard), invalidate.ErrBadPayload},
 		{"all", invalidate.AllRecord(invalidate.Soft), nil},
 		{"all with payload", invalidate.Record{Kind: invalidate.KindAll, Payload: []byte("x")}, invalidate.ErrBadPayload},
 		{"mark", invalidate.Record{Kind: invalidate.KindMark}, invalidate.ErrUnknownKind},

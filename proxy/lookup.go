@@ -41,8 +41,12 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, x *exchange)
 		return
 	case httpcache.ServeStaleRevalidate:
 		x.status.Hit = true
-		p.serveEntry(w, r, x, e, "stale-while-revalidate")
+		// The refresh starts before the stale answer goes out: once a
+		// client has its answer, its refresh must already hold the
+		// flight, or a refresh that ended meanwhile is followed by a
+		// second one.
 		p.refreshInBackground(x, e)
+		p.serveEntry(w, r, x, e, "stale-while-revalidate")
 		return
 	case httpcache.GatewayTimeout:
 		x.status.Fwd, x.status.Detail = fwdOr(fwd, httpcache.FwdMiss), "only-if-cached"

@@ -7,8 +7,8 @@ package proxy
 import (
 	"net/http"
 
+	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/proxy/httpcache"
-	"github.com/zerohop/zerohop/shm"
 )
 
 // invalidateAfterUnsafe removes what an unsafe request may have changed
@@ -24,16 +24,20 @@ func (p *Proxy) invalidateAfterUnsafe(x *exchange, resp *http.Response) {
 }
 
 // InvalidateURL removes the stored responses for a URL, every Vary variant
-// included. It reports whether anything was removed.
+// included: a key purge, as an invalidation-log record makes, through the
+// cache's invalidate.Purger (a store.Tier reaches both tiers in order). It
+// reports whether anything was removed from shared memory.
 func (p *Proxy) InvalidateURL(scheme, host, target string) bool {
 	if p.cache == nil {
 		return false
 	}
-	key := shm.AppendKey(nil, http.MethodGet, scheme, host, target)
-	n := 0
-	if p.ops.Delete(key) {
-		n++
+	to, ok := p.ops.(invalidate.Purger)
+	if !ok {
+		to = invalidate.NewShmPurger(p.cache)
 	}
-	n += p.ops.PurgeTag(shm.VariantTag(key), false)
+	n, err := to.Purge(invalidate.KeyPurge(scheme, host, target, invalidate.Hard))
+	if err != nil {
+		p.log.Debug("invalidation after an unsafe method refused", "scheme", scheme, "host", host, "err", err)
+	}
 	return n > 0
 }

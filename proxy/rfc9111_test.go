@@ -747,7 +747,7 @@ func TestStaleWhileRevalidate(t *testing.T) {
 		v, _ := e.Header("X-Version")
 		return ok && string(v) == "2"
 	}) {
-		t.Fatal("the background refresh never stored the new response")
+		t.Fatalf("the background refresh never stored the new response (upstream requests %d)", h.up.hits.Load())
 	}
 	if got := h.up.hits.Load(); got != 2 {
 		t.Errorf("upstream requests = %d; want 2 (one fetch, one background refresh)", got)

@@ -6,12 +6,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -355,6 +357,10 @@ func TestFullDisk(t *testing.T) {
 	// runnable for longer than the bound, which says nothing about Put.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	// Nor is a collection's stop of the world: under -race on a busy
+	// machine one took 134 ms of a Put. The timed loops allocate some
+	// 100 MiB, which this test can afford to keep.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	var worst, worstWall time.Duration
 	timePut := func(it *shm.Item) {
 		t0, q0 := time.Now(), threadRunDelay()
@@ -379,13 +385,19 @@ func TestFullDisk(t *testing.T) {
 	if !st.LowSpace || st.DroppedNoSpace < 1000 {
 		t.Fatalf("a full volume: low=%v, dropped for space %d", st.LowSpace, st.DroppedNoSpace)
 	}
-	if worst > 100*time.Millisecond {
+	// The bound catches a Put that waits on the writer (a commit, a
+	// compaction, a full volume's retries), not a fine latency: with the
+	// thread locked, the goroutine still waits for one of the process's Ps
+	// while Pebble's goroutines hold them, which the kernel's run queue
+	// does not show; under -race on two busy CPUs that reached 110 ms.
+	// Put's own speed is BenchmarkPut's business.
+	if worst > 500*time.Millisecond {
 		t.Errorf("a Put took %v", worst)
 	}
 	// Invalidations still apply, and Flush answers. (A compaction already
 	// running when the volume crossed MinFree may still hit ENOSPC: then
 	// the store has failed, loudly, and dropped its trust file.)
-	if err := s.PurgeTag("all", false); err != nil {
+	if _, err := s.Purge(invalidate.TagPurge("all", invalidate.Hard)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Flush(t.Context()); err != nil {

@@ -15,12 +15,12 @@
 //
 // # Invalidations
 //
-// Invalidations ([Store.Invalidate], [Store.DeleteKey], [Store.PurgeTag],
-// [Store.DeletePrefix], [Store.PurgeAll]) are never dropped and apply in
-// order with the Puts queued before them; reads honour them as soon as
-// they are made. A tag index makes a tag purge cost proportional to the
-// tagged entries. [Invalidation.Seq] persists the invalidation log's
-// position atomically with the purge ([Store.AppliedSeq]).
+// Invalidations ([Store.Purge], applying an invalidate.Purge: the store is
+// an invalidate.Purger) are never dropped and apply in order with the Puts
+// queued before them; reads honour them as soon as they are made. A tag
+// index makes a tag purge cost proportional to the tagged entries.
+// [Store.SetAppliedSeq] right after a purge persists the invalidation log's
+// position in the same batch ([Store.AppliedSeq]).
 //
 // # Tiers
 //

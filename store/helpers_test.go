@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -231,4 +232,21 @@ func putAll(t testing.TB, s *Store, items ...*shm.Item) {
 			flush(t, s)
 		}
 	}
+}
+
+// mode returns invalidate.Soft if soft, else Hard.
+func mode(soft bool) invalidate.Mode {
+	if soft {
+		return invalidate.Soft
+	}
+	return invalidate.Hard
+}
+
+// keyPurge returns the KindKey purge of a primary key (a GET).
+func keyPurge(primary []byte, soft bool) invalidate.Purge {
+	p, ok := shm.SplitKey(primary)
+	if !ok || string(p.Method) != "GET" || len(p.Vary) != 0 {
+		panic(fmt.Sprintf("keyPurge: %q is not a GET primary key", primary))
+	}
+	return invalidate.KeyPurge(string(p.Scheme), string(p.Host), string(p.Target), mode(soft))
 }

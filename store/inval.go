@@ -5,106 +5,60 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/shm"
 )
 
-// Kind is what an Invalidation removes.
-type Kind uint8
-
-// Invalidation kinds.
-const (
-	// InvalidateKey removes exactly Key (shm.Writer.Delete's meaning).
-	InvalidateKey Kind = iota + 1
-	// InvalidateURL removes the primary key Key and every Vary variant
-	// of it (the keys that start with Key's bytes).
-	InvalidateURL
-	// InvalidatePrefix removes every entry of Scheme and Host whose target
-	// (path and query) starts with Target, whatever the method.
-	InvalidatePrefix
-	// InvalidateTag removes every entry carrying the surrogate key Tag.
-	InvalidateTag
-	// InvalidateAll removes everything.
-	InvalidateAll
-)
-
-func (k Kind) String() string {
-	switch k {
-	case InvalidateKey:
-		return "key"
-	case InvalidateURL:
-		return "url"
-	case InvalidatePrefix:
-		return "prefix"
-	case InvalidateTag:
-		return "tag"
-	case InvalidateAll:
-		return "all"
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
+// inval is one purge as the store queues it: an invalidate.Purge, or the
+// removal of exactly one key (Tier.Delete, for a stored response that no
+// longer describes its resource).
+type inval struct {
+	p invalidate.Purge
+	// key is the primary key of a KindKey purge, or the one key an exact
+	// removal names.
+	key []byte
+	// exact removes key alone, not its Vary variants.
+	exact bool
+	at    int64 // when it was made (unix ms): the staleness of a soft one
 }
 
-// Invalidation is one purge, as the invalidation tailer reads it from the
-// log or the proxy makes it.
-type Invalidation struct {
-	Kind Kind
-	// Key is the canonical key (InvalidateKey) or primary key
-	// (InvalidateURL).
-	Key []byte
-	// Scheme, Host and Target are the InvalidatePrefix arguments; they are
-	// normalised like shm.AppendKey (lower case, default port removed).
-	Scheme, Host, Target string
-	// Tag is the InvalidateTag surrogate key.
-	Tag string
-	// Soft marks the entries stale from the moment of the invalidation
-	// (ExpiresMs lowered to it, as shm.Writer.MarkStale does) instead of
-	// removing them: they stay servable for their stale-while-revalidate
-	// and stale-if-error windows, counted from the purge.
-	Soft bool
-	// Seq, when not zero, is the invalidation-log sequence number of this
-	// record: the store persists it as AppliedSeq in the same Pebble batch
-	// as the end of the purge.
-	Seq uint64
-
-	at int64 // when it was made (unix ms): the staleness of a soft one
+// purgeInval returns the inval applying p.
+func purgeInval(p invalidate.Purge) inval {
+	inv := inval{p: p}
+	if p.Kind == invalidate.KindKey {
+		inv.key = p.Key()
+	}
+	return inv
 }
 
-func (inv Invalidation) String() string {
-	s := inv.Kind.String()
-	switch inv.Kind {
-	case InvalidateKey, InvalidateURL:
-		s += fmt.Sprintf(" %q", inv.Key)
-	case InvalidatePrefix:
-		s += fmt.Sprintf(" %s://%s%s", inv.Scheme, inv.Host, inv.Target)
-	case InvalidateTag:
-		s += fmt.Sprintf(" %q", inv.Tag)
+// exactInval returns the inval removing exactly key.
+func exactInval(key []byte, soft bool) inval {
+	inv := inval{p: invalidate.Purge{Kind: invalidate.KindKey}, key: key, exact: true}
+	if soft {
+		inv.p.Mode = invalidate.Soft
 	}
-	if inv.Soft {
-		s += " soft"
+	return inv
+}
+
+func (inv *inval) soft() bool { return inv.p.Soft() }
+
+func (inv inval) String() string {
+	if inv.exact {
+		return fmt.Sprintf("exact/%s %q", inv.p.Mode, inv.key)
 	}
-	if inv.Seq != 0 {
-		s += fmt.Sprintf(" seq=%d", inv.Seq)
-	}
-	return s
+	return inv.p.String()
 }
 
 // valid reports whether inv is well-formed.
-func (inv *Invalidation) valid() error {
-	switch inv.Kind {
-	case InvalidateKey, InvalidateURL:
-		if len(inv.Key) == 0 {
-			return fmt.Errorf("store: invalidation %s: empty key", inv.Kind)
+func (inv *inval) valid() error {
+	if inv.exact {
+		if len(inv.key) == 0 {
+			return fmt.Errorf("store: invalidation: %w: empty key", invalidate.ErrBadPayload)
 		}
-	case InvalidatePrefix:
-		if inv.Scheme == "" || inv.Host == "" {
-			return fmt.Errorf("store: invalidation prefix: scheme and host are required")
-		}
-	case InvalidateTag:
-		if inv.Tag == "" || len(inv.Tag) > 0xffff {
-			return fmt.Errorf("store: invalidation tag: empty or over 65535 bytes")
-		}
-	case InvalidateAll:
-	default:
-		return fmt.Errorf("store: invalidation: unknown kind %d", inv.Kind)
+		return nil
+	}
+	if err := inv.p.Validate(); err != nil {
+		return fmt.Errorf("store: invalidation: %w", err)
 	}
 	return nil
 }
@@ -118,39 +72,21 @@ func hostPart(scheme, host string) (schemeB, hostB []byte) {
 
 // apply applies inv to the shared-memory tier and returns how many entries
 // it removed or marked stale.
-func (inv *Invalidation) apply(w *shm.Writer) int {
-	switch inv.Kind {
-	case InvalidateKey:
-		if inv.Soft {
-			if w.MarkStale(inv.Key) {
+func (inv *inval) apply(w *shm.Writer) int {
+	if inv.exact {
+		if inv.soft() {
+			if w.MarkStale(inv.key) {
 				return 1
 			}
 			return 0
 		}
-		if w.Delete(inv.Key) {
+		if w.Delete(inv.key) {
 			return 1
 		}
 		return 0
-	case InvalidateURL:
-		n := 0
-		if inv.Soft {
-			if w.MarkStale(inv.Key) {
-				n++
-			}
-		} else if w.Delete(inv.Key) {
-			n++
-		}
-		return n + w.PurgeTag(shm.VariantTag(inv.Key), inv.Soft)
-	case InvalidatePrefix:
-		s, h := hostPart(inv.Scheme, inv.Host)
-		t := []byte(inv.Target)
-		return w.PurgeFunc(func(key []byte) bool { return prefixMatch(key, s, h, t) }, inv.Soft)
-	case InvalidateTag:
-		return w.PurgeTag(inv.Tag, inv.Soft)
-	case InvalidateAll:
-		return w.PurgeFunc(nil, inv.Soft)
 	}
-	return 0
+	n, _ := invalidate.NewShmPurger(w).Purge(inv.p) // valid: checked when queued
+	return n
 }
 
 func prefixMatch(key, scheme, host, target []byte) bool {
@@ -193,10 +129,10 @@ func level(soft bool) int8 {
 	return 2
 }
 
-func (f *filter) add(inv *Invalidation) {
+func (f *filter) add(inv *inval) {
 	f.n++
-	l := level(inv.Soft)
-	if inv.Soft && (!f.hasSoft || inv.at < f.softAt) {
+	l := level(inv.soft())
+	if inv.soft() && (!f.hasSoft || inv.at < f.softAt) {
 		f.softAt, f.hasSoft = inv.at, true
 	}
 	set := func(m *map[string]int8, k string) {
@@ -205,17 +141,19 @@ func (f *filter) add(inv *Invalidation) {
 		}
 		(*m)[k] = max((*m)[k], l)
 	}
-	switch inv.Kind {
-	case InvalidateKey:
-		set(&f.keys, string(inv.Key))
-	case InvalidateURL:
-		set(&f.urls, string(inv.Key))
-	case InvalidatePrefix:
-		s, h := hostPart(inv.Scheme, inv.Host)
-		f.prefixes = append(f.prefixes, prefixRule{s, h, []byte(inv.Target), l})
-	case InvalidateTag:
-		set(&f.tags, inv.Tag)
-	case InvalidateAll:
+	switch inv.p.Kind {
+	case invalidate.KindKey:
+		if inv.exact {
+			set(&f.keys, string(inv.key))
+		} else {
+			set(&f.urls, string(inv.key))
+		}
+	case invalidate.KindPrefix:
+		s, h := hostPart(inv.p.Scheme, inv.p.Host)
+		f.prefixes = append(f.prefixes, prefixRule{s, h, []byte(inv.p.Target), l})
+	case invalidate.KindTag:
+		set(&f.tags, inv.p.Tag)
+	case invalidate.KindAll:
 		f.all = max(f.all, l)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -167,34 +168,34 @@ func runModel(t *testing.T, seed uint64, nops int) {
 			compare(step, what)
 		case p < 63:
 			id := r.IntN(100)
-			s.DeleteKey(genKey(id), soft)
+			s.Purge(keyPurge(genKey(id), soft))
 			purge(func(i int, _ *shm.Item) bool { return i == id || (id < 20 && i == id+100) }, soft)
 			what = fmt.Sprintf("delete url %d soft=%v", id, soft)
 		case p < 70:
 			g := r.IntN(groups)
-			s.PurgeTag(groupTag(g), soft)
+			s.Purge(invalidate.TagPurge(groupTag(g), mode(soft)))
 			purge(func(i int, _ *shm.Item) bool { return (i%100)%groups == g }, soft)
 			what = fmt.Sprintf("purge tag %d soft=%v", g, soft)
 		case p < 73:
-			s.PurgeTag("five", soft)
+			s.Purge(invalidate.TagPurge("five", mode(soft)))
 			purge(func(i int, _ *shm.Item) bool { return (i%100)%5 == 0 }, soft)
 			what = fmt.Sprintf("purge tag five soft=%v", soft)
 		case p < 80:
 			h, pre := r.IntN(4), r.IntN(8)
-			s.DeletePrefix("http", genHost(h), fmt.Sprint("/p", pre), soft)
+			s.Purge(invalidate.PrefixPurge("http", genHost(h), fmt.Sprint("/p", pre), mode(soft)))
 			purge(func(i int, _ *shm.Item) bool { j := i % 100; return j%4 == h && j%8 == pre }, soft)
 			what = fmt.Sprintf("prefix h%d /p%d soft=%v", h, pre, soft)
 		case p < 81:
 			if soft {
-				s.Invalidate(Invalidation{Kind: InvalidateAll, Soft: true})
+				s.Purge(invalidate.AllPurge(invalidate.Soft))
 			} else {
-				s.PurgeAll()
+				s.Purge(invalidate.AllPurge(invalidate.Hard))
 			}
 			purge(func(int, *shm.Item) bool { return true }, soft)
 			what = fmt.Sprintf("purge all soft=%v", soft)
 		case p < 84:
 			id := r.IntN(modelIDs)
-			s.Invalidate(Invalidation{Kind: InvalidateKey, Key: modelKey(id), Soft: soft})
+			s.invalidate(exactInval(modelKey(id), soft), nil)
 			purge(func(i int, _ *shm.Item) bool { return i == id }, soft)
 			what = fmt.Sprintf("delete key %d soft=%v", id, soft)
 		case p < 95:

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -173,7 +174,7 @@ func childMain(mode string) int {
 			time.Sleep(time.Hour)
 		}
 		if tier != nil {
-			tier.Writer().Close()
+			tier.w.Close()
 		}
 		if err := s.Close(); err != nil {
 			return fail(err)
@@ -297,24 +298,24 @@ func crashChild(args []string) int {
 		}
 		seq++
 		threshold := ver + 1
-		var inv Invalidation
+		var inv invalidate.Purge
 		var desc string
 		switch r.IntN(3) {
 		case 0:
 			g := r.IntN(groups)
-			inv = Invalidation{Kind: InvalidateTag, Tag: groupTag(g)}
+			inv = invalidate.TagPurge(groupTag(g), invalidate.Hard)
 			desc = "tag " + strconv.Itoa(g)
 		case 1:
 			id := r.IntN(crashIDs)
-			inv = Invalidation{Kind: InvalidateURL, Key: genKey(id)}
+			inv = keyPurge(genKey(id), false)
 			desc = "url " + strconv.Itoa(id)
 		default:
 			h, p := r.IntN(4), r.IntN(8)
-			inv = Invalidation{Kind: InvalidatePrefix, Scheme: "http", Host: genHost(h), Target: "/p" + strconv.Itoa(p)}
+			inv = invalidate.PrefixPurge("http", genHost(h), "/p"+strconv.Itoa(p), invalidate.Hard)
 			desc = fmt.Sprintf("prefix %d %d", h, p)
 		}
-		inv.Seq = seq
-		s.Invalidate(inv)
+		s.Purge(inv)
+		s.SetAppliedSeq(seq)
 		if err := s.Flush(context.Background()); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			return 1

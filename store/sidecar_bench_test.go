@@ -89,7 +89,7 @@ func BenchmarkSidecarHit(b *testing.B) {
 					}
 				}
 				if old := tier.Swap(t); old != nil {
-					old.Writer().Close()
+					old.w.Close()
 				}
 			}
 			fresh(mode == "shm")

@@ -19,6 +19,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/klauspost/compress/zstd"
+	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/shm"
 	"github.com/zerohop/zerohop/shm/safefile"
 )
@@ -99,7 +100,7 @@ type Store struct {
 
 type pendingInv struct {
 	id  uint64
-	inv Invalidation
+	inv inval
 }
 
 type use struct {
@@ -600,9 +601,6 @@ func (s *Store) Err() error {
 	return s.failErr
 }
 
-// Dir returns the store directory.
-func (s *Store) Dir() string { return s.dir }
-
 func (s *Store) nowMs() int64 { return s.opts.Now().UnixMilli() }
 
 // Put queues it to be written. It copies what it needs (the caller may
@@ -686,17 +684,19 @@ func (s *Store) enqueue(o op, urgent bool) {
 	s.wake(urgent)
 }
 
-// Invalidate queues inv, in order with every Put and invalidation queued
-// before it. Reads (Get, promotion, refill) see it at once. It returns an
-// error only for a malformed inv or a closed store.
-func (s *Store) Invalidate(inv Invalidation) error {
-	return s.invalidate(inv, nil)
+// Purge queues p, in order with every Put and purge queued before it
+// (invalidate.Purger). Reads (Get, promotion, refill) see it at once; Pebble
+// applies it in the background, so removed is always 0 (Stats counts what
+// the writer removed). The error is an invalid p (wrapping
+// invalidate.ErrUnknownKind or ErrBadPayload) or ErrClosed.
+func (s *Store) Purge(p invalidate.Purge) (removed int, err error) {
+	return 0, s.invalidate(purgeInval(p), nil)
 }
 
 // invalidate registers inv, runs apply (the shared-memory side) and queues
 // inv, all under the gate, so that the queue's order is the order the
 // shared-memory tier saw.
-func (s *Store) invalidate(inv Invalidation, apply func()) error {
+func (s *Store) invalidate(inv inval, apply func()) error {
 	if err := inv.valid(); err != nil {
 		return err
 	}
@@ -706,7 +706,7 @@ func (s *Store) invalidate(inv Invalidation, apply func()) error {
 		}
 		return ErrClosed
 	}
-	inv.Key = append([]byte(nil), inv.Key...)
+	inv.key = append([]byte(nil), inv.key...)
 	inv.at = s.nowMs()
 	s.gate.Lock()
 	s.invGen++
@@ -725,33 +725,9 @@ func (s *Store) invalidate(inv Invalidation, apply func()) error {
 	return nil
 }
 
-// DeleteKey removes the primary key and every Vary variant of it (or, if
-// soft, marks them stale).
-func (s *Store) DeleteKey(primary []byte, soft bool) error {
-	return s.Invalidate(Invalidation{Kind: InvalidateURL, Key: primary, Soft: soft})
-}
-
-// DeletePrefix removes (or marks stale) every entry of scheme://host whose
-// target starts with targetPrefix.
-func (s *Store) DeletePrefix(scheme, host, targetPrefix string, soft bool) error {
-	return s.Invalidate(Invalidation{Kind: InvalidatePrefix, Scheme: scheme, Host: host, Target: targetPrefix, Soft: soft})
-}
-
-// PurgeTag removes (or marks stale) every entry carrying the surrogate key
-// tag. Its cost is proportional to the tagged entries.
-func (s *Store) PurgeTag(tag string, soft bool) error {
-	return s.Invalidate(Invalidation{Kind: InvalidateTag, Tag: tag, Soft: soft})
-}
-
-// PurgeAll removes every entry.
-func (s *Store) PurgeAll() error {
-	return s.Invalidate(Invalidation{Kind: InvalidateAll})
-}
-
 // SetAppliedSeq queues the invalidation-log position: it is committed in
-// order, after everything queued before it (in the same batch as the purge
-// queued just before it, when possible; Invalidation.Seq makes that
-// certain). AppliedSeq reports it once committed.
+// order, after everything queued before it, in the same batch as the purge
+// queued just before it. AppliedSeq reports it once committed.
 func (s *Store) SetAppliedSeq(seq uint64) {
 	if s.closed.Load() {
 		return
@@ -790,11 +766,6 @@ func (s *Store) Flush(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
-
-// Touch records a use of key (a hit the sidecar served from shared memory),
-// for the score that orders refill and eviction. It is cheap: uses are
-// kept in memory and written in batches.
-func (s *Store) Touch(key []byte) { s.noteUse(key, s.nowMs()) }
 
 func (s *Store) noteUse(key []byte, nowMs int64) {
 	s.umu.Lock()

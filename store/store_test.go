@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -219,12 +220,13 @@ func TestInvalidationOrdering(t *testing.T) {
 	s.Put(itemFor(a, now, time.Hour, "t"))
 	s.Put(itemFor(b, now, time.Hour, "t"))
 	s.Put(itemFor(variant, now, time.Hour))
-	s.PurgeTag("t", false)              // removes a, b
-	s.Put(itemFor(b, now+1, time.Hour)) // b comes back, newer, untagged
-	s.DeleteKey(v, false)               // removes the variant
+	s.Purge(invalidate.TagPurge("t", invalidate.Hard)) // removes a, b
+	s.Put(itemFor(b, now+1, time.Hour))                // b comes back, newer, untagged
+	s.Purge(keyPurge(v, false))                        // removes the variant
 	s.Put(itemFor(a, now+2, time.Hour, "t"))
-	s.PurgeTag("t", false) // removes the second a
-	s.Invalidate(Invalidation{Kind: InvalidateTag, Tag: "none", Seq: 42})
+	s.Purge(invalidate.TagPurge("t", invalidate.Hard)) // removes the second a
+	s.Purge(invalidate.TagPurge("none", invalidate.Hard))
+	s.SetAppliedSeq(42)
 	// Before anything is written, reads already honour the queued purges.
 	for _, k := range [][]byte{a, variant} {
 		if has(s, k, now) {
@@ -266,17 +268,17 @@ func TestPendingInvalidationHidesReads(t *testing.T) {
 		putAll(t, s, itemFor(k, now, time.Hour, fmt.Sprint("t", i%5)))
 	}
 	flush(t, s)
-	for round, inv := range []Invalidation{
-		{Kind: InvalidateTag, Tag: "t1"},
-		{Kind: InvalidatePrefix, Scheme: "HTTP", Host: "H0.test:80", Target: "/x/1"},
-		{Kind: InvalidateKey, Key: urlKey("h1.test", "/x/3")},
-		{Kind: InvalidateAll},
+	for round, inv := range []inval{
+		purgeInval(invalidate.TagPurge("t1", invalidate.Hard)),
+		purgeInval(invalidate.PrefixPurge("HTTP", "H0.test:80", "/x/1", invalidate.Hard)),
+		exactInval(urlKey("h1.test", "/x/3"), false),
+		purgeInval(invalidate.AllPurge(invalidate.Hard)),
 	} {
 		before := map[string]bool{}
 		for ks, k := range keys {
 			before[ks] = has(s, k, now)
 		}
-		if err := s.Invalidate(inv); err != nil {
+		if err := s.invalidate(inv, nil); err != nil {
 			t.Fatal(err)
 		}
 		if s.Stats().QueuedInvalidations != 1 {
@@ -319,7 +321,7 @@ func TestSoftPurge(t *testing.T) {
 	plain := itemFor(urlKey("s.test", "/plain"), now, time.Hour, "t")
 	putAll(t, s, withSWR, plain)
 	flush(t, s)
-	if err := s.PurgeTag("t", true); err != nil {
+	if _, err := s.Purge(invalidate.TagPurge("t", invalidate.Soft)); err != nil {
 		t.Fatal(err)
 	}
 	flush(t, s)
@@ -339,7 +341,7 @@ func TestSoftPurge(t *testing.T) {
 	}
 	// The tag index still finds it: a hard purge removes it.
 	c.Add(-61 * time.Second)
-	s.PurgeTag("t", false)
+	s.Purge(invalidate.TagPurge("t", invalidate.Hard))
 	flush(t, s)
 	if has(s, withSWR.Key, c.Ms()) || s.Stats().Entries != 0 {
 		t.Fatal("hard purge after soft purge left the entry")
@@ -375,7 +377,7 @@ func TestDeletePrefix(t *testing.T) {
 	}
 	flush(t, s)
 	v0 := s.Stats().Visited
-	if err := s.DeletePrefix("HTTP", "P.test", "/api/", false); err != nil {
+	if _, err := s.Purge(invalidate.PrefixPurge("HTTP", "P.test", "/api/", invalidate.Hard)); err != nil {
 		t.Fatal(err)
 	}
 	flush(t, s)
@@ -397,7 +399,7 @@ func TestPurgeAll(t *testing.T) {
 	for id := 0; id < 300; id++ {
 		putAll(t, s, genItem(id, 1, c.Ms(), time.Hour, 10, 100))
 	}
-	s.PurgeAll()
+	s.Purge(invalidate.AllPurge(invalidate.Hard))
 	putAll(t, s, genItem(1, 2, c.Ms(), time.Hour, 10, 100))
 	flush(t, s)
 	if st := s.Stats(); st.Entries != 1 {
@@ -437,7 +439,7 @@ func TestTagPurgeCost(t *testing.T) {
 	flush(t, s)
 	v0 := s.Stats().Visited
 	start := time.Now()
-	s.PurgeTag("hot", false)
+	s.Purge(invalidate.TagPurge("hot", invalidate.Hard))
 	flush(t, s)
 	el := time.Since(start)
 	st := s.Stats()
@@ -450,7 +452,7 @@ func TestTagPurgeCost(t *testing.T) {
 	}
 	// A purge of a tag no entry carries costs nothing, whatever the size.
 	v0 = s.Stats().Visited
-	s.PurgeTag("nobody", false)
+	s.Purge(invalidate.TagPurge("nobody", invalidate.Hard))
 	flush(t, s)
 	if v := s.Stats().Visited - v0; v != 0 {
 		t.Errorf("purging an unused tag examined %d entries", v)
@@ -486,12 +488,13 @@ func TestPutNeverBlocks(t *testing.T) {
 	}
 }
 
-// TestAppliedSeqPersists: SetAppliedSeq and Invalidation.Seq survive a
-// reopen, in order.
+// TestAppliedSeqPersists: SetAppliedSeq survives a reopen, the last one
+// queued winning.
 func TestAppliedSeqPersists(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, dir, testOpts(t, nil))
-	s.Invalidate(Invalidation{Kind: InvalidateTag, Tag: "x", Seq: 5})
+	s.Purge(invalidate.TagPurge("x", invalidate.Hard))
+	s.SetAppliedSeq(5)
 	s.SetAppliedSeq(6)
 	flush(t, s)
 	if s.AppliedSeq() != 6 {
@@ -514,7 +517,7 @@ func TestClosed(t *testing.T) {
 	if err := s.Flush(context.Background()); err != ErrClosed {
 		t.Errorf("Flush after Close: %v", err)
 	}
-	if err := s.PurgeAll(); err != ErrClosed {
+	if _, err := s.Purge(invalidate.AllPurge(invalidate.Hard)); err != ErrClosed {
 		t.Errorf("PurgeAll after Close: %v", err)
 	}
 	if err := s.Close(); err != nil {

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"sync/atomic"
 
+	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -14,18 +17,13 @@ import (
 // writer. With a nil store (persistence off, or memory-only after a failed
 // Open) every method is the writer's own.
 type Tier struct {
-	w *shm.Writer
-	s *Store
+	w    *shm.Writer
+	s    *Store
+	errs atomic.Uint64 // failed Delete and PurgeTag calls
 }
 
 // NewTier returns the tiers w (required) and s (nil: memory only).
 func NewTier(w *shm.Writer, s *Store) *Tier { return &Tier{w: w, s: s} }
-
-// Writer returns the shared-memory writer.
-func (t *Tier) Writer() *shm.Writer { return t.w }
-
-// Store returns the store, or nil.
-func (t *Tier) Store() *Store { return t.s }
 
 // Put stores it in shared memory and, if that succeeded, queues it for
 // the store (never blocking on the disk).
@@ -57,26 +55,17 @@ func (t *Tier) GetStale(dst, key []byte) (shm.Entry, []byte, bool) {
 	return t.w.GetStale(out, key)
 }
 
-// Get is shm.Writer.Get (fresh entries only) with the second tier behind it.
-func (t *Tier) Get(dst, key []byte, nowMs int64) (shm.Entry, []byte, bool) {
-	e, out, ok := t.w.Get(dst, key, nowMs)
-	if ok || t.s == nil {
-		return e, out, ok
-	}
-	if _, _, there := t.w.GetStale(nil, key); there {
-		return e, out, false // held, but not fresh
-	}
-	if !t.s.promote(t.w, key, nowMs) {
-		return e, out, false
-	}
-	return t.w.Get(out, key, nowMs)
+// Purge applies p to both tiers, shared memory first, in order with every
+// Put and purge made through the Tier (invalidate.Purger), and returns how
+// many shared-memory entries it removed or marked stale. An invalid p is an
+// error wrapping invalidate.ErrUnknownKind or ErrBadPayload and changes
+// nothing. A closed store is not an error: the purge reached shared memory,
+// and a closed store serves nothing.
+func (t *Tier) Purge(p invalidate.Purge) (removed int, err error) {
+	return t.invalidate(purgeInval(p))
 }
 
-// Invalidate applies inv to both tiers, in order with every Put and
-// invalidation made through the Tier, and returns how many shared-memory
-// entries it removed or marked stale. With inv.Seq set, the store records
-// it as AppliedSeq atomically with the purge.
-func (t *Tier) Invalidate(inv Invalidation) (n int, err error) {
+func (t *Tier) invalidate(inv inval) (n int, err error) {
 	if t.s == nil {
 		if err := inv.valid(); err != nil {
 			return 0, err
@@ -90,42 +79,43 @@ func (t *Tier) Invalidate(inv Invalidation) (n int, err error) {
 	return n, err
 }
 
-// Delete removes exactly key from both tiers.
+// Delete removes exactly key from both tiers (the proxy's Cache: a stored
+// response that no longer describes its resource). The only possible error
+// is an empty key, which the caller cannot act on: it is counted
+// (PurgeErrors) and logged.
 func (t *Tier) Delete(key []byte) bool {
-	n, _ := t.Invalidate(Invalidation{Kind: InvalidateKey, Key: key})
+	n, err := t.invalidate(exactInval(key, false))
+	t.noteErr("delete", err)
 	return n > 0
 }
 
-// MarkStale marks exactly key stale in both tiers.
-func (t *Tier) MarkStale(key []byte) bool {
-	n, _ := t.Invalidate(Invalidation{Kind: InvalidateKey, Key: key, Soft: true})
-	return n > 0
-}
-
-// InvalidateURL removes (or marks stale) a primary key and all its Vary
-// variants from both tiers.
-func (t *Tier) InvalidateURL(primary []byte, soft bool) int {
-	n, _ := t.Invalidate(Invalidation{Kind: InvalidateURL, Key: primary, Soft: soft})
-	return n
-}
-
-// PurgeTag removes (or marks stale) every entry carrying tag in both tiers.
+// PurgeTag removes (or marks stale) every entry carrying tag in both tiers
+// (the proxy's Cache). An invalid tag (empty, or over invalidate.MaxTag
+// bytes) cannot be on any entry and the caller cannot act on it: it is
+// counted (PurgeErrors) and logged.
 func (t *Tier) PurgeTag(tag string, soft bool) int {
-	n, _ := t.Invalidate(Invalidation{Kind: InvalidateTag, Tag: tag, Soft: soft})
+	mode := invalidate.Hard
+	if soft {
+		mode = invalidate.Soft
+	}
+	n, err := t.Purge(invalidate.TagPurge(tag, mode))
+	t.noteErr("purge-tag", err)
 	return n
 }
 
-// PurgePrefix removes (or marks stale) every entry of scheme://host whose
-// target starts with targetPrefix, in both tiers.
-func (t *Tier) PurgePrefix(scheme, host, targetPrefix string, soft bool) int {
-	n, _ := t.Invalidate(Invalidation{Kind: InvalidatePrefix, Scheme: scheme, Host: host, Target: targetPrefix, Soft: soft})
-	return n
-}
+// PurgeErrors is how many Delete and PurgeTag calls failed.
+func (t *Tier) PurgeErrors() uint64 { return t.errs.Load() }
 
-// PurgeAll removes (or marks stale) everything in both tiers.
-func (t *Tier) PurgeAll(soft bool) int {
-	n, _ := t.Invalidate(Invalidation{Kind: InvalidateAll, Soft: soft})
-	return n
+func (t *Tier) noteErr(op string, err error) {
+	if err == nil {
+		return
+	}
+	t.errs.Add(1)
+	log := slog.Default()
+	if t.s != nil {
+		log = t.s.log
+	}
+	log.Warn("zerohop tier: purge refused", "op", op, "err", err)
 }
 
 // Refill is Store.Refill into the Tier's writer; without a store it does

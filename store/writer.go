@@ -10,6 +10,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/klauspost/compress/zstd"
+	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -29,7 +30,7 @@ type op struct {
 	buf      *[]byte // opPut: the record, raw body, unsealed
 	compress bool
 	at       int64 // opPut: when Put was called (unix ms), its first use
-	inv      Invalidation
+	inv      inval
 	id       uint64 // opInval: its pending id
 	seq      uint64
 	sum      uint64
@@ -183,9 +184,6 @@ func (w *writer) apply(ops []op) {
 			w.invalidate(&o.inv)
 			w.invID = o.id
 			w.invs++
-			if o.inv.Seq != 0 {
-				w.seq, w.seqSet = o.inv.Seq, true
-			}
 		case opFlush:
 			w.commit(true)
 			o.done <- s.Err()
@@ -538,24 +536,27 @@ func (w *writer) chunk() {
 
 // invalidate applies inv to Pebble. Everything queued before it is
 // committed first, so the scans below see it.
-func (w *writer) invalidate(inv *Invalidation) {
+func (w *writer) invalidate(inv *inval) {
 	w.commit(false)
 	s := w.s
-	switch inv.Kind {
-	case InvalidateKey:
-		s.c.visited.Add(1)
-		if in, ok := w.getInfo(inv.Key); ok {
-			w.purgeOne(inv.Key, &in, inv.Soft, inv.at)
+	soft := inv.soft()
+	switch inv.p.Kind {
+	case invalidate.KindKey:
+		if inv.exact {
+			s.c.visited.Add(1)
+			if in, ok := w.getInfo(inv.key); ok {
+				w.purgeOne(inv.key, &in, soft, inv.at)
+			}
+			return
 		}
-	case InvalidateURL:
-		p := appendInfoKey(nil, inv.Key)
-		w.scan(p, prefixEnd(p), func(key []byte, in *info) { w.purgeOne(key, in, inv.Soft, inv.at) })
-	case InvalidatePrefix:
+		p := appendInfoKey(nil, inv.key)
+		w.scan(p, prefixEnd(p), func(key []byte, in *info) { w.purgeOne(key, in, soft, inv.at) })
+	case invalidate.KindPrefix:
 		w.purgePrefix(inv)
-	case InvalidateTag:
-		w.purgeTag(inv.Tag, inv.Soft, inv.at)
-	case InvalidateAll:
-		if inv.Soft {
+	case invalidate.KindTag:
+		w.purgeTag(inv.p.Tag, soft, inv.at)
+	case invalidate.KindAll:
+		if soft {
 			w.scan([]byte{pInfo}, []byte{pInfo + 1}, func(key []byte, in *info) { w.purgeOne(key, in, true, inv.at) })
 			return
 		}
@@ -600,9 +601,9 @@ func (w *writer) scan(lo, hi []byte, f func(key []byte, in *info)) {
 // purgePrefix walks, for each method present, the keys of scheme and host
 // (a skip scan: cost proportional to the host's entries plus the number of
 // distinct methods), and purges those whose target has the prefix.
-func (w *writer) purgePrefix(inv *Invalidation) {
-	scheme, host := hostPart(inv.Scheme, inv.Host)
-	target := []byte(inv.Target)
+func (w *writer) purgePrefix(inv *inval) {
+	scheme, host := hostPart(inv.p.Scheme, inv.p.Host)
+	target := []byte(inv.p.Target)
 	var sh []byte
 	sh = appendStr16(sh, string(scheme))
 	sh = appendStr16(sh, string(host))
@@ -634,7 +635,7 @@ func (w *writer) purgePrefix(inv *Invalidation) {
 				continue
 			}
 			in.tags = append([]byte(nil), in.tags...)
-			w.purgeOne(key, &in, inv.Soft, inv.at)
+			w.purgeOne(key, &in, inv.soft(), inv.at)
 			w.chunk()
 		}
 		if next == nil {
@@ -870,11 +871,10 @@ const governorPeriod = 100 * time.Millisecond
 // used more than its CPUShare of the process's CPU capacity: persistence
 // then yields to the requests instead of slowing them down.
 type governor struct {
-	s      *Store
-	wall   time.Time
-	cpu    time.Duration
-	busy   int64
-	saving bool
+	s    *Store
+	wall time.Time
+	cpu  time.Duration
+	busy int64
 }
 
 func newGovernor(s *Store) *governor {

@@ -52,7 +52,7 @@ routes:
 	// zerohop.yaml:8: routes[0].timeuot: unknown field (did you mean "timeout"?)
 }
 
-func ExampleWatch() {
+func ExampleWatcher() {
 	dir, err := os.MkdirTemp("", "zerohop-example")
 	if err != nil {
 		log.Fatal(err)

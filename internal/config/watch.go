@@ -12,13 +12,6 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// Watch calls onChange with each new valid version of the file at path
-// until ctx is done; see Watcher for the details. It returns nil when ctx
-// is done.
-func Watch(ctx context.Context, path string, onChange func(*Config), onError func(error)) error {
-	return (&Watcher{Path: path, OnChange: onChange, OnError: onError}).Run(ctx)
-}
-
 // Watcher reloads a config file when it changes.
 //
 // It watches the file's directory rather than the file, because editors and

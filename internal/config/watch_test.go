@@ -322,8 +322,8 @@ func TestWatchCatchesChangeBeforeRun(t *testing.T) {
 }
 
 func TestWatchMisuse(t *testing.T) {
-	if err := Watch(context.Background(), "", func(*Config) {}, nil); err == nil {
-		t.Error("Watch with no path succeeded")
+	if err := (&Watcher{Path: "", OnChange: func(*Config) {}}).Run(context.Background()); err == nil {
+		t.Error("Run with no path succeeded")
 	}
 	if err := (&Watcher{Path: "x"}).Run(context.Background()); err == nil {
 		t.Error("Run without OnChange succeeded")

@@ -274,8 +274,8 @@ func Version(e *shm.Entry) (uint64, bool) {
 // Checker verifies hits against the generator. It reuses its buffers, so
 // use one per goroutine.
 type Checker struct {
-	Gen                *Gen
-	key, want, scratch []byte
+	Gen       *Gen
+	key, want []byte
 }
 
 // NewChecker returns a checker for g.

@@ -27,7 +27,7 @@ import (
 // them across pods through Redis, and appends the admin endpoint's purges.
 type invalidation struct {
 	path    string
-	applier *invalidate.CacheApplier
+	applier *invalidate.Applier
 	tailer  *tail.Tailer
 	bridge  *redisbridge.Bridge
 	log     *invalidate.Log // appender for admin purges
@@ -56,10 +56,13 @@ func (s *Sidecar) startInvalidation(cfg *config.Config, withStore bool) error {
 		}
 		s.log.Warn("invalidation log: cannot make the directory group-writable", "err", err)
 	}
-	iv.applier = invalidate.NewCacheApplier(s.cache)
+	// Records reach shared memory and the store (if any) in order, through
+	// the tier; the record's own sequence number never reaches the store
+	// (storePersist records the tailer's position).
+	iv.applier = invalidate.NewApplier(s.tier)
 	apply := iv.applier.Apply
 	if withStore {
-		apply = s.storeApply(iv.applier)
+		apply = s.storeApply(apply)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	iv.cancel = cancel
@@ -87,7 +90,7 @@ func (s *Sidecar) startInvalidation(cfg *config.Config, withStore bool) error {
 			}
 		}()
 	}
-	topts := tail.Options{Path: iv.path, Apply: apply, Publish: iv.applier.Publish, Hold: hold, Logger: s.log}
+	topts := tail.Options{Path: iv.path, Apply: apply, Publish: s.cache.SetInvalidation, Hold: hold, Logger: s.log}
 	if withStore {
 		// A purge is published (acknowledged) only once the store has it
 		// on disk; at start, what the store lost is replayed from the log.

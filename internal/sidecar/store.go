@@ -2,13 +2,12 @@ package sidecar
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zerohop/zerohop/internal/config"
 	"github.com/zerohop/zerohop/invalidate"
-	"github.com/zerohop/zerohop/shm"
 	"github.com/zerohop/zerohop/store"
 )
 
@@ -69,51 +68,19 @@ func (s *Sidecar) refillReady() bool {
 	return want <= 0 || s.store == nil || !s.refilling.Load() || s.store.RefillProgress().Fraction() >= want
 }
 
-// storeApply applies an invalidation record through the tier, so that it
-// reaches shared memory and the store in order. The store's AppliedSeq is
-// set by storePersist, from the tailer's position, not from the record: a
-// forged sequence number must not reach it. Unknown kinds go to the cache
-// applier, which counts and skips them.
-func (s *Sidecar) storeApply(a *invalidate.CacheApplier) func(invalidate.Record) error {
+// storeApply wraps the applier for a sidecar with a store: once the store
+// has failed it distrusts itself (it empties on the next open), so nothing
+// purged can come back from it, and a purge it refuses is applied to shared
+// memory all the same and not retried.
+func (s *Sidecar) storeApply(apply func(invalidate.Record) error) func(invalidate.Record) error {
 	return func(rec invalidate.Record) error {
-		if rec.Kind == invalidate.KindMark {
+		err := apply(rec)
+		if err != nil && !errors.Is(err, invalidate.ErrUnknownKind) && !errors.Is(err, invalidate.ErrBadPayload) &&
+			s.store.Err() != nil {
+			s.log.Warn("invalidation not persisted: the store has failed", "seq", rec.Seq, "err", err)
 			return nil
 		}
-		if !rec.Kind.Known() || !rec.Mode.Known() {
-			return a.Apply(rec)
-		}
-		inv := store.Invalidation{Soft: rec.Mode == invalidate.Soft}
-		switch rec.Kind {
-		case invalidate.KindKey:
-			scheme, host, target, err := invalidate.SplitURL(string(rec.Payload))
-			if err != nil {
-				return fmt.Errorf("%w: %v", invalidate.ErrBadPayload, err)
-			}
-			inv.Kind, inv.Key = store.InvalidateURL, shm.AppendKey(nil, http.MethodGet, scheme, host, target)
-		case invalidate.KindPrefix:
-			scheme, host, prefix, err := invalidate.SplitPrefix(string(rec.Payload))
-			if err != nil {
-				return fmt.Errorf("%w: %v", invalidate.ErrBadPayload, err)
-			}
-			inv.Kind, inv.Scheme, inv.Host, inv.Target = store.InvalidatePrefix, scheme, host, prefix
-		case invalidate.KindTag:
-			if len(rec.Payload) == 0 {
-				return fmt.Errorf("%w: empty tag (record %d)", invalidate.ErrBadPayload, rec.Seq)
-			}
-			inv.Kind, inv.Tag = store.InvalidateTag, string(rec.Payload)
-		case invalidate.KindAll:
-			inv.Kind = store.InvalidateAll
-		}
-		if _, err := s.tier.Invalidate(inv); err != nil {
-			if s.store.Err() != nil {
-				// The store has failed and distrusts itself (it empties
-				// on the next open): nothing purged can come back from it.
-				s.log.Warn("invalidation not persisted: the store has failed", "seq", rec.Seq, "err", err)
-				return nil
-			}
-			return err // retried by the tailer
-		}
-		return nil
+		return err // retried by the tailer
 	}
 }
 

@@ -34,9 +34,9 @@ func BenchmarkAppendToApplied(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer r.Close()
-			a := invalidate.NewCacheApplier(w)
+			a := invalidate.NewApplier(invalidate.NewShmPurger(w))
 			path := filepath.Join(dir, "inval", "inval.log")
-			tl, err := tail.New(tail.Options{Path: path, Apply: a.Apply, Publish: a.Publish, Logger: quiet})
+			tl, err := tail.New(tail.Options{Path: path, Apply: a.Apply, Publish: w.SetInvalidation, Logger: quiet})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -31,9 +31,9 @@ func TestReadYourPurge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a := invalidate.NewCacheApplier(w)
+	a := invalidate.NewApplier(invalidate.NewShmPurger(w))
 	path := filepath.Join(cacheDir, "inval", "inval.log")
-	runTailer(t, tail.Options{Path: path, Apply: a.Apply, Publish: a.Publish})
+	runTailer(t, tail.Options{Path: path, Apply: a.Apply, Publish: w.SetInvalidation})
 
 	r, err := shm.Open(cacheDir, nil)
 	if err != nil {

@@ -59,8 +59,8 @@ type Options struct {
 	// Publish receives the highest sequence number applied so far and the
 	// log offset after it, after each batch of records (once Persist has
 	// made them durable) and once at start (from the checkpoint). The
-	// sidecar passes (*invalidate.CacheApplier).Publish, which stores them
-	// in the cache file's header. Optional.
+	// sidecar passes (*shm.Writer).SetInvalidation, which stores them in
+	// the cache file's header. Optional.
 	Publish func(seq, off uint64)
 	// Persist, when set, makes durable what Apply did: the tailer calls it
 	// with the sequence number of its position before it publishes that

@@ -143,10 +143,3 @@ func Chmod(path string, perm os.FileMode) error {
 	defer f.Close()
 	return f.Chmod(perm)
 }
-
-// IsSymlink reports whether the last component of path is a symbolic link
-// (Lstat); a missing path is not.
-func IsSymlink(path string) bool {
-	fi, err := os.Lstat(path)
-	return err == nil && fi.Mode()&os.ModeSymlink != 0
-}

@@ -23,8 +23,8 @@ func TestInvalidateReadYourPurge(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	a := invalidate.NewCacheApplier(f.w)
-	tl, err := tail.New(tail.Options{Path: logPath, Apply: a.Apply, Publish: a.Publish})
+	a := invalidate.NewApplier(invalidate.NewShmPurger(f.w))
+	tl, err := tail.New(tail.Options{Path: logPath, Apply: a.Apply, Publish: f.w.SetInvalidation})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,9 +45,6 @@ func New(path string, poll time.Duration) (*Waker, error) {
 	return k, err
 }
 
-// Watching reports whether file events are delivered (not just polling).
-func (k *Waker) Watching() bool { return k.w != nil }
-
 // Kick delivers a wake-up now (after an in-process append, say).
 func (k *Waker) Kick() {
 	select {

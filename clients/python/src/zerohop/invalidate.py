@@ -31,6 +31,7 @@ VERSION = 1
 HEADER_SIZE = 33
 MAX_ORIGIN = 255
 MAX_PAYLOAD = 64 << 10
+MAX_TAG = 0xFFFF  # the longest surrogate key an entry can carry (Go: invalidate.MaxTag)
 MAX_RECORD = HEADER_SIZE + MAX_ORIGIN + MAX_PAYLOAD
 TAIL_WINDOW = 64 << 10
 
@@ -116,8 +117,8 @@ class Record:
                 raise ValueError(f"{self.payload!r} is not an absolute URL")
             if any(c in host for c in " \t\r\n"):
                 raise ValueError(f"{self.payload!r} has no host")
-        elif self.kind == KIND_TAG and not self.payload:
-            raise ValueError("empty tag")
+        elif self.kind == KIND_TAG and not 0 < len(self.payload) <= MAX_TAG:
+            raise ValueError(f"tag of {len(self.payload)} bytes (1 to {MAX_TAG})")
         elif self.kind == KIND_ALL and self.payload:
             raise ValueError('payload on an "all" record')
 
