@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -156,7 +157,7 @@ func newSetFieldsFilter(m map[string]string) *setFieldsFilter {
 		f.set = append(f.set, [2]string{http.CanonicalHeaderKey(k), v})
 	}
 	// A stable order, so both paths write the fields alike.
-	sortPairs(f.set)
+	slices.SortFunc(f.set, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 	return f
 }
 
@@ -165,13 +166,5 @@ func (*setFieldsFilter) Name() string { return "response_headers" }
 func (f *setFieldsFilter) OnResponse(_ request, _ int, h fields) {
 	for _, kv := range f.set {
 		h.Set(kv[0], kv[1])
-	}
-}
-
-func sortPairs(p [][2]string) {
-	for i := 1; i < len(p); i++ {
-		for j := i; j > 0 && strings.Compare(p[j-1][0], p[j][0]) > 0; j-- {
-			p[j-1], p[j] = p[j], p[j-1]
-		}
 	}
 }

@@ -61,7 +61,6 @@ type exchange struct {
 	// What happened, for logs and metrics.
 	upstream   string
 	upstreamMs float64
-	code       int
 	filterNote string // the filter that answered, and why
 
 	// The request phase's outcome (filter.go). The fast path may have

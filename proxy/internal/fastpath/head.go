@@ -89,16 +89,6 @@ func (h *Head) NeedsPolicy() bool { return h.needsPolicy }
 // ConnClose reports whether the request asked to close the connection.
 func (h *Head) ConnClose() bool { return h.connClose }
 
-// has reports whether a field named name is present.
-func (h *Head) has(name string) bool {
-	for i := 0; i < h.nf; i++ {
-		if field.EqualFold(h.fields[i].name, name) {
-			return true
-		}
-	}
-	return false
-}
-
 // values returns every value of name, in order (allocates; used only to
 // build a Vary secondary key).
 func (h *Head) values(name string) []string {
