@@ -483,7 +483,11 @@ func TestPutNeverBlocks(t *testing.T) {
 	if st.Enqueued+st.Dropped != 20000 {
 		t.Errorf("enqueued %d + dropped %d != 20000", st.Enqueued, st.Dropped)
 	}
-	if worst > 100*time.Millisecond {
+	// A gross bound, as in TestFullDisk: the drops above are what shows
+	// that a full queue sheds instead of waiting; the goroutine can wait
+	// for a P (110-180 ms under -race on two busy CPUs) without Put
+	// waiting on anything.
+	if worst > 500*time.Millisecond {
 		t.Errorf("a Put took %v", worst)
 	}
 }

@@ -124,9 +124,11 @@ func TestConnectionCaps(t *testing.T) {
 			if over > 0 {
 				t.Fatalf("%d of 2 connections over max_connections: 4 served", over)
 			}
-			if got := d.metric(t, `zerohop_connections_refused_total{listener="app",reason="listener_limit"}`); got != 2 {
-				t.Fatalf("listener_limit refusals = %v; want 2", got)
-			}
+			// The refusal is counted after the connection is closed: the
+			// client can see the close first.
+			waitFor(t, func() bool {
+				return d.metric(t, `zerohop_connections_refused_total{listener="app",reason="listener_limit"}`) == 2
+			}, "two listener_limit refusals counted")
 			if got := d.metric(t, `zerohop_connections_open{listener="app"}`); got != 4 {
 				t.Fatalf("open connections = %v; want 4", got)
 			}
@@ -159,9 +161,9 @@ func TestPerClientConnectionCap(t *testing.T) {
 			if served(t, dialFrom(t, "127.0.0.1", d.listen)) {
 				t.Fatal("a client's third connection served (max_connections_per_client: 2)")
 			}
-			if got := d.metric(t, `zerohop_connections_refused_total{listener="app",reason="client_limit"}`); got != 1 {
-				t.Fatalf("client_limit refusals = %v; want 1", got)
-			}
+			waitFor(t, func() bool {
+				return d.metric(t, `zerohop_connections_refused_total{listener="app",reason="client_limit"}`) == 1
+			}, "one client_limit refusal counted")
 			if !served(t, dialFrom(t, "127.0.0.2", d.listen)) {
 				t.Fatal("another client address refused")
 			}
