@@ -934,6 +934,7 @@ func (s *Store) Close() error {
 	// Readers take the gate; wait for those in flight, and for a refill
 	// to notice the close and release its iterators.
 	s.gate.Lock()
+	//lint:ignore SA2001 the write lock only waits out the readers in flight
 	s.gate.Unlock()
 	rdone := make(chan struct{})
 	go func() { s.readers.Wait(); close(rdone) }()

@@ -51,7 +51,7 @@ func TestDefaultIsValid(t *testing.T) {
 	if c.Invalidation.Log != "/var/run/zerohop/inval/inval.log" {
 		t.Errorf("invalidation.log = %q", c.Invalidation.Log)
 	}
-	if Default() == Default() || &Default().Listeners[0] == &Default().Listeners[0] {
+	if a, b := Default(), Default(); a == b || &a.Listeners[0] == &b.Listeners[0] {
 		t.Error("Default must return a fresh value each call")
 	}
 }
