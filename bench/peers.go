@@ -31,7 +31,7 @@ func startProcess(name, dir string, bin string, args ...string) (*process, error
 	p.cmd.Dir = dir
 	p.cmd.Stderr = &p.stderr
 	p.cmd.Stdout = &p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = childAttr()
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("bench: start %s: %w", name, err)
 	}
@@ -44,7 +44,9 @@ func (p *process) Stop() {
 	if p == nil {
 		return
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.cmd.Process.Kill() // no SIGTERM on Windows; or already gone
+	}
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):
