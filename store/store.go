@@ -499,14 +499,6 @@ func syncDir(dir string) error {
 	return errors.Join(d.Sync(), d.Close())
 }
 
-func freeSpace(dir string) (int64, bool) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, false
-	}
-	return int64(st.Bavail) * int64(st.Bsize), true
-}
-
 // pebbleLogger routes Pebble's messages to the store's logger. Pebble calls
 // Fatalf on errors it cannot recover from (a failed WAL or MANIFEST
 // write); the default would exit the process and take the shared-memory

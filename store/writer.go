@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"runtime"
-	"syscall"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -914,12 +913,3 @@ func (g *governor) tick() {
 
 // keepOne is Store.keep's scale: the share of Puts kept, in 1/2^32.
 const keepOne = 1 << 32
-
-// processCPU is the process's user and system CPU time.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
