@@ -11,5 +11,6 @@
 // still park the goroutine on the network poller when the socket is not
 // ready and still honour deadlines.
 //
-// Elsewhere than Linux, Wrap returns the connection unchanged.
+// Elsewhere than Linux, and on linux/386, Wrap returns the connection
+// unchanged.
 package nbconn
