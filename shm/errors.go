@@ -24,7 +24,8 @@ var (
 	ErrTooLarge = errors.New("shm: entry over configured limit")
 	// ErrClosed means the reader or writer was closed.
 	ErrClosed = errors.New("shm: closed")
-	// ErrUnsupported means this platform lacks a facility the cache needs.
+	// ErrUnsupported means this platform lacks a facility the cache needs:
+	// off Linux, Open and OpenWriter return it.
 	ErrUnsupported = errors.New("shm: unsupported on this platform")
 	// ErrOptions means an option is out of range.
 	ErrOptions = errors.New("shm: invalid options")

@@ -77,9 +77,12 @@ type mapped struct {
 
 // Open opens the cache file in dir for reading. It fails if the file is
 // missing, not a cache file, of a newer major version, truncated or not yet
-// published by a writer.
+// published by a writer, and with ErrUnsupported off Linux.
 func Open(dir string, opts *ReaderOptions) (*Reader, error) {
 	r := &Reader{path: filepath.Join(dir, FileName), opts: opts.withDefaults()}
+	if !shared {
+		return nil, fmt.Errorf("shm: open %s: %w: the cache is memory shared on one Linux host", r.path, ErrUnsupported)
+	}
 	r.silenceMs = r.opts.MaxWriterSilence.Milliseconds()
 	m, err := mapReadOnly(r.path)
 	if err != nil {

@@ -11,6 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// shared is whether a reader's mapping sees the writer's stores as they
+// happen: on Linux the containers of a pod share the host's page cache.
+const shared = true
+
 // allocate reserves size bytes for f so that a full tmpfs fails here, at
 // start, rather than as SIGBUS on the first touch of a sparse page.
 func allocate(f *os.File, size int64) error {

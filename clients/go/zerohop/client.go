@@ -11,10 +11,16 @@
 //
 // The package imports only the cache file's reader: no proxy, store or
 // daemon code ends up in the app.
+//
+// The cache is memory shared by the containers of one Linux host. On other
+// systems (macOS, Windows: a developer's machine running the sidecar in a
+// VM) Open returns a client without a mapping that sends every request to
+// the sidecar, so the same app code runs there unchanged, only slower.
 package zerohop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -59,7 +65,7 @@ type Options struct {
 // Client reads the shared cache and forwards misses. It is safe for
 // concurrent use.
 type Client struct {
-	r        *shm.Reader
+	r        *shm.Reader // nil where the cache cannot be mapped
 	clock    clock
 	fallback http.RoundTripper
 	bufs     sync.Pool
@@ -73,11 +79,14 @@ type Client struct {
 }
 
 // Open maps the cache in dir read-only. It fails if the sidecar has not
-// created the file yet; callers that start before the sidecar can retry or
-// use OpenOrFallback.
+// created the file yet; callers that start before the sidecar can retry.
+// Off Linux it maps nothing (shm.Open fails with shm.ErrUnsupported) and
+// the client sends every request to the sidecar.
 func Open(dir string, opts *Options) (*Client, error) {
 	r, err := shm.Open(dir, &shm.ReaderOptions{MaxWriterSilence: optsOrZero(opts).MaxWriterSilence})
-	if err != nil {
+	if errors.Is(err, shm.ErrUnsupported) {
+		r = nil
+	} else if err != nil {
 		return nil, err
 	}
 	c, err := newClient(r, opts)
@@ -96,8 +105,12 @@ func Open(dir string, opts *Options) (*Client, error) {
 // waits until the sidecar has applied it, so that the app's next read
 // cannot return what it purged (read-your-purge). It returns the record's
 // sequence number; when ctx ends first, the record is still in the log and
-// will be applied.
+// will be applied. Without a mapping it fails with shm.ErrUnsupported: the
+// wait cannot be kept, so purge through the sidecar's admin API instead.
 func (c *Client) Invalidate(ctx context.Context, rec invalidate.Record) (uint64, error) {
+	if c.r == nil {
+		return 0, fmt.Errorf("zerohop: invalidate: %w: no shared cache to wait on", shm.ErrUnsupported)
+	}
 	c.logMu.Lock()
 	if c.log == nil {
 		host, _ := os.Hostname()
@@ -159,7 +172,7 @@ func newClient(r *shm.Reader, opts *Options) (*Client, error) {
 	return c, nil
 }
 
-// Reader returns the underlying cache reader.
+// Reader returns the underlying cache reader, nil without a mapping.
 func (c *Client) Reader() *shm.Reader { return c.r }
 
 // Get looks up the stored response for a GET of rawURL-equivalent parts
@@ -196,6 +209,9 @@ func (c *Client) lookup(dst []byte, method, scheme, host, target string, h http.
 
 // get looks the primary key up into *e and follows a Vary marker.
 func (c *Client) get(e *shm.Entry, dst, key []byte, h http.Header, nowMs int64) ([]byte, bool) {
+	if c.r == nil {
+		return dst, false
+	}
 	dst, ok := c.r.GetInto(e, dst, key, nowMs)
 	if !ok || e.Flags&shm.FlagVaryIndex == 0 {
 		return dst, ok
@@ -225,21 +241,25 @@ type Stats struct {
 	Hits        uint64 // answered from shared memory
 	NotModified uint64 // of those, 304s to the app's conditional request
 	Misses      uint64 // eligible, but not fresh in shared memory: sent to the sidecar
-	Bypassed    uint64 // not eligible for a shared-memory answer: sent to the sidecar
+	Bypassed    uint64 // not eligible for a shared-memory answer (or no mapping): sent to the sidecar
 	Cache       shm.ReadStats
 }
 
 // Stats returns the client's counters.
 func (c *Client) Stats() Stats {
-	return Stats{
+	s := Stats{
 		Hits: c.hits.Load(), NotModified: c.notModified.Load(), Misses: c.misses.Load(),
-		Bypassed: c.bypassed.Load(), Cache: c.r.Stats(),
+		Bypassed: c.bypassed.Load(),
 	}
+	if c.r != nil {
+		s.Cache = c.r.Stats()
+	}
+	return s
 }
 
 // Healthy reports whether hits are being served from the mapping (the
-// sidecar's heartbeat is recent).
-func (c *Client) Healthy() bool { return c.r.Healthy(time.Now().UnixMilli()) }
+// sidecar's heartbeat is recent); false without a mapping.
+func (c *Client) Healthy() bool { return c.r != nil && c.r.Healthy(time.Now().UnixMilli()) }
 
 // Close unmaps the cache and closes the invalidation log. The transport
 // keeps working, through the sidecar.
@@ -250,5 +270,8 @@ func (c *Client) Close() error {
 		c.log = nil
 	}
 	c.logMu.Unlock()
+	if c.r == nil {
+		return nil
+	}
 	return c.r.Close()
 }

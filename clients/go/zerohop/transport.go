@@ -15,7 +15,8 @@ import (
 const CacheName = "zerohop"
 
 // Transport returns an http.RoundTripper that answers fresh hits from the
-// shared-memory cache and sends everything else to the sidecar.
+// shared-memory cache and sends everything else to the sidecar (all of it
+// without a mapping, counted as Bypassed).
 func (c *Client) Transport() http.RoundTripper { return (*transport)(c) }
 
 type transport Client
@@ -24,7 +25,7 @@ type transport Client
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := (*Client)(t)
 	d, ok := eligible(req)
-	if !ok {
+	if !ok || c.r == nil {
 		c.bypassed.Add(1)
 		return c.fallback.RoundTrip(req)
 	}
