@@ -78,12 +78,14 @@ staticcheck:
 tidy-check:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
-# Compile every package for each of CROSS (no binaries written), and the Go
-# client's tests off Linux, where they take the no-mapping branch.
+# Compile every package for each of CROSS (no binaries written); the tests
+# too on linux/386 (32-bit constants); and the Go client's tests off Linux,
+# where they take the no-mapping branch.
 crossbuild:
 	@set -e; for t in $(CROSS); do \
 	  echo "== build $$t"; GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build -o /dev/null $(PKGS); \
 	done; \
+	echo "== vet linux/386"; GOOS=linux GOARCH=386 $(GO) vet $(PKGS); \
 	for t in darwin/arm64 windows/amd64; do \
 	  echo "== vet clients/go $$t"; GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet ./clients/go/...; \
 	done
