@@ -193,6 +193,11 @@ func FuzzDecode(f *testing.F) {
 			if err != nil || !bytes.Equal(again, b[:n]) {
 				t.Fatalf("re-encode differs: %x vs %x (%v)", again, b[:n], err)
 			}
+			// The purge a decoded record turns into: a value or an error,
+			// never a panic.
+			if p, err := invalidate.ParsePurge(rec); err == nil && p.Kind != rec.Kind {
+				t.Fatalf("record kind %v parsed as purge kind %v", rec.Kind, p.Kind)
+			}
 		}
 		r := invalidate.NewReader(bytes.NewReader(b), 0)
 		last := int64(0)
