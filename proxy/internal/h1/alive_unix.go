@@ -30,6 +30,6 @@ func (c *conn) idleState() idleState {
 }
 
 func (c *conn) peek(fd uintptr) bool {
-	c.peekN, _, c.peekErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.peekN, c.peekErr = peekSocket(fd, c.peekBuf[:])
 	return true // never wait
 }
