@@ -91,9 +91,37 @@ func (d *daemon) baseEnv() []string {
 		"ZEROHOP_FORWARD_ALLOW_LOOPBACK=true")
 }
 
+// startDaemon starts the real binary on a new cache directory and waits
+// until it is ready.
 func startDaemon(t *testing.T, env ...string) *daemon {
 	t.Helper()
-	d := &daemon{listen: freeAddr(t), admin: freeAddr(t), dir: t.TempDir(), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	return startReady(t, t.TempDir(), 20*time.Second, env...)
+}
+
+// startDaemonIn is startDaemon on a given cache directory, so that a test
+// can kill a sidecar and start the next one on the same shared volume (a
+// restart may replay the invalidation log and refill from the store before
+// it is ready: it gets 30 s).
+func startDaemonIn(t *testing.T, dir string, env ...string) *daemon {
+	t.Helper()
+	return startReady(t, dir, 30*time.Second, env...)
+}
+
+func startReady(t *testing.T, dir string, within time.Duration, env ...string) *daemon {
+	t.Helper()
+	d, _ := launchDaemon(t, dir, env...)
+	if !d.waitReady(t, within) {
+		t.Fatalf("zerohop exited before ready: %v\n%s", d.err, d.stderr)
+	}
+	return d
+}
+
+// launchDaemon starts the real binary on dir without waiting for it. It
+// returns the daemon and a stop function that kills it by PID and waits
+// for it; the test's cleanup calls it too.
+func launchDaemon(t *testing.T, dir string, env ...string) (*daemon, func()) {
+	t.Helper()
+	d := &daemon{listen: freeAddr(t), admin: freeAddr(t), dir: dir, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(bin, "run")
 	d.cmd.Env = append(d.baseEnv(), env...)
 	d.cmd.Stderr = d.stderr
@@ -101,26 +129,33 @@ func startDaemon(t *testing.T, env ...string) *daemon {
 		t.Fatal(err)
 	}
 	go func() { d.err = d.cmd.Wait(); close(d.exited) }()
-	t.Cleanup(func() {
+	stop := func() {
 		d.cmd.Process.Kill()
 		<-d.exited
-	})
-	deadline := time.Now().Add(20 * time.Second)
+	}
+	t.Cleanup(stop)
+	return d, stop
+}
+
+// waitReady waits up to within for /readyz to answer 200, or for the
+// process to exit (reported as false).
+func (d *daemon) waitReady(t *testing.T, within time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for {
-		resp, err := http.Get("http://" + d.admin + "/readyz")
-		if err == nil {
+		if resp, err := http.Get("http://" + d.admin + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return d
+				return true
 			}
 		}
 		select {
 		case <-d.exited:
-			t.Fatalf("zerohop exited before ready: %v\n%s", d.err, d.stderr)
+			return false
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("zerohop not ready in 20s\n%s", d.stderr)
+			t.Fatalf("zerohop not ready in %v\n%s", within, d.stderr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -30,8 +30,8 @@ func cacheFileDaemon(t *testing.T) (d *daemon, origin *httptest.Server, app *zer
 	if err := os.WriteFile(cfg, []byte("cache: {heartbeat_interval: 1s}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d, _ = fsDaemon(t, t.TempDir(), "ZEROHOP_CONFIG="+cfg)
-	if !d.waitReady(t) {
+	d, _ = launchDaemon(t, t.TempDir(), "ZEROHOP_CONFIG="+cfg)
+	if !d.waitReady(t, 20*time.Second) {
 		t.Fatalf("exited: %v\n%s", d.err, d.stderr)
 	}
 	app, err := zerohop.Open(d.dir, nil)

@@ -20,43 +20,6 @@ import (
 	"github.com/zerohop/zerohop/shm"
 )
 
-// startDaemonIn is startDaemon on a given cache directory, so that a test
-// can kill a sidecar and start the next one on the same shared volume.
-func startDaemonIn(t *testing.T, dir string, env ...string) *daemon {
-	t.Helper()
-	d := &daemon{listen: freeAddr(t), admin: freeAddr(t), dir: dir, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(bin, "run")
-	d.cmd.Env = append(d.baseEnv(), env...)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.err = d.cmd.Wait(); close(d.exited) }()
-	t.Cleanup(func() {
-		d.cmd.Process.Kill()
-		<-d.exited
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + d.admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return d
-			}
-		}
-		select {
-		case <-d.exited:
-			t.Fatalf("zerohop exited before ready: %v\n%s", d.err, d.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("zerohop not ready in 30s\n%s", d.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // kill9 kills the daemon with SIGKILL, by its PID, and waits for it.
 func (d *daemon) kill9(t *testing.T) {
 	t.Helper()

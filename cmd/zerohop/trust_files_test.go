@@ -13,51 +13,6 @@ import (
 	"time"
 )
 
-// fsDaemon starts the real binary on a cache directory the test prepared
-// (files planted before the start). It returns the daemon and a stop
-// function that kills it by PID and waits for it.
-func fsDaemon(t *testing.T, dir string, env ...string) (*daemon, func()) {
-	t.Helper()
-	d := &daemon{listen: freeAddr(t), admin: freeAddr(t), dir: dir, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(bin, "run")
-	d.cmd.Env = append(d.baseEnv(), env...)
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.err = d.cmd.Wait(); close(d.exited) }()
-	stop := func() {
-		d.cmd.Process.Kill()
-		<-d.exited
-	}
-	t.Cleanup(stop)
-	return d, stop
-}
-
-// waitReady waits for /readyz to answer 200, or for the process to exit
-// (reported as false).
-func (d *daemon) waitReady(t *testing.T) bool {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + d.admin + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return true
-			}
-		}
-		select {
-		case <-d.exited:
-			return false
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("zerohop not ready in 20s\n%s", d.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // purgeAdmin posts a purge of key and returns the status and body.
 func (d *daemon) purgeAdmin(t *testing.T, key string) (int, string) {
 	t.Helper()
@@ -129,8 +84,8 @@ func TestSidecarRefusesPlantedSymlinks(t *testing.T) {
 		lockDir := t.TempDir()
 		v := newVictim(t, outside, "lock-target")
 		plant(t, v.path, filepath.Join(lockDir, "cache.lock"))
-		d, _ := fsDaemon(t, lockDir)
-		if d.waitReady(t) {
+		d, _ := launchDaemon(t, lockDir)
+		if d.waitReady(t, 20*time.Second) {
 			t.Error("the sidecar started with a symlink as its writer lock")
 		} else if !strings.Contains(d.stderr.String(), "symbolic link") {
 			t.Errorf("exit without a clear error: %v\n%s", d.err, d.stderr)
@@ -145,8 +100,8 @@ func TestSidecarRefusesPlantedSymlinks(t *testing.T) {
 			t.Fatal(err)
 		}
 		plant(t, target, filepath.Join(volDir, "inval"))
-		d, _ := fsDaemon(t, volDir)
-		if d.waitReady(t) {
+		d, _ := launchDaemon(t, volDir)
+		if d.waitReady(t, 20*time.Second) {
 			t.Error("the sidecar started with a symlink as its inval/ directory")
 		} else if !strings.Contains(d.stderr.String(), "symbolic link") {
 			t.Errorf("exit without a clear error: %v\n%s", d.err, d.stderr)
@@ -170,8 +125,8 @@ func TestSidecarRefusesPlantedSymlinks(t *testing.T) {
 
 	// Planted before the start: the sidecar comes up (a new cache file
 	// replaces the link), refuses the log and says so.
-	d, stop := fsDaemon(t, dir)
-	if !d.waitReady(t) {
+	d, stop := launchDaemon(t, dir)
+	if !d.waitReady(t, 20*time.Second) {
 		t.Fatalf("exited: %v\n%s", d.err, d.stderr)
 	}
 	if fi, err := os.Lstat(filepath.Join(dir, "cache.shm")); err != nil || !fi.Mode().IsRegular() {
@@ -223,8 +178,8 @@ func TestSidecarRefusesPlantedSymlinks(t *testing.T) {
 
 	// Restarted with the link in place: no chmod through it.
 	stop()
-	d, _ = fsDaemon(t, dir)
-	if !d.waitReady(t) {
+	d, _ = launchDaemon(t, dir)
+	if !d.waitReady(t, 20*time.Second) {
 		t.Fatalf("restart exited: %v\n%s", d.err, d.stderr)
 	}
 	d.purgeAdmin(t, "http://example.test/d")
