@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 )
 
 // noLeak runs f as a subtest, so that everything it starts is stopped by

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/zerohop/zerohop/clients/go/zerohop"
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 )
 
 // The cross-process test re-runs this test binary as the "app": with

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/proxy/httpcache"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 )
 
 // TestEgressCheck is the guard's decision table. No address here is

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/proxy/httpcache"
 	"github.com/zerohop/zerohop/proxy/internal/fastpath"
 	"github.com/zerohop/zerohop/proxy/internal/field"

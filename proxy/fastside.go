@@ -5,7 +5,7 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/proxy/internal/fastpath"
 )
 

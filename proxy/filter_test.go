@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/proxy"
 )
 

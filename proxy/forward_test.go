@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 )
 
 // TestForwardRejects: what a forward-proxy listener refuses, and how.

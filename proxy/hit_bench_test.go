@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/internal/cputime"
 )
 

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/internal/cputime"
 )
 

@@ -34,7 +34,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/proxy/httpcache"
 	"github.com/zerohop/zerohop/proxy/internal/flight"
 	"github.com/zerohop/zerohop/shm"

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 )
 
 var modes = []config.ListenerMode{config.ModeReverse, config.ModeForward}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/proxy"
 	"github.com/zerohop/zerohop/shm"
 )

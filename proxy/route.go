@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 )
 
 // route is a compiled config.Route.

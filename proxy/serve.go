@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/proxy/httpcache"
 	"github.com/zerohop/zerohop/proxy/internal/fastpath"
 	"github.com/zerohop/zerohop/proxy/internal/flight"

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 )
 
 // slowHeadClients opens n connections to addr and sends on each an endless

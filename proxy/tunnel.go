@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 )
 
 // tunnel serves CONNECT for forward-proxy listeners: HTTPS from the app

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 )
 
 // TestTunnelIdleTimeout opens a real CONNECT tunnel to an echo server on

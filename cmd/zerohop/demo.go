@@ -17,7 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"github.com/zerohop/zerohop/clients/go/zerohop"
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/internal/sidecar"
 )
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/internal/sidecar"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"github.com/zerohop/zerohop/internal/config"
+	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/invalidate/redisbridge"
 	"github.com/zerohop/zerohop/invalidate/tail"
