@@ -1,5 +1,5 @@
 // Purging from the proxy: what an unsafe request invalidates (RFC 9111
-// §4.4) and InvalidateURL. The purge model itself lives with the cache
+// §4.4) and invalidateURL. The purge model itself lives with the cache
 // (shm, store, invalidate).
 
 package proxy
@@ -19,15 +19,15 @@ func (p *Proxy) invalidateAfterUnsafe(x *exchange, resp *http.Response) {
 		return
 	}
 	for _, u := range httpcache.InvalidationURIs(x.in, resp.StatusCode, resp.Header) {
-		p.InvalidateURL(u.Scheme, u.Host, u.RequestURI())
+		p.invalidateURL(u.Scheme, u.Host, u.RequestURI())
 	}
 }
 
-// InvalidateURL removes the stored responses for a URL, every Vary variant
+// invalidateURL removes the stored responses for a URL, every Vary variant
 // included: a key purge, as an invalidation-log record makes, through the
 // cache's invalidate.Purger (a store.Tier reaches both tiers in order). It
 // reports whether anything was removed from shared memory.
-func (p *Proxy) InvalidateURL(scheme, host, target string) bool {
+func (p *Proxy) invalidateURL(scheme, host, target string) bool {
 	if p.cache == nil {
 		return false
 	}

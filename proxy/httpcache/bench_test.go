@@ -68,7 +68,7 @@ func BenchmarkFreshnessLifetime(b *testing.B) {
 		b.Run(bb.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				_, _ = FreshnessLifetime(http.StatusOK, bb.h, t0, FreshnessOptions{})
+				_, _ = lifetimeOf(http.StatusOK, bb.h, t0, FreshnessOptions{})
 			}
 		})
 	}
@@ -93,7 +93,7 @@ func BenchmarkVaryKey(b *testing.B) {
 	names, _ := VaryNames(benchResp)
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = VaryKey(benchReq, names)
+		_ = varyKey(benchReq, names)
 	}
 }
 

@@ -22,7 +22,7 @@ const (
 	ServeStaleRevalidate
 	// Revalidate: the stored response cannot be used without validation;
 	// forward a conditional request (AddValidators) and handle the answer
-	// with ClassifyValidation (Cache-Status fwd=stale or fwd=request).
+	// with classifyValidation (Cache-Status fwd=stale or fwd=request).
 	Revalidate
 	// GatewayTimeout: the request has only-if-cached and nothing usable is
 	// stored; answer 504 (RFC 9111 §5.2.1.7).

@@ -24,7 +24,7 @@ const maxDelta = time.Duration(MaxDeltaSeconds) * time.Second
 // A directive can be present but not Valid: its argument was missing,
 // malformed (e.g. "max-age=10a", "max-age= 10", "max-age=-1") or it was
 // repeated with a different value. Callers must treat such a directive in
-// the most restrictive way; FreshnessLifetime, for instance, considers the
+// the most restrictive way; freshnessLifetime, for instance, considers the
 // response stale (RFC 9111 §4.2.1).
 type DeltaSeconds struct {
 	Present bool  // the directive occurred at least once

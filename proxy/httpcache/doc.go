@@ -27,6 +27,6 @@
 // responses, SelectForUpdate / Freshen for 304s, CanServeStaleOnError for
 // upstream failures and InvalidationURIs for unsafe methods. A Range
 // request is answered from a stored complete response with RangeApplies /
-// SelectRanges (RFC 9110 §14), and a 200 to a forwarded HEAD updates or
+// selectRanges (RFC 9110 §14), and a 200 to a forwarded HEAD updates or
 // invalidates the stored GET response by HeadMatches (RFC 9111 §4.3.5).
 package httpcache

@@ -24,7 +24,7 @@ type FreshnessOptions struct {
 	HeuristicMax time.Duration
 }
 
-// FreshnessLifetime returns the freshness lifetime of a response with the
+// freshnessLifetime returns the freshness lifetime of a response with the
 // given status and header for a shared cache (RFC 9111 §4.2.1), and whether
 // it was computed heuristically (§4.2.2). In order of precedence:
 //
@@ -43,11 +43,6 @@ type FreshnessOptions struct {
 //
 // responseTime stands in for date_value when Date is absent or invalid, as
 // a recipient must record the receipt time in that case (RFC 9110 §6.6.1).
-func FreshnessLifetime(status int, h http.Header, responseTime time.Time, opts FreshnessOptions) (lifetime time.Duration, heuristic bool) {
-	cc := ParseCacheControl(h)
-	return freshnessLifetime(status, h, &cc, responseTime, opts)
-}
-
 func freshnessLifetime(status int, h http.Header, cc *Directives, responseTime time.Time, opts FreshnessOptions) (time.Duration, bool) {
 	switch {
 	case cc.SMaxAge.Present: // §5.2.2.10: shared caches use s-maxage, ignoring max-age and Expires

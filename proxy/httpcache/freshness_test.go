@@ -100,9 +100,9 @@ func TestFreshnessLifetime(t *testing.T) {
 			if rt.IsZero() {
 				rt = t0
 			}
-			got, heuristic := FreshnessLifetime(status, tt.h, rt, tt.opts)
+			got, heuristic := lifetimeOf(status, tt.h, rt, tt.opts)
 			if got != tt.want || heuristic != tt.wantHeuristic {
-				t.Errorf("FreshnessLifetime() = %v, %v; want %v, %v", got, heuristic, tt.want, tt.wantHeuristic)
+				t.Errorf("freshnessLifetime() = %v, %v; want %v, %v", got, heuristic, tt.want, tt.wantHeuristic)
 			}
 		})
 	}
@@ -234,4 +234,11 @@ func TestEntryAge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lifetimeOf is freshnessLifetime on a header whose Cache-Control is not
+// parsed yet.
+func lifetimeOf(status int, h http.Header, responseTime time.Time, opts FreshnessOptions) (time.Duration, bool) {
+	cc := ParseCacheControl(h)
+	return freshnessLifetime(status, h, &cc, responseTime, opts)
 }

@@ -10,7 +10,7 @@ import (
 // Range requests (RFC 9110 §14). A cache that stores complete responses
 // can answer a Range request from one itself: RangeApplies says whether
 // the request's Range is to be honoured at all, RangeSet.Select (or
-// SelectRanges, both at once) picks the ranges once the length of the
+// selectRanges, both at once) picks the ranges once the length of the
 // representation is known, and ContentRange / UnsatisfiedContentRange
 // format the Content-Range field of the answer.
 
@@ -38,7 +38,7 @@ type rangeSpec struct{ first, last int64 }
 type RangeSet struct{ specs []rangeSpec }
 
 // Len is the number of range-specs in the set.
-func (s RangeSet) Len() int { return len(s.specs) }
+func (s RangeSet) len() int { return len(s.specs) }
 
 // FirstByte is the smallest first-pos of the set's int-ranges, or 0 when
 // it has a suffix-range (whose position depends on the length).
@@ -237,9 +237,9 @@ func RangeApplies(req *http.Request, status int, h http.Header) (RangeSet, bool)
 	return s, true
 }
 
-// SelectRanges is RangeApplies followed by RangeSet.Select for a
+// selectRanges is RangeApplies followed by RangeSet.Select for a
 // representation of size bytes: 200 when Range does not apply.
-func SelectRanges(req *http.Request, status int, h http.Header, size int64) (int, []ByteRange) {
+func selectRanges(req *http.Request, status int, h http.Header, size int64) (int, []ByteRange) {
 	s, ok := RangeApplies(req, status, h)
 	if !ok {
 		return http.StatusOK, nil

@@ -147,11 +147,11 @@ func TestRangeApplies(t *testing.T) {
 func TestSelectRangesAndContentRange(t *testing.T) {
 	r, _ := http.NewRequest("GET", "http://example.com/", nil)
 	r.Header.Set("Range", "bytes=-3")
-	status, rs := SelectRanges(r, 200, hdr(), 10)
+	status, rs := selectRanges(r, 200, hdr(), 10)
 	if status != 206 || len(rs) != 1 || ContentRange(rs[0], 10) != "bytes 7-9/10" || rs[0].Len() != 3 {
-		t.Errorf("SelectRanges = %d %v", status, rs)
+		t.Errorf("selectRanges = %d %v", status, rs)
 	}
-	if status, _ := SelectRanges(r, 200, hdr(), 0); status != 200 {
+	if status, _ := selectRanges(r, 200, hdr(), 0); status != 200 {
 		t.Errorf("empty: %d", status)
 	}
 	if got := UnsatisfiedContentRange(10); got != "bytes */10" {

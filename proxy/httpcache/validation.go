@@ -49,7 +49,7 @@ func AddValidators(h http.Header, stored ...http.Header) bool {
 // (RFC 9111 §4.3.3).
 type ValidationOutcome int
 
-// Outcomes returned by ClassifyValidation.
+// Outcomes returned by classifyValidation.
 const (
 	// ValidationNotModified (304): pick the stored responses to update with
 	// SelectForUpdate, update them with Freshen, recompute their Entry
@@ -64,9 +64,9 @@ const (
 	ValidationFailed
 )
 
-// ClassifyValidation classifies the status of the response to a
+// classifyValidation classifies the status of the response to a
 // validation request; pass 0 when no response was received.
-func ClassifyValidation(status int) ValidationOutcome {
+func classifyValidation(status int) ValidationOutcome {
 	switch {
 	case status == http.StatusNotModified:
 		return ValidationNotModified

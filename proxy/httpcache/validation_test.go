@@ -53,8 +53,8 @@ func TestClassifyValidation(t *testing.T) {
 		{"§4.3.3 no response → stale-if-error path", 0, ValidationFailed},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ClassifyValidation(tt.status); got != tt.want {
-				t.Errorf("ClassifyValidation(%d) = %v; want %v", tt.status, got, tt.want)
+			if got := classifyValidation(tt.status); got != tt.want {
+				t.Errorf("classifyValidation(%d) = %v; want %v", tt.status, got, tt.want)
 			}
 		})
 	}

@@ -47,7 +47,7 @@ func varyStar(h http.Header) bool {
 	return false
 }
 
-// VaryKey returns the secondary cache key of a request with header req for
+// varyKey returns the secondary cache key of a request with header req for
 // a stored response whose VaryNames are names (RFC 9111 §4.1). Two requests
 // match for that response if and only if their VaryKeys are equal.
 //
@@ -57,7 +57,7 @@ func varyStar(h http.Header) bool {
 // inside quoted strings are left alone). A field absent from the request
 // only matches an absent field, never an empty one. Names must come from
 // VaryNames (lowercase, sorted).
-func VaryKey(req http.Header, names []string) string {
+func varyKey(req http.Header, names []string) string {
 	b := make([]byte, 0, 128)
 	for _, name := range names {
 		b = append(b, name...)

@@ -64,9 +64,9 @@ func TestVaryKey(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			names, _ := VaryNames(hdr("Vary", tt.vary))
-			a, b := VaryKey(tt.stored, names), VaryKey(tt.presented, names)
+			a, b := varyKey(tt.stored, names), varyKey(tt.presented, names)
 			if got := a == b; got != tt.wantMatch {
-				t.Errorf("VaryKey match = %v (%q vs %q); want %v", got, a, b, tt.wantMatch)
+				t.Errorf("varyKey match = %v (%q vs %q); want %v", got, a, b, tt.wantMatch)
 			}
 		})
 	}
