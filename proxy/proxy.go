@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,6 +112,41 @@ type state struct {
 	maxObject int64
 	coalesce  time.Duration
 	sie       time.Duration
+	// listeners holds the chains of the listeners that have filters of
+	// their own (chainFor); empty when none has.
+	listeners map[string]*listenerChains
+}
+
+// listenerChains are the chains of one listener with filters of its own:
+// for requests without a route, and for each route (the listener's
+// filters, then the route's), built once per configuration.
+type listenerChains struct {
+	unrouted chain
+	routed   map[*route]chain
+}
+
+// chainFor returns the filters a request of listener lis routed to rt
+// (nil: none) runs. Both entry paths resolve the chain with it.
+func (st *state) chainFor(lis string, rt *route) chain {
+	if len(st.listeners) > 0 {
+		if lc := st.listeners[lis]; lc != nil {
+			if rt == nil {
+				return lc.unrouted
+			}
+			return lc.routed[rt]
+		}
+	}
+	if rt == nil {
+		return nil
+	}
+	return rt.filters
+}
+
+// listenerFilters builds the filters of listener l that run before its
+// routes' filters, on every request it accepts (routed or not). None yet:
+// listener-wide policies (rate limits, egress policy) are added here.
+func (p *Proxy) listenerFilters(l config.Listener) chain {
+	return nil
 }
 
 // New builds a proxy for cfg (already validated by config.Load or
@@ -204,6 +240,20 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 			return nil, fmt.Errorf("proxy: route %q: unknown cluster %q", rc.Name, rc.Cluster)
 		}
 		st.routes = append(st.routes, r)
+	}
+	for _, l := range cfg.Listeners {
+		lf := p.listenerFilters(l)
+		if len(lf) == 0 {
+			continue
+		}
+		if st.listeners == nil {
+			st.listeners = map[string]*listenerChains{}
+		}
+		lc := &listenerChains{unrouted: lf, routed: map[*route]chain{}}
+		for _, r := range st.routes {
+			lc.routed[r] = append(slices.Clip(lf), r.filters...)
+		}
+		st.listeners[l.Name] = lc
 	}
 	cc := cfg.Cache
 	st.storeOpts = httpcache.StoreOptions{AllowSetCookie: cc.AllowSetCookie}

@@ -68,6 +68,8 @@ type exchange struct {
 	// request over: then filtered is set, and the chain is not run again.
 	filtered   bool
 	preRoute   *route // the route the fast path ran the chain for
+	chain      chain  // the listener's and the route's filters (state.chainFor)
+	consumer   string // who a filter authenticated the request as
 	answeredBy filter
 	ans        answer
 
@@ -200,7 +202,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.resolve(rec, r, x) {
 		return
 	}
-	if x.route != nil && len(x.route.filters) > 0 && p.filterRequest(rec, x) {
+	if len(x.chain) > 0 && p.filterRequest(rec, x) {
 		return
 	}
 	var ctx context.Context = &x.ctx
@@ -243,6 +245,7 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 	if rt := x.st.routeFor(r.Method, requestFields(r.Header), hostOnly(x.host), r.URL.Path); rt != nil {
 		x.route, x.cluster = rt, rt.cluster
 	}
+	x.chain = x.st.chainFor(x.lis.Name, x.route)
 	if x.route == nil && !forward {
 		p.fail(w, x, http.StatusNotFound, "no route matches this request")
 		return false
@@ -360,8 +363,8 @@ func (r *recorder) WriteHeader(code int) {
 // filterResponse runs the response phase of the route's filters on the
 // head about to be written (filter.go), once per response.
 func (r *recorder) filterResponse(code int) {
-	if x := r.x; x != nil && x.route != nil && len(x.route.filters) > 0 {
-		x.route.filters.onResponse(x, code, headerFields(r.Header()))
+	if x := r.x; x != nil && len(x.chain) > 0 {
+		x.chain.onResponse(x, code, headerFields(r.Header()))
 	}
 }
 
@@ -414,6 +417,7 @@ func (p *Proxy) finish(x *exchange, rec *recorder) {
 		reqID: x.reqID, listener: x.lis.Name, method: x.in.Method, host: x.host, target: x.target,
 		status: code, route: routeName, upstream: x.upstream, cacheLabel: cacheLabel,
 		bytes: int(rec.bytes), d: d, upstreamMs: x.upstreamMs, remote: x.in.RemoteAddr, filter: x.filterNote,
+		consumer: x.consumer,
 	}
 	if p.opts.AccessLog != nil { // the strings only a log line needs
 		a.cache, a.traceparent = x.status.String(), x.in.Header.Get("Traceparent")
@@ -434,6 +438,7 @@ type accessEntry struct {
 	upstreamMs                            float64
 	traceparent, remote                   string
 	filter                                string // the filter that answered, if one did
+	consumer                              string // who a filter authenticated the caller as
 }
 
 // record records a request's metrics and access-log line. Both entry
@@ -459,11 +464,16 @@ func (p *Proxy) record(a *accessEntry) {
 		slog.Float64("upstream_ms", a.upstreamMs),
 		slog.String("traceparent", a.traceparent),
 		slog.String("remote", a.remote),
-		slog.String("filter", a.filter),
+		{}, {}, // filter and consumer, when set
 	}
-	n := len(attrs)
-	if a.filter == "" {
-		n-- // the filter attribute only when a filter answered
+	n := len(attrs) - 2
+	if a.filter != "" { // only when a filter answered
+		attrs[n] = slog.String("filter", a.filter)
+		n++
+	}
+	if a.consumer != "" { // only when a filter authenticated the caller
+		attrs[n] = slog.String("consumer", a.consumer)
+		n++
 	}
 	p.opts.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:n]...)
 }

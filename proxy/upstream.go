@@ -48,10 +48,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 		httpcache.AddValidators(pr.Out.Header, validators)
 	}
-	if x.route != nil && len(x.route.filters) > 0 {
+	if len(x.chain) > 0 {
 		// The upstream phase: after the cache decision, on what goes
 		// upstream only (a background refresh's request too).
-		x.route.filters.onUpstream(x, headerFields(pr.Out.Header))
+		x.chain.onUpstream(x, headerFields(pr.Out.Header))
 	}
 	x.reqTime = p.opts.Now()
 }
