@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 type tlsMetrics struct {
 	reloads  *prometheus.CounterVec // kind, name, result
 	notAfter *prometheus.GaugeVec   // kind, name
+	refused  *prometheus.CounterVec // listener, reason
 	log      *slog.Logger           // the proxy's
 }
 
@@ -35,7 +37,11 @@ func (t *tlsMetrics) init() []prometheus.Collector {
 		Name: "zerohop_tls_certificate_expiry_timestamp_seconds",
 		Help: "When the certificate in use (a listener's, or a cluster's client certificate) expires, in Unix seconds.",
 	}, []string{"kind", "name"})
-	return []prometheus.Collector{t.reloads, t.notAfter}
+	t.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zerohop_tls_client_refused_total",
+		Help: "TLS handshakes a listener with client_ca_file refused, by reason: no_certificate, or untrusted (a certificate that does not chain to the client CAs or is not for client authentication).",
+	}, []string{"listener", "reason"})
+	return []prometheus.Collector{t.reloads, t.notAfter, t.refused}
 }
 
 // watch starts a watcher for files, counting its reloads under kind and
@@ -150,5 +156,15 @@ func (p *Proxy) ListenerTLS(l config.Listener) (*tls.Config, error) {
 	p.listenerTLS.mu.Lock()
 	p.listenerTLS.watchers = append(p.listenerTLS.watchers, w)
 	p.listenerTLS.mu.Unlock()
-	return tlsfiles.ServerConfig(w, tlsfiles.ServerOptions{MinVersion: l.TLS.MinVersion.ID()}), nil
+	noCert, untrusted := p.m.tls.refused.WithLabelValues(l.Name, "no_certificate"), p.m.tls.refused.WithLabelValues(l.Name, "untrusted")
+	return tlsfiles.ServerConfig(w, tlsfiles.ServerOptions{
+		MinVersion: l.TLS.MinVersion.ID(),
+		OnClientRefused: func(err error) {
+			if errors.Is(err, tlsfiles.ErrNoClientCert) {
+				noCert.Inc()
+			} else {
+				untrusted.Inc()
+			}
+		},
+	}), nil
 }

@@ -51,6 +51,9 @@ func ClientConfig(w *Watcher, o ClientOptions) *tls.Config {
 type ServerOptions struct {
 	// MinVersion is the lowest TLS version accepted. 0 = TLS 1.2.
 	MinVersion uint16
+	// OnClientRefused is called when a client's certificate is missing
+	// (err is ErrNoClientCert) or does not verify. Default none.
+	OnClientRefused func(err error)
 }
 
 // ServerConfig returns a server configuration presenting w's current
@@ -66,12 +69,18 @@ func ServerConfig(w *Watcher, o ServerOptions) *tls.Config {
 	if w.Current().Pool != nil {
 		// ClientCAs, like RootCAs, is fixed in a configuration: ask for
 		// any certificate and verify it against the current pool.
-		cfg.ClientAuth = tls.RequireAnyClientCert
+		// RequestClientCert rather than RequireAnyClientCert: a client
+		// without one reaches VerifyConnection too, and is counted.
+		cfg.ClientAuth = tls.RequestClientCert
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return ErrNoClientCert
+			err := ErrNoClientCert
+			if len(cs.PeerCertificates) > 0 {
+				err = verifyPeer(cs, w.Current().Pool, "", x509.ExtKeyUsageClientAuth)
 			}
-			return verifyPeer(cs, w.Current().Pool, "", x509.ExtKeyUsageClientAuth)
+			if err != nil && o.OnClientRefused != nil {
+				o.OnClientRefused(err)
+			}
+			return err
 		}
 	}
 	return cfg
