@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -387,5 +388,55 @@ func waitLong(t *testing.T, f func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestTLSListenerCacheKey: a request that reached a TLS listener has an
+// https target URI (RFC 9110 §4.2.2): it is cached under that key, so an
+// unsafe request on the same listener invalidates it (RFC 9111 §4.4), a
+// plain listener's entry for the same path is another, and the upstream
+// is told X-Forwarded-Proto: https.
+func TestTLSListenerCacheKey(t *testing.T) {
+	k := newPKI(t)
+	h := newHarness(t, harnessOptions{plainServer: true, handler: func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("X-Proto", r.Header.Get("X-Forwarded-Proto"))
+		io.WriteString(w, r.Method)
+	}})
+	ts := httptest.NewUnstartedServer(h.p.Handler(h.lis))
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{k.server.TLS}}
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: k.ca.Pool()}, ForceAttemptHTTP2: true}}
+	do := func(method string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, ts.URL+"/k", nil)
+		req.Host = "app.local"
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	r1, _ := do("GET")
+	if r1.ProtoMajor != 2 || r1.Header.Get("X-Proto") != "https" {
+		t.Fatalf("first GET: %s, X-Forwarded-Proto upstream %q; want HTTP/2 and https", r1.Proto, r1.Header.Get("X-Proto"))
+	}
+	if r2, _ := do("GET"); !strings.Contains(r2.Header.Get("Cache-Status"), "hit") {
+		t.Fatalf("second GET: Cache-Status %q; want a hit", r2.Header.Get("Cache-Status"))
+	}
+	// The plain listener's request for the same host and path is not the TLS one's.
+	if r := h.get("/k", "Host", "app.local"); strings.Contains(r.cacheStatus(), "hit") || r.Header.Get("X-Proto") != "http" {
+		t.Errorf("plain listener: Cache-Status %q, X-Proto %q; want a miss over http", r.cacheStatus(), r.Header.Get("X-Proto"))
+	}
+	do("POST")
+	if r3, _ := do("GET"); strings.Contains(r3.Header.Get("Cache-Status"), "hit") {
+		t.Errorf("GET after POST on the TLS listener: Cache-Status %q; want the entry invalidated", r3.Header.Get("Cache-Status"))
+	}
+	if r := h.get("/k", "Host", "app.local"); !strings.Contains(r.cacheStatus(), "hit") {
+		t.Errorf("plain listener after the TLS POST: Cache-Status %q; want its own entry still a hit", r.cacheStatus())
 	}
 }
