@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 
@@ -115,6 +116,25 @@ func closeNew(st, old *state) {
 			c.close()
 		}
 	}
+}
+
+// tlsFailure says what went wrong in an upstream TLS handshake, for the
+// 502's body; "" if err is not a TLS failure.
+func tlsFailure(err error) string {
+	var (
+		verr *tls.CertificateVerificationError
+		op   *net.OpError
+		rec  tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &verr):
+		return "upstream TLS certificate not trusted"
+	case errors.As(err, &op) && op.Op == "remote error": // crypto/tls's spelling of an alert received
+		return "upstream TLS handshake refused: " + op.Err.Error()
+	case errors.As(err, &rec):
+		return "upstream did not answer TLS"
+	}
+	return ""
 }
 
 // h2cOnly is the protocol set of client h2c: HTTP/2 with prior knowledge

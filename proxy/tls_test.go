@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"crypto/tls"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -100,7 +101,7 @@ func newTLSOrigin(t *testing.T, k *pki, o originOptions) *tlsOrigin {
 		o.tlsConfig(u.TLS)
 	}
 	u.EnableHTTP2 = o.h2
-	u.Config.ErrorLog = nil
+	u.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are what the tests make
 	if o.noKeep {
 		u.Config.SetKeepAlivesEnabled(false)
 	}
@@ -144,8 +145,12 @@ func TestUpstreamTLSVerify(t *testing.T) {
 			{"insecure", &config.UpstreamTLS{InsecureSkipVerify: true, MinVersion: config.TLS12}, 200},
 		} {
 			h := tlsHarness(t, up.URL, client, tt.tls)
-			if r := h.get("/v"); r.StatusCode != tt.want || tt.want == 200 && r.body != "tls ok" {
+			r := h.get("/v")
+			if r.StatusCode != tt.want || tt.want == 200 && r.body != "tls ok" {
 				t.Errorf("%s, %s: %d %q; want %d", client, tt.name, r.StatusCode, r.body, tt.want)
+			}
+			if tt.want == 502 && r.body != "zerohop: upstream TLS certificate not trusted\n" {
+				t.Errorf("%s, %s: body %q; want the reason", client, tt.name, r.body)
 			}
 			h.close()
 		}
@@ -193,8 +198,12 @@ func TestUpstreamTLSMinVersion(t *testing.T) {
 			want int
 		}{{config.TLS12, 200}, {config.TLS13, 502}} {
 			h := tlsHarness(t, up.URL, client, &config.UpstreamTLS{CAFile: k.caFile, MinVersion: tt.min})
-			if r := h.get("/min"); r.StatusCode != tt.want {
+			r := h.get("/min")
+			if r.StatusCode != tt.want {
 				t.Errorf("%s, min_version %s: status %d; want %d", client, tt.min, r.StatusCode, tt.want)
+			}
+			if tt.want == 502 && !strings.HasPrefix(r.body, "zerohop: upstream TLS handshake refused: tls: protocol version not supported") {
+				t.Errorf("%s, min_version %s: body %q; want the reason", client, tt.min, r.body)
 			}
 			h.close()
 		}
@@ -218,8 +227,8 @@ func TestUpstreamMutualTLS(t *testing.T) {
 		}
 		h.close()
 		h = tlsHarness(t, up.URL, client, &config.UpstreamTLS{CAFile: k.caFile, MinVersion: config.TLS12})
-		if r := h.get("/mtls"); r.StatusCode != 502 {
-			t.Errorf("%s without a client certificate: status %d; want 502", client, r.StatusCode)
+		if r := h.get("/mtls"); r.StatusCode != 502 || !strings.HasPrefix(r.body, "zerohop: upstream TLS handshake refused: tls:") {
+			t.Errorf("%s without a client certificate: %d %q; want 502 with the alert", client, r.StatusCode, r.body)
 		}
 		h.close()
 	}

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 )
 
 // ErrNoClientCert: a listener that requires client certificates got a
@@ -107,7 +106,9 @@ func verifyPeer(cs tls.ConnectionState, roots *x509.CertPool, name string, usage
 		Roots: roots, Intermediates: inter, DNSName: name, KeyUsages: []x509.ExtKeyUsage{usage},
 	})
 	if err != nil {
-		return fmt.Errorf("tlsfiles: peer certificate: %w", err)
+		// The error crypto/tls's own verification returns, so that callers
+		// tell a certificate failure the same way in both cases.
+		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
 	}
 	return nil
 }
