@@ -25,11 +25,11 @@ import (
 // pki is a CA with a server certificate for 127.0.0.1 and api.internal,
 // a client certificate, and a second, unrelated CA, written to files.
 type pki struct {
-	ca, other        *testcert.CA
-	server, client   *testcert.Leaf
-	dir              string
-	caFile, otherCA  string
-	certFile, keyFil string
+	ca, other         *testcert.CA
+	server, client    *testcert.Leaf
+	dir               string
+	caFile, otherCA   string
+	certFile, keyFile string
 }
 
 func newPKI(t *testing.T) *pki {
@@ -51,7 +51,7 @@ func newPKI(t *testing.T) *pki {
 	k.client, err = k.ca.Client(200, "zerohop")
 	must(err)
 	k.caFile, k.otherCA = k.write(t, "ca.pem", k.ca.PEM), k.write(t, "other.pem", k.other.PEM)
-	k.certFile, k.keyFil = k.write(t, "client.pem", k.client.CertPEM), k.write(t, "client-key.pem", k.client.KeyPEM)
+	k.certFile, k.keyFile = k.write(t, "client.pem", k.client.CertPEM), k.write(t, "client-key.pem", k.client.KeyPEM)
 	return k
 }
 
@@ -119,7 +119,13 @@ func (u *tlsOrigin) seen() (sni []string, protos []int, serials []string) {
 // tlsHarness is a reverse proxy whose cluster "main" reaches origin with
 // client and tls.
 func tlsHarness(t *testing.T, origin string, client config.ClusterClient, tc *config.UpstreamTLS) *harness {
-	return newHarness(t, harnessOptions{origin: origin, config: func(cfg *config.Config) {
+	return tlsHarnessOn(t, false, origin, client, tc)
+}
+
+// tlsHarnessOn is tlsHarness behind net/http alone (plain) or behind the
+// fast path.
+func tlsHarnessOn(t *testing.T, plain bool, origin string, client config.ClusterClient, tc *config.UpstreamTLS) *harness {
+	return newHarness(t, harnessOptions{origin: origin, plainServer: plain, config: func(cfg *config.Config) {
 		cfg.Clusters[0].Client = client
 		cfg.Clusters[0].TLS = tc
 	}})
@@ -211,27 +217,34 @@ func TestUpstreamTLSMinVersion(t *testing.T) {
 }
 
 // TestUpstreamMutualTLS: an upstream that requires a client certificate
-// from the CA accepts the cluster's, and refuses a cluster without one.
+// from the CA accepts the cluster's, and refuses a cluster without one;
+// on both clients, and on both entry paths (fast path and net/http).
 func TestUpstreamMutualTLS(t *testing.T) {
 	k := newPKI(t)
 	up := newTLSOrigin(t, k, originOptions{tlsConfig: func(c *tls.Config) {
 		c.ClientAuth = tls.RequireAndVerifyClientCert
 		c.ClientCAs = k.ca.Pool()
 	}})
-	for _, client := range upstreamClients {
-		h := tlsHarness(t, up.URL, client, &config.UpstreamTLS{CAFile: k.caFile, CertFile: k.certFile, KeyFile: k.keyFil, MinVersion: config.TLS12})
-		if r := h.get("/mtls"); r.StatusCode != 200 {
-			t.Errorf("%s with a client certificate: status %d; want 200", client, r.StatusCode)
-		} else if _, _, serials := up.seen(); serials[len(serials)-1] != k.client.Serial.String() {
-			t.Errorf("%s: upstream saw client certificate %q; want serial %s", client, serials, k.client.Serial)
+	for _, plain := range []bool{false, true} {
+		for _, client := range upstreamClients {
+			testMutualTLS(t, k, up, plain, client)
 		}
-		h.close()
-		h = tlsHarness(t, up.URL, client, &config.UpstreamTLS{CAFile: k.caFile, MinVersion: config.TLS12})
-		if r := h.get("/mtls"); r.StatusCode != 502 || !strings.HasPrefix(r.body, "zerohop: upstream TLS handshake refused: tls:") {
-			t.Errorf("%s without a client certificate: %d %q; want 502 with the alert", client, r.StatusCode, r.body)
-		}
-		h.close()
 	}
+}
+
+func testMutualTLS(t *testing.T, k *pki, up *tlsOrigin, plain bool, client config.ClusterClient) {
+	h := tlsHarnessOn(t, plain, up.URL, client, &config.UpstreamTLS{CAFile: k.caFile, CertFile: k.certFile, KeyFile: k.keyFile, MinVersion: config.TLS12})
+	if r := h.get("/mtls"); r.StatusCode != 200 {
+		t.Errorf("%s (net/http only: %v) with a client certificate: status %d; want 200", client, plain, r.StatusCode)
+	} else if _, _, serials := up.seen(); serials[len(serials)-1] != k.client.Serial.String() {
+		t.Errorf("%s: upstream saw client certificate %q; want serial %s", client, serials, k.client.Serial)
+	}
+	h.close()
+	h = tlsHarnessOn(t, plain, up.URL, client, &config.UpstreamTLS{CAFile: k.caFile, MinVersion: config.TLS12})
+	if r := h.get("/mtls"); r.StatusCode != 502 || !strings.HasPrefix(r.body, "zerohop: upstream TLS handshake refused: tls:") {
+		t.Errorf("%s (net/http only: %v) without a client certificate: %d %q; want 502 with the alert", client, plain, r.StatusCode, r.body)
+	}
+	h.close()
 }
 
 // TestUpstreamHTTP2: client std negotiates HTTP/2 with a TLS upstream
