@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -226,5 +227,44 @@ func check(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTLSForwardListener: a forward listener may serve TLS too (an HTTPS
+// proxy: the app's proxy URL is https://), through which plain http://
+// URLs are fetched and cached as on a plain forward listener.
+func TestTLSForwardListener(t *testing.T) {
+	ca, err := testcert.NewCA("zerohop test CA")
+	check(t, err)
+	srv, err := ca.Server(1, "127.0.0.1")
+	check(t, err)
+	var hits atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "forwarded")
+	}))
+	t.Cleanup(origin.Close)
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	check(t, os.WriteFile(cert, srv.CertPEM, 0o600))
+	check(t, os.WriteFile(key, srv.KeyPEM, 0o600))
+	cfg := filepath.Join(dir, "zerohop.yaml")
+	check(t, os.WriteFile(cfg, []byte(fmt.Sprintf("listeners:\n  - {name: egress, mode: forward, tls: {cert_file: %s, key_file: %s}}\n", cert, key)), 0o644))
+	d := startDaemon(t, "ZEROHOP_CONFIG="+cfg)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		Proxy: http.ProxyURL(&url.URL{Scheme: "https", Host: d.listen}), TLSClientConfig: &tls.Config{RootCAs: ca.Pool()},
+	}}
+	for i := range 2 {
+		resp, err := c.Get(origin.URL + "/f")
+		check(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "forwarded" {
+			t.Fatalf("request %d through the HTTPS proxy: %d %q", i+1, resp.StatusCode, body)
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("origin hit %d times; want 1 (the second request a cache hit)", n)
 	}
 }
