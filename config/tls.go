@@ -65,8 +65,9 @@ func (t *UpstreamTLS) Files() tlsfiles.Files {
 	return tlsfiles.Files{CertFile: t.CertFile, KeyFile: t.KeyFile, CAFile: t.CAFile}
 }
 
-// ListenerTLS terminates TLS on a listener (ingress mode): the listener
-// serves HTTPS, with HTTP/2 offered through ALPN besides HTTP/1.1. The
+// ListenerTLS terminates TLS on a listener: the listener serves HTTPS,
+// with HTTP/2 offered through ALPN besides HTTP/1.1 (a reverse listener
+// for ingress; a forward listener becomes an https:// proxy). The
 // files are PEM, read at load (missing or unparsable files fail
 // validation) and reloaded when they change, as for UpstreamTLS: new
 // handshakes present the new certificate, open connections are not
