@@ -15,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
-
 	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/internal/testcert"
 )
@@ -269,18 +266,24 @@ func TestUpstreamHTTP2(t *testing.T) {
 }
 
 // TestUpstreamH2C: client h2c speaks HTTP/2 with prior knowledge to a
-// plaintext upstream (an x/net h2c server, as gRPC backends run); the
+// plaintext upstream (an h2c server, as gRPC backends run); the
 // default client speaks HTTP/1.1 to it.
 func TestUpstreamH2C(t *testing.T) {
 	var protos []int
 	var mu sync.Mutex
-	srv := httptest.NewServer(h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		protos = append(protos, r.ProtoMajor)
 		mu.Unlock()
 		w.Header().Set("Cache-Control", "no-store")
 		io.WriteString(w, "h2c ok")
-	}), &http2.Server{}))
+	}))
+	// HTTP/1.1 and h2c with prior knowledge, as a gRPC server listens
+	// (net/http's own h2c, which replaced x/net's deprecated h2c package).
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
 	t.Cleanup(srv.Close)
 	for _, tt := range []struct {
 		client config.ClusterClient
