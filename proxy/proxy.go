@@ -97,6 +97,8 @@ type Proxy struct {
 	oldGuards []*egressGuard          // replaced, closed by Close
 	self      self                    // the sidecar's own addresses
 
+	listenerTLS listenerTLS // TLS listeners' certificate files (tls.go)
+
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
 }
@@ -176,6 +178,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.m = m
+	m.tls.log = p.log
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -211,8 +214,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 	// finish, then drop the idle connections.
 	for name, c := range old.clusters {
 		if nc, ok := st.clusters[name]; !ok || nc != c {
-			t := c.transport
-			time.AfterFunc(30*time.Second, t.CloseIdleConnections)
+			time.AfterFunc(30*time.Second, c.close)
 		}
 	}
 	p.m.reloads.Inc()
@@ -230,6 +232,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 		}
 		c, err := newCluster(cc, p.m)
 		if err != nil {
+			closeNew(st, old)
 			return nil, err
 		}
 		st.clusters[cc.Name] = c
@@ -282,8 +285,9 @@ func (p *Proxy) Close() error {
 	p.bg.Wait()
 	p.closeGuards()
 	for _, c := range p.st.Load().clusters {
-		c.transport.CloseIdleConnections()
+		c.close()
 	}
+	p.listenerTLS.close()
 	return nil
 }
 

@@ -238,6 +238,9 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 		x.scheme, x.host, x.target = "http", r.URL.Host, r.URL.RequestURI()
 	} else {
 		x.scheme, x.host, x.target = "http", r.Host, r.RequestURI
+		if r.TLS != nil { // a TLS listener: the target URI is https (httpcache.TargetURI)
+			x.scheme = "https"
+		}
 		if r.URL.IsAbs() || x.target == "" {
 			x.target = r.URL.RequestURI()
 		}

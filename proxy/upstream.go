@@ -207,6 +207,8 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	switch {
 	case errors.Is(err, h1.ErrTooManyInterim):
 		msg = "upstream sent too many interim (1xx) responses"
+	case tlsFailure(err) != "":
+		msg = tlsFailure(err)
 	case errors.Is(err, context.DeadlineExceeded) || context.Cause(r.Context()) == errUpstreamTimeout || (errors.As(err, &ne) && ne.Timeout()):
 		code, msg = http.StatusGatewayTimeout, "upstream timed out"
 	case x.stored != nil && toHTTPEntry(x.stored).MustRevalidate:
