@@ -34,8 +34,10 @@ import (
 // with the reason otherwise; CI runs them as root.
 
 const (
-	nsAppAddr = "198.18.7.1"
-	nsUpAddr  = "198.18.7.2"
+	nsAppAddr  = "198.18.7.1"
+	nsUpAddr   = "198.18.7.2"
+	nsAppAddr6 = "fd5a:7::1" // a unique local prefix of the test's own
+	nsUpAddr6  = "fd5a:7::2"
 	proxyUID  = 1337
 )
 
@@ -153,6 +155,8 @@ func newNetnsEnv(t *testing.T) *netnsEnv {
 	run("ip", "link", "add", "va"+suffix, "netns", e.app, "type", "veth", "peer", "name", "vu"+suffix, "netns", e.up)
 	run("ip", "-n", e.app, "addr", "add", nsAppAddr+"/24", "dev", "va"+suffix)
 	run("ip", "-n", e.up, "addr", "add", nsUpAddr+"/24", "dev", "vu"+suffix)
+	run("ip", "-n", e.app, "addr", "add", nsAppAddr6+"/64", "dev", "va"+suffix, "nodad")
+	run("ip", "-n", e.up, "addr", "add", nsUpAddr6+"/64", "dev", "vu"+suffix, "nodad")
 	for _, ns := range []string{e.app, e.up} {
 		run("ip", "-n", ns, "link", "set", "lo", "up")
 	}
@@ -210,6 +214,9 @@ func (e *netnsEnv) startSidecar() {
 	os.WriteFile(cfg, []byte(`listeners:
   - name: out
     address: 127.0.0.1:15001
+    mode: transparent
+  - name: out6
+    address: "[::1]:15001"
     mode: transparent
 admin: {address: "127.0.0.1:9901"}
 cache: {dir: `+cache+`, size: 8MiB, region_size: 1536KiB}
@@ -285,7 +292,13 @@ func TestTransparentInterception(t *testing.T) {
 	e := newNetnsEnv(t)
 	e.startUpstream()
 	e.startSidecar()
-	e.iptables("--proxy-uid", strconv.Itoa(proxyUID), "--ports", "80,443,9000", "--ipv6", "false")
+	e.iptables("--proxy-uid", strconv.Itoa(proxyUID), "--ports", "80,443,9000", "--ipv6", "true")
+
+	// IPv6: the original destination comes from IP6T_SO_ORIGINAL_DST.
+	out6, err := e.in("curl", "-s", "-i", "http://["+nsUpAddr6+"]/six")
+	if err != nil || !strings.Contains(out6, "upstream ["+nsUpAddr6+"]/six from ["+nsAppAddr6+"]") || !strings.Contains(out6, `via "1.1 zerohop"`) {
+		t.Errorf("IPv6 request: want the upstream's answer through the sidecar (%v):\n%s", err, out6)
+	}
 
 	// A plain HTTP client, no proxy settings: stored, then a hit.
 	var bodies []string
@@ -302,8 +315,16 @@ func TestTransparentInterception(t *testing.T) {
 	if !strings.Contains(bodies[0], `via "1.1 zerohop"`) {
 		t.Errorf("first request did not go through the sidecar (no Via):\n%s", bodies[0])
 	}
-	if !strings.Contains(bodies[1], "X-Hits: 1") || !strings.Contains(strings.ToLower(bodies[1]), "; hit") {
-		t.Errorf("second request: want a hit of the first response (X-Hits: 1, Cache-Status hit):\n%s", bodies[1])
+	hits := func(resp string) string {
+		for l := range strings.SplitSeq(resp, "\n") {
+			if v, ok := strings.CutPrefix(l, "X-Hits: "); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		return ""
+	}
+	if h := hits(bodies[0]); h == "" || hits(bodies[1]) != h || !strings.Contains(strings.ToLower(bodies[1]), "; hit") {
+		t.Errorf("second request: want a hit of the first response (X-Hits: %s, Cache-Status hit):\n%s", h, bodies[1])
 	}
 
 	// A refused destination: the cloud metadata service.
@@ -313,7 +334,7 @@ func TestTransparentInterception(t *testing.T) {
 	}
 
 	// Non-HTTP TCP passes through unchanged.
-	out, err := e.in("bash", "-c", "exec 3<>/dev/tcp/"+nsUpAddr+"/9000; echo hi >&3; head -1 <&3")
+	out, err = e.in("bash", "-c", "exec 3<>/dev/tcp/"+nsUpAddr+"/9000; echo hi >&3; head -1 <&3")
 	if err != nil || strings.TrimSpace(out) != "echo:hi" {
 		t.Errorf("echo through the sidecar: %q %v; want echo:hi", out, err)
 	}
@@ -337,9 +358,11 @@ func TestTransparentInterception(t *testing.T) {
 	}
 
 	// Cleanup removes every rule it added.
-	e.iptables("--cleanup", "--ipv6", "false")
-	if out, _ := e.in("iptables-save"); strings.Contains(out, "ZEROHOP") {
-		t.Errorf("rules left after --cleanup:\n%s", out)
+	e.iptables("--cleanup", "--ipv6", "true")
+	for _, save := range []string{"iptables-save", "ip6tables-save"} {
+		if out, _ := e.in(save); strings.Contains(out, "ZEROHOP") {
+			t.Errorf("rules left after --cleanup (%s):\n%s", save, out)
+		}
 	}
 	// Without the rules the app reaches the upstream directly.
 	out, _ = e.in("curl", "-s", "http://"+nsUpAddr+"/direct")
@@ -367,5 +390,48 @@ func TestTransparentLoopRefused(t *testing.T) {
 	}
 	if v := e.metric(`zerohop_intercept_refused_total{listener="out",reason="loop"}`); v < 2 {
 		t.Errorf("loops refused %v; want >= 2 (one HTTP, one passthrough)", v)
+	}
+}
+
+// TestTransparentBadInput: a connection that was not redirected, a
+// stalled ClientHello and garbage bytes are each closed or passed
+// through with a counted reason, never a hang or a crash.
+func TestTransparentBadInput(t *testing.T) {
+	e := newNetnsEnv(t)
+	e.startUpstream()
+	e.startSidecar()
+	e.iptables("--proxy-uid", strconv.Itoa(proxyUID), "--ports", "80,443", "--ipv6", "false")
+
+	// Straight to the listener, not redirected: no original destination.
+	out, err := e.in("curl", "-s", "-m", "5", "http://127.0.0.1:15001/")
+	if err == nil || strings.Contains(out, "upstream") {
+		t.Errorf("a request straight to the transparent listener was served: %q", out)
+	}
+	if v := e.metric(`zerohop_intercept_refused_total{listener="out",reason="no_original_dst"}`); v != 1 {
+		t.Errorf("no_original_dst refusals %v; want 1", v)
+	}
+
+	// A ClientHello begun and never finished: closed once the sniff
+	// timeout (200ms) ends, not held.
+	out, _ = e.in("bash", "-c", `exec 3<>/dev/tcp/`+nsUpAddr+`/443; printf '\x16\x03\x01\x01\x00\x01' >&3; timeout 10 cat <&3; echo "rc=$?"`)
+	if strings.Contains(out, "rc=124") || !strings.Contains(out, "rc=") {
+		t.Errorf("stalled ClientHello: the connection was held open (want it closed or reset at once): %q", out)
+	}
+	if v := e.metric(`zerohop_intercept_refused_total{listener="out",reason="sniff"}`); v != 1 {
+		t.Errorf("sniff refusals %v; want 1", v)
+	}
+
+	// Garbage to an HTTP port is not HTTP: passed through, and the
+	// upstream's server answers it for itself.
+	out, _ = e.in("bash", "-c", `exec 3<>/dev/tcp/`+nsUpAddr+`/80; printf '\x00\x01\x02 garbage\r\n\r\n' >&3; timeout 10 head -1 <&3`)
+	if !strings.Contains(out, "400") {
+		t.Errorf("garbage bytes: want the upstream's own 400, passed through: %q", out)
+	}
+	if v := e.metric(`zerohop_intercepted_connections_total{listener="out",protocol="other"}`); v != 1 {
+		t.Errorf("passed-through connections %v; want 1", v)
+	}
+	// And the sidecar still serves.
+	if out, err := e.in("curl", "-s", "http://"+nsUpAddr+"/after"); err != nil || !strings.Contains(out, "upstream") {
+		t.Errorf("after bad input: %q %v", out, err)
 	}
 }

@@ -33,7 +33,20 @@ func Of(c net.Conn) (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
+	if serr == nil && ap == addrPort(c.LocalAddr()) {
+		// Conntrack keeps an original destination for every connection;
+		// one that is the listener's own address was not redirected.
+		return netip.AddrPort{}, ErrNotRedirected
+	}
 	return ap, serr
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
 }
 
 // get reads the sockaddr the kernel recorded: sockaddr_in (16 bytes) at
