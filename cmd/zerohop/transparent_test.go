@@ -38,7 +38,7 @@ const (
 	nsUpAddr   = "198.18.7.2"
 	nsAppAddr6 = "fd5a:7::1" // a unique local prefix of the test's own
 	nsUpAddr6  = "fd5a:7::2"
-	proxyUID  = 1337
+	proxyUID   = 1337
 )
 
 func init() { testproc.Register("netns-upstream", netnsUpstream) }
