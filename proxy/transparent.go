@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -285,9 +286,58 @@ func (p *Proxy) passThrough(c net.Conn, dst netip.AddrPort, l config.Listener, p
 		iw.closeOnIdle(up)
 		defer iw.stop()
 	}
+	if a, ok := tcpOf(c); ok {
+		if b, ok := up.(*net.TCPConn); ok {
+			spliceTCP(a, b, iw)
+			c.Close() // through its wrappers: a listener's connection slot
+			up.Close()
+			return
+		}
+	}
 	splice(c, up, iw)
 	c.Close()
 	up.Close()
+}
+
+// spliceTCP copies both ways between two sockets with splice(2) (what
+// TCPConn.ReadFrom does for a TCPConn source, also under an
+// io.LimitedReader), so the bytes never enter user space; copying in
+// steps of 1 MiB tells iw of activity. A user-space copy held passed-
+// through streams to 59% of the throughput of a direct connection.
+func spliceTCP(a, b *net.TCPConn, iw *idleWatch) {
+	var wg sync.WaitGroup
+	cp := func(dst, src *net.TCPConn) {
+		defer wg.Done()
+		for {
+			n, err := io.CopyN(dst, src, 1<<20)
+			if n > 0 && iw != nil {
+				iw.touch()
+			}
+			if err != nil {
+				break
+			}
+		}
+		dst.CloseWrite()
+	}
+	wg.Add(2)
+	go cp(a, b)
+	go cp(b, a)
+	wg.Wait()
+}
+
+// tcpOf finds the TCP socket under c's wrappers.
+func tcpOf(c net.Conn) (*net.TCPConn, bool) {
+	for range 8 {
+		if tc, ok := c.(*net.TCPConn); ok {
+			return tc, true
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = u.NetConn()
+	}
+	return nil, false
 }
 
 // ownDial reports whether remote, the peer of an accepted connection, is

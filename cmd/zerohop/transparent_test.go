@@ -94,6 +94,26 @@ func netnsUpstream() int {
 			}()
 		}
 	}()
+	for _, port := range []string{":9001", ":9002"} { // sinks: read to EOF, answer the count
+		sln, err := net.Listen("tcp", port)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		go func() {
+			for {
+				c, err := sln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					n, _ := io.Copy(io.Discard, c)
+					fmt.Fprintf(c, "%d\n", n)
+				}()
+			}
+		}()
+	}
 	fmt.Println("ready")
 	io.Copy(io.Discard, os.Stdin)
 	return 0
@@ -117,12 +137,12 @@ func selfSigned() (tls.Certificate, error) {
 
 // netnsEnv is a test's pair of namespaces.
 type netnsEnv struct {
-	t       *testing.T
+	t       testing.TB
 	app, up string
 	dir     string // shared with the sidecar's user
 }
 
-func needNetns(t *testing.T) {
+func needNetns(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("transparent interception tests need root (network namespaces and iptables); CI runs them as root")
@@ -134,7 +154,7 @@ func needNetns(t *testing.T) {
 	}
 }
 
-func newNetnsEnv(t *testing.T) *netnsEnv {
+func newNetnsEnv(t testing.TB) *netnsEnv {
 	needNetns(t)
 	suffix := strconv.Itoa(os.Getpid() % 100000)
 	e := &netnsEnv{t: t, app: "zhapp" + suffix, up: "zhup" + suffix}
@@ -162,6 +182,13 @@ func newNetnsEnv(t *testing.T) *netnsEnv {
 	}
 	run("ip", "-n", e.app, "link", "set", "va"+suffix, "up")
 	run("ip", "-n", e.up, "link", "set", "vu"+suffix, "up")
+	if rate := os.Getenv("ZEROHOP_NETNS_LINK_RATE"); rate != "" {
+		// A link of a real network's speed (e.g. 1gbit, 10gbit) instead of
+		// the veth's CPU-bound copy: both directions shaped.
+		for _, l := range [][2]string{{e.app, "va" + suffix}, {e.up, "vu" + suffix}} {
+			run("ip", "netns", "exec", l[0], "tc", "qdisc", "add", "dev", l[1], "root", "tbf", "rate", rate, "burst", "256kb", "latency", "50ms")
+		}
+	}
 	// Everything else (the metadata address the egress test asks for)
 	// is routed towards the upstream namespace, which answers nothing.
 	run("ip", "-n", e.app, "route", "add", "default", "via", nsUpAddr)
@@ -215,6 +242,9 @@ func (e *netnsEnv) startSidecar() {
   - name: out
     address: 127.0.0.1:15001
     mode: transparent
+  - name: fwd
+    address: 127.0.0.1:8089
+    mode: forward
   - name: out6
     address: "[::1]:15001"
     mode: transparent
