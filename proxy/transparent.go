@@ -92,7 +92,6 @@ type transparentListener struct {
 	http chan net.Conn
 	err  error // the accept error that ended acceptLoop, set before done closes
 	done chan struct{}
-	once sync.Once
 }
 
 func (t *transparentListener) Accept() (net.Conn, error) {
