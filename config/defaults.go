@@ -81,6 +81,7 @@ func (l *Listener) setDefaults() {
 	l.FastPath = true
 	l.MaxConnections = DefaultMaxConnections
 	l.Forward.TunnelIdleTimeout = DefaultTunnelIdleTimeout
+	l.Transparent = Transparent{SniffTimeout: DefaultSniffTimeout, Passthrough: true}
 }
 
 func (r *RedisStream) setDefaults() {

@@ -163,7 +163,8 @@ func TestFileOverlaysDefaults(t *testing.T) {
 	want.Listeners = []Listener{{Name: "in", Address: "127.0.0.1:8089", Mode: ModeReverse,
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: MiB, FastPath: true,
 		MaxConnections: DefaultMaxConnections,
-		Forward:        Forward{TunnelIdleTimeout: time.Hour}}}
+		Forward:        Forward{TunnelIdleTimeout: time.Hour},
+		Transparent:    Transparent{SniffTimeout: DefaultSniffTimeout, Passthrough: true}}}
 	want.Cache.Dir = "/srv/cache"
 	want.Cache.Size = GiB
 	want.Invalidation.Log = "/srv/cache/inval/inval.log" // derived from the new dir
@@ -220,7 +221,7 @@ func TestBadConfigs(t *testing.T) {
 		{"unbracketed ipv6", lines("listeners:", "  - {name: a, address: '::1:80'}"),
 			`put IPv6 addresses in brackets`},
 		{"bad mode", lines("listeners:", "  - name: a", "    mode: revrse"),
-			`zerohop.yaml:3: listeners[0].mode: invalid mode "revrse": must be "forward" or "reverse"`},
+			`zerohop.yaml:3: listeners[0].mode: invalid mode "revrse": must be "forward", "reverse" or "transparent"`},
 		{"reverse without routes", lines("listeners:", "  - name: a", "    mode: reverse"),
 			`zerohop.yaml:3: listeners[0].mode: reverse mode needs at least one route, but no routes are configured`},
 		{"no listeners", lines("listeners: []"), `zerohop.yaml:1: listeners: at least one listener is required`},

@@ -58,6 +58,14 @@ const (
 	// ModeReverse: requests are matched against routes and sent to the
 	// route's cluster; a request matching no route is answered 404.
 	ModeReverse ListenerMode = "reverse"
+	// ModeTransparent: connections redirected to the listener by
+	// iptables (zerohop iptables) are forwarded to the destination the
+	// app dialled (SO_ORIGINAL_DST). An HTTP/1.x request is a forward
+	// request to that destination, its Host field kept, through the same
+	// pipeline (routes matching its host, filters, cache, egress checks);
+	// anything else (TLS, other protocols) is passed through as TCP after
+	// the same destination checks. Linux only. See docs/transparent.md.
+	ModeTransparent ListenerMode = "transparent"
 )
 
 // Listener is one HTTP listening socket.
@@ -101,13 +109,17 @@ type Listener struct {
 	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
 	// Forward limits where the clients of a forward-mode listener may send
 	// requests (absolute-form URLs without a matching route) and CONNECT
-	// tunnels. Only for mode forward: a reverse listener sends requests to
-	// the operator's clusters, never to a destination the client chose.
+	// tunnels, and where a transparent listener forwards intercepted
+	// connections. Only for modes forward and transparent: a reverse
+	// listener sends requests to the operator's clusters, never to a
+	// destination the client chose.
 	Forward Forward `yaml:"forward"`
 	// TLS, if set, makes the listener serve HTTPS (TLS termination for
 	// ingress), optionally requiring client certificates. Default nil =
 	// plain HTTP (and h2c). See ListenerTLS.
 	TLS *ListenerTLS `yaml:"tls,omitempty"`
+	// Transparent configures a listener with mode transparent.
+	Transparent Transparent `yaml:"transparent"`
 }
 
 // Forward is what a forward-mode listener lets its clients reach. By
@@ -141,6 +153,24 @@ type Forward struct {
 	// do not pile up. 0 = none.
 	TunnelIdleTimeout time.Duration `yaml:"tunnel_idle_timeout"`
 }
+
+// Transparent is how a transparent listener treats what it intercepts.
+type Transparent struct {
+	// SniffTimeout is how long the listener waits for a connection's
+	// first bytes to tell HTTP from TLS and other protocols. A protocol
+	// in which the server speaks first (SMTP, MySQL) sends nothing: it
+	// is passed through when the wait ends, so its connection set-up
+	// takes this much longer. Default 200ms; must be > 0.
+	SniffTimeout time.Duration `yaml:"sniff_timeout"`
+	// Passthrough lets connections that are not HTTP/1.x (TLS, whose
+	// server name is logged and checked against the destination rules
+	// by address, and other TCP) through to their destination. Default
+	// true; false closes them (counted).
+	Passthrough bool `yaml:"passthrough"`
+}
+
+// DefaultSniffTimeout is Transparent.SniffTimeout's default.
+const DefaultSniffTimeout = 200 * time.Millisecond
 
 // Admin is the admin HTTP endpoint.
 type Admin struct {

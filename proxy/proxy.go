@@ -83,7 +83,9 @@ type Proxy struct {
 	// noDirect sends every request through rp (tests compare the two).
 	noDirect atomic.Bool
 	egress   upstreamClient // forward-mode requests without a listener guard (h1; nothing allowed)
-	flights  flight.Group   // coalesced fetches, by primary key
+	im       *interceptMetrics
+	own      sync.Map     // netip.AddrPort → struct{}: local ends of passthrough dials (transparent.go)
+	flights  flight.Group // coalesced fetches, by primary key
 	m        *metrics
 	reg      *prometheus.Registry
 	bg       sync.WaitGroup // background revalidations
@@ -179,6 +181,12 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	}
 	p.m = m
 	m.tls.log = p.log
+	p.im = newInterceptMetrics()
+	for _, c := range p.im.collectors() {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -298,7 +306,7 @@ func (p *Proxy) Handler(l config.Listener) http.Handler {
 
 func (p *Proxy) newListenerHandler(l config.Listener) *listenerHandler {
 	h := &listenerHandler{p: p, l: l}
-	if l.Mode == config.ModeForward {
+	if l.Mode == config.ModeForward || l.Mode == config.ModeTransparent {
 		h.guard = p.guardFor(l)
 	}
 	return h

@@ -21,6 +21,12 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		ep := x.cluster.pick()
 		pr.SetURL(ep.url)
 		x.upstream = x.cluster.name + "/" + ep.url.Host
+	} else if x.dst.IsValid() {
+		// Transparent mode, no route: the address the app dialled, with
+		// the Host it sent.
+		pr.Out.URL.Scheme, pr.Out.URL.Host = "http", x.dst.String()
+		pr.Out.Host = x.host
+		x.upstream = x.dst.String()
 	} else {
 		// Forward mode, no route: the absolute URL the app asked for.
 		pr.Out.Host = pr.In.URL.Host
