@@ -278,8 +278,28 @@ type Cluster struct {
 	// EffectiveClient). Set "std" to fall back if h1 misbehaves with an
 	// upstream; "h1" with https endpoints speaks HTTP/1.1 over TLS.
 	Client ClusterClient `yaml:"client"`
+	// LBPolicy chooses the endpoint of each request: "random" (by
+	// weight), "round_robin" (smooth weighted), "least_request" (two
+	// random choices) or "maglev" (consistent hashing on hash_policy's
+	// key). Default "" = random. See config/balance.go.
+	LBPolicy LBPolicy `yaml:"lb_policy"`
+	// HashPolicy is the request key maglev hashes. Required with
+	// lb_policy maglev, rejected otherwise. Default nil.
+	HashPolicy *HashPolicy `yaml:"hash_policy,omitempty"`
+	// PanicThreshold is the percentage (0 to 100) of endpoints (weight >
+	// 0) that must be healthy and not ejected for the others to be
+	// skipped; below it requests go to all endpoints, as in Envoy.
+	// Default 50; 0 never panics, though with no endpoint available all
+	// are used still.
+	PanicThreshold int `yaml:"panic_threshold"`
+	// HealthCheck actively checks each endpoint over HTTP. Default nil =
+	// none.
+	HealthCheck *HealthCheck `yaml:"health_check,omitempty"`
+	// OutlierDetection ejects endpoints whose requests fail in a row.
+	// Default nil = none.
+	OutlierDetection *OutlierDetection `yaml:"outlier_detection,omitempty"`
 
-	// Reserved: health_check, outlier_detection, retries.
+	// Reserved: retries.
 }
 
 // ClusterClient names the HTTP client a cluster's connections use.
@@ -380,7 +400,7 @@ var reservedKeys = map[reflect.Type][]string{
 	reflect.TypeFor[Config]():      {"auth", "egress", "limits"},
 	reflect.TypeFor[Listener]():    {"tls"},
 	reflect.TypeFor[RedisStream](): {"tls"},
-	reflect.TypeFor[Cluster]():     {"health_check", "outlier_detection", "retries"},
+	reflect.TypeFor[Cluster]():     {"retries"},
 	reflect.TypeFor[UpstreamTLS](): {"cert_file", "key_file"},
 	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits", "auth"},
 }
