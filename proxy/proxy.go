@@ -153,11 +153,15 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		FlushInterval: -1,
 		ErrorLog:      slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
+	if err := reg.Register(endpointCollector{p}); err != nil {
+		return nil, err
+	}
 	st, err := p.compile(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
 	p.st.Store(st)
+	st.start()
 	return p, nil
 }
 
@@ -171,10 +175,12 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		return err
 	}
 	p.st.Store(st)
+	st.start()
 	// Pools of clusters that went away or changed: let in-flight requests
 	// finish, then drop the idle connections.
 	for name, c := range old.clusters {
 		if nc, ok := st.clusters[name]; !ok || nc != c {
+			c.stop()
 			t := c.transport
 			time.AfterFunc(30*time.Second, t.CloseIdleConnections)
 		}
@@ -193,7 +199,15 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 			}
 		}
 		c, err := newCluster(cc, p.m)
+		if err == nil {
+			var prev *cluster
+			if old != nil {
+				prev = old.clusters[cc.Name]
+			}
+			c.lb, err = newLB(c, prev, p.m, p.log)
+		}
 		if err != nil {
+			old.adopt() // the hosts new balancers took back to the old ones
 			return nil, err
 		}
 		st.clusters[cc.Name] = c
@@ -201,6 +215,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	for _, rc := range cfg.Routes {
 		r := compileRoute(rc, st.clusters)
 		if r.cluster == nil {
+			old.adopt()
 			return nil, fmt.Errorf("proxy: route %q: unknown cluster %q", rc.Name, rc.Cluster)
 		}
 		st.routes = append(st.routes, r)
@@ -232,6 +247,7 @@ func (p *Proxy) Close() error {
 	p.bg.Wait()
 	p.closeGuards()
 	for _, c := range p.st.Load().clusters {
+		c.stop()
 		c.transport.CloseIdleConnections()
 	}
 	return nil

@@ -54,8 +54,8 @@ type Host struct {
 	ejected atomic.Bool  // ejected by outlier detection
 	owner   atomic.Pointer[Balancer]
 
-	// Outlier detection's counters (outlier.go).
-	od outlierState
+	od outlierState // outlier detection's counters (outlier.go)
+	hc healthState  // active health checks' counters (health.go)
 }
 
 // NewHost returns a host, available, named name.
@@ -157,6 +157,15 @@ func New(hosts []*Host, weights []int, o Options) (*Balancer, error) {
 	}
 	b.Rebuild()
 	return b, nil
+}
+
+// Adopt makes b the owner of its hosts again, after a Balancer built for
+// a reload that was abandoned took them, and rebuilds its view.
+func (b *Balancer) Adopt() {
+	for _, h := range b.hosts {
+		h.owner.Store(b)
+	}
+	b.Rebuild()
 }
 
 // Hosts returns the hosts, in the order given to New.
