@@ -296,7 +296,9 @@ func TestHealthCheckDownUp(t *testing.T) {
 	})
 	a := p.ups[0].hostport()
 	healthy := func(want float64) func() bool {
-		return func() bool { return metricValue(t, h, "zerohop_endpoint_healthy", "cluster", "lb", "endpoint", a) == want }
+		return func() bool {
+			return metricValue(t, h, "zerohop_endpoint_healthy", "cluster", "lb", "endpoint", a) == want
+		}
 	}
 	awaitLB(t, "a first check", func() bool {
 		return metricValue(t, h, "zerohop_health_checks_total", "endpoint", a, "result", "success") > 0
