@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -153,6 +155,7 @@ func (v *validator) balancing(p string, c *Cluster) {
 	default:
 		v.errorf(p+".lb_policy", "invalid lb_policy %q: must be %q, %q, %q or %q", clip(string(c.LBPolicy)), LBRandom, LBRoundRobin, LBLeastRequest, LBMaglev)
 	}
+	v.dnsRefresh(p, c)
 	if c.PanicThreshold < 0 || c.PanicThreshold > 100 {
 		v.errorf(p+".panic_threshold", "must be a percentage from 0 to 100, got %d", c.PanicThreshold)
 	}
@@ -197,6 +200,32 @@ func (v *validator) balancing(p string, c *Cluster) {
 		if o.MaxEjectionPercent < 0 || o.MaxEjectionPercent > 100 {
 			v.errorf(op+".max_ejection_percent", "must be a percentage from 0 to 100, got %d", o.MaxEjectionPercent)
 		}
+	}
+}
+
+// dnsRefresh validates dns_refresh and dns_resolver.
+func (v *validator) dnsRefresh(p string, c *Cluster) {
+	v.nonNegative(p+".dns_refresh", c.DNSRefresh)
+	if c.DNSResolver != "" {
+		if c.DNSRefresh <= 0 {
+			v.errorf(p+".dns_resolver", "only with dns_refresh")
+		} else if err := checkAddress(c.DNSResolver); err != nil {
+			v.errorf(p+".dns_resolver", "%v", err)
+		}
+	}
+	if c.DNSRefresh <= 0 || (c.TLS != nil && c.TLS.ServerName != "") {
+		return
+	}
+	// Addresses dialled for https still verify the certificate for the
+	// name: one name per cluster, or tls.server_name.
+	names := map[string]bool{}
+	for _, e := range c.Endpoints {
+		if u, err := url.Parse(e.URL); err == nil && strings.EqualFold(u.Scheme, "https") && net.ParseIP(u.Hostname()) == nil {
+			names[strings.ToLower(u.Hostname())] = true
+		}
+	}
+	if len(names) > 1 {
+		v.errorf(p+".dns_refresh", "https endpoints with different host names: set tls.server_name, the name their certificates are checked against")
 	}
 }
 

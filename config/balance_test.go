@@ -78,6 +78,14 @@ func TestBalancingErrors(t *testing.T) {
 			`zerohop.yaml:6: clusters[0].outlier_detection.max_ejection_time: must be at least base_ejection_time (1m0s), got 10s`},
 		{"ejection percent", []string{"    outlier_detection: {max_ejection_percent: 200}"},
 			`zerohop.yaml:4: clusters[0].outlier_detection.max_ejection_percent: must be a percentage from 0 to 100, got 200`},
+		{"negative refresh", []string{"    dns_refresh: -1s"},
+			`zerohop.yaml:4: clusters[0].dns_refresh: invalid duration "-1s": must not be negative`},
+		{"resolver without refresh", []string{"    dns_resolver: '127.0.0.1:53'"},
+			`zerohop.yaml:4: clusters[0].dns_resolver: only with dns_refresh`},
+		{"bad resolver", []string{"    dns_refresh: 5s", "    dns_resolver: 'dns'"},
+			`zerohop.yaml:5: clusters[0].dns_resolver: invalid address "dns"`},
+		{"https names", []string{"  - {name: b, dns_refresh: 5s, endpoints: [{url: 'https://a.internal'}, {url: 'https://b.internal'}]}"},
+			`zerohop.yaml:4: clusters[1].dns_refresh: https endpoints with different host names: set tls.server_name`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("zerohop.yaml", []byte(lines(append(head[:3:3], tc.yaml...)...)))

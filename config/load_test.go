@@ -546,7 +546,7 @@ var everyField = lines(
 	"    panic_threshold: 30",
 	"    health_check: {path: /healthz, interval: 5s, timeout: 1s, jitter: 1s, healthy_threshold: 1, unhealthy_threshold: 2, expected_statuses: [200, 204], host: health.internal}",
 	"    outlier_detection: {consecutive_5xx: 3, consecutive_gateway_failure: 2, base_ejection_time: 10s, max_ejection_time: 1m, max_ejection_percent: 50}",
-	"  - {name: by-cookie, endpoints: [{url: 'http://b'}], lb_policy: maglev, hash_policy: {cookie: sid}}",
+	"  - {name: by-cookie, endpoints: [{url: 'http://b'}], lb_policy: maglev, hash_policy: {cookie: sid}, dns_refresh: 30s, dns_resolver: '10.0.0.53:53'}",
 	"  - {name: by-client, endpoints: [{url: 'http://c'}], lb_policy: maglev, hash_policy: {source_address: true}}",
 	"routes:",
 	"  - name: a",

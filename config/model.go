@@ -298,6 +298,18 @@ type Cluster struct {
 	// OutlierDetection ejects endpoints whose requests fail in a row.
 	// Default nil = none.
 	OutlierDetection *OutlierDetection `yaml:"outlier_detection,omitempty"`
+	// DNSRefresh, when > 0, resolves the endpoints named by host name at
+	// start and again at this interval: each address becomes an endpoint
+	// of its own (the name's weight each; Host header and TLS server name
+	// still the name), balanced, checked and ejected on its own. When a
+	// resolution fails the last addresses stay, and the failure is
+	// logged and counted (zerohop_dns_failures_total). Default 0: a name
+	// is one endpoint, resolved by each new connection.
+	DNSRefresh time.Duration `yaml:"dns_refresh"`
+	// DNSResolver is the host:port of the DNS server dns_refresh asks
+	// (over UDP, TCP for long answers). Default "" = the system's
+	// resolver. Only with dns_refresh.
+	DNSResolver string `yaml:"dns_resolver"`
 
 	// Reserved: retries.
 }

@@ -41,6 +41,9 @@ type endpoint struct {
 	key    string        // the configured URL: endpoint state survives reloads by it
 	label  string        // "cluster/host:port", for logs
 	host   *balance.Host // availability and counters
+	// hostHeader is the Host of requests to an address resolved from a
+	// name (dns_refresh): the name. "" otherwise: the URL's host.
+	hostHeader string
 }
 
 func newCluster(cc config.Cluster, m *metrics) (*cluster, error) {

@@ -96,6 +96,9 @@ type Proxy struct {
 	oldGuards []*egressGuard          // replaced, closed by Close
 	self      self                    // the sidecar's own addresses
 
+	reloadMu sync.Mutex  // serialises Reload and DNS refreshes
+	dns      dnsClusters // dns_refresh's resolved names, by cluster (dns.go)
+
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
 }
@@ -158,6 +161,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	}
 	st, err := p.compile(cfg, nil)
 	if err != nil {
+		p.dns.prune(nil)
 		return nil, err
 	}
 	p.st.Store(st)
@@ -169,13 +173,24 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 // configuration; clusters whose configuration did not change keep their
 // warm connection pools. On error the old configuration stays.
 func (p *Proxy) Reload(cfg *config.Config) error {
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
 	old := p.st.Load()
 	st, err := p.compile(cfg, old)
 	if err != nil {
+		p.dns.prune(old.cfg)
 		return err
 	}
+	p.swap(old, st)
+	p.m.reloads.Inc()
+	return nil
+}
+
+// swap puts st in use in place of old (under reloadMu).
+func (p *Proxy) swap(old, st *state) {
 	p.st.Store(st)
 	st.start()
+	p.dns.prune(st.cfg)
 	// Pools of clusters that went away or changed: let in-flight requests
 	// finish, then drop the idle connections.
 	for name, c := range old.clusters {
@@ -185,13 +200,12 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 			time.AfterFunc(30*time.Second, t.CloseIdleConnections)
 		}
 	}
-	p.m.reloads.Inc()
-	return nil
 }
 
 func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	st := &state{cfg: cfg, clusters: map[string]*cluster{}}
 	for _, cc := range cfg.Clusters {
+		cc, hostHeaders := p.expandDNS(cc) // dns_refresh: names become their addresses (dns.go)
 		if old != nil {
 			if c, ok := old.clusters[cc.Name]; ok && c.sameConfig(cc) {
 				st.clusters[cc.Name] = c
@@ -204,6 +218,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 			if old != nil {
 				prev = old.clusters[cc.Name]
 			}
+			c.setHostHeaders(hostHeaders)
 			c.lb, err = newLB(c, prev, p.m, p.log)
 		}
 		if err != nil {
@@ -245,6 +260,7 @@ func (p *Proxy) Gatherer() prometheus.Gatherer {
 func (p *Proxy) Close() error {
 	p.bgStop()
 	p.bg.Wait()
+	p.dns.prune(nil)
 	p.closeGuards()
 	for _, c := range p.st.Load().clusters {
 		c.stop()

@@ -20,6 +20,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if x.cluster != nil {
 		ep := x.cluster.pick(x)
 		pr.SetURL(ep.url)
+		if ep.hostHeader != "" {
+			pr.Out.Host = ep.hostHeader // an address dns_refresh resolved: the name
+		}
 		x.upstream = ep.label
 	} else {
 		// Forward mode, no route: the absolute URL the app asked for.
