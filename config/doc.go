@@ -79,6 +79,15 @@
 //	    response_timeout: 30s
 //	    body_idle_timeout: 60s
 //	    tls: {server_name: api.internal}
+//	    lb_policy: least_request     # random (default), round_robin, least_request, maglev
+//	    panic_threshold: 50          # % available below which all endpoints are used
+//	    health_check: {path: /healthz, interval: 10s, timeout: 2s, healthy_threshold: 2, unhealthy_threshold: 3}
+//	    outlier_detection: {consecutive_5xx: 5, base_ejection_time: 30s, max_ejection_percent: 10}
+//	  - name: sessions
+//	    endpoints: [{url: http://sessions.svc:8080}]
+//	    dns_refresh: 5s              # each address of the name is an endpoint
+//	    lb_policy: maglev
+//	    hash_policy: {cookie: sid}   # or header: X-User, or source_address: true
 //	routes:
 //	  - name: api-read
 //	    match: {host: "*.example.com", path_prefix: /v1/, methods: [GET, HEAD]}
