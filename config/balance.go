@@ -101,8 +101,9 @@ type OutlierDetection struct {
 	// BaseEjectionTime is the first ejection's length. Default 30s; must
 	// be > 0.
 	BaseEjectionTime time.Duration `yaml:"base_ejection_time"`
-	// MaxEjectionTime caps an ejection. Default 300s; at least
-	// base_ejection_time.
+	// MaxEjectionTime caps an ejection; at least base_ejection_time.
+	// Default 0 = 300s, or base_ejection_time if that is longer (as
+	// Envoy).
 	MaxEjectionTime time.Duration `yaml:"max_ejection_time"`
 	// MaxEjectionPercent caps the share of the cluster's endpoints
 	// ejected at once (0 to 100); one endpoint may always be ejected, as
@@ -122,7 +123,6 @@ func (o *OutlierDetection) setDefaults() {
 	o.Consecutive5xx = 5
 	o.ConsecutiveGatewayFailure = 5
 	o.BaseEjectionTime = 30 * time.Second
-	o.MaxEjectionTime = 300 * time.Second
 	o.MaxEjectionPercent = 10
 }
 
@@ -194,7 +194,7 @@ func (v *validator) balancing(p string, c *Cluster) {
 			v.errorf(op+".consecutive_gateway_failure", "must not be negative, got %d", o.ConsecutiveGatewayFailure)
 		}
 		v.positive(op+".base_ejection_time", o.BaseEjectionTime)
-		if o.MaxEjectionTime < o.BaseEjectionTime {
+		if o.MaxEjectionTime != 0 && o.MaxEjectionTime < o.BaseEjectionTime {
 			v.errorf(op+".max_ejection_time", "must be at least base_ejection_time (%v), got %v", o.BaseEjectionTime, o.MaxEjectionTime)
 		}
 		if o.MaxEjectionPercent < 0 || o.MaxEjectionPercent > 100 {
@@ -227,6 +227,19 @@ func (v *validator) dnsRefresh(p string, c *Cluster) {
 	if len(names) > 1 {
 		v.errorf(p+".dns_refresh", "https endpoints with different host names: set tls.server_name, the name their certificates are checked against")
 	}
+}
+
+// DefaultMaxEjectionTime is outlier_detection.max_ejection_time when it
+// is 0 and base_ejection_time is not longer.
+const DefaultMaxEjectionTime = 300 * time.Second
+
+// EffectiveMaxEjectionTime is MaxEjectionTime, or for 0 the default:
+// 300s, or BaseEjectionTime if longer.
+func (o *OutlierDetection) EffectiveMaxEjectionTime() time.Duration {
+	if o.MaxEjectionTime > 0 {
+		return o.MaxEjectionTime
+	}
+	return max(DefaultMaxEjectionTime, o.BaseEjectionTime)
 }
 
 // portOf is host's ":port" suffix, if any.

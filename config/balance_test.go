@@ -33,8 +33,12 @@ func TestBalancingKeys(t *testing.T) {
 	}
 	od := a.OutlierDetection
 	if *od != (OutlierDetection{Consecutive5xx: 5, ConsecutiveGatewayFailure: 5, BaseEjectionTime: 30 * time.Second,
-		MaxEjectionTime: 300 * time.Second, MaxEjectionPercent: 10}) {
+		MaxEjectionPercent: 10}) || od.EffectiveMaxEjectionTime() != 300*time.Second {
 		t.Errorf("outlier detection defaults: %+v", od)
+	}
+	long := OutlierDetection{BaseEjectionTime: 10 * time.Minute}
+	if got := long.EffectiveMaxEjectionTime(); got != 10*time.Minute {
+		t.Errorf("max_ejection_time for a 10m base: %v, want the base", got)
 	}
 	if b.LBPolicy != "" || b.HealthCheck != nil || b.OutlierDetection != nil {
 		t.Errorf("cluster b: %+v", b)

@@ -78,7 +78,7 @@ func newLB(c *cluster, old *cluster, m *metrics, log *slog.Logger) (*lbState, er
 		}
 		lb.od = balance.NewDetector(bal, balance.OutlierOptions{
 			Consecutive5xx: od.Consecutive5xx, ConsecutiveGatewayFailure: od.ConsecutiveGatewayFailure,
-			BaseEjectionTime: od.BaseEjectionTime, MaxEjectionTime: od.MaxEjectionTime,
+			BaseEjectionTime: od.BaseEjectionTime, MaxEjectionTime: od.EffectiveMaxEjectionTime(),
 			MaxEjectionPercent: od.MaxEjectionPercent,
 			OnEject: func(h *balance.Host, d time.Duration) {
 				ep := byHost[h]
@@ -99,6 +99,12 @@ func (c *cluster) pick(x *exchange) *endpoint {
 	key, ok := uint64(0), false
 	if c.lb.policy == balance.Maglev {
 		key, ok = c.lb.hash.of(x.in)
+	}
+	if x.ep != nil {
+		// A try whose outcome nobody reported (a caller that retried
+		// without going through modifyResponse or errorHandler): end its
+		// count in flight, judging nothing.
+		x.observeUpstream(0, errTryAbandoned)
 	}
 	ep := &c.endpoints[c.lb.bal.Pick(key, ok)]
 	x.ep = ep
@@ -149,6 +155,9 @@ func cookieValue(line, name string) (string, bool) {
 	return "", false
 }
 
+// errTryAbandoned marks a try whose outcome was not reported.
+var errTryAbandoned = errors.New("proxy: upstream try abandoned")
+
 // observeUpstream records the outcome of x's upstream try at the
 // endpoint pick chose: a response's status, or the error that stopped
 // it. Only the first call after a pick counts.
@@ -173,6 +182,9 @@ func (x *exchange) observeUpstream(status int, err error) {
 // endpoint.
 func outcome(x *exchange, status int, err error) balance.Outcome {
 	if err != nil {
+		if err == errTryAbandoned {
+			return balance.Local
+		}
 		ctx := x.in.Context()
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil && context.Cause(ctx) != errUpstreamTimeout {
 			return balance.Local

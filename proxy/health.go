@@ -137,8 +137,11 @@ func (h *healthChecker) probe(ep *endpoint) (bool, string) {
 	if err != nil {
 		return false, err.Error()
 	}
-	if h.cfg.Host != "" {
+	switch {
+	case h.cfg.Host != "":
 		req.Host = h.cfg.Host
+	case ep.hostHeader != "":
+		req.Host = ep.hostHeader // an address of a name (dns_refresh)
 	}
 	req.Header.Set("User-Agent", "zerohop-health-check")
 	resp, err := h.client.Do(req)
