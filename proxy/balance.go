@@ -162,10 +162,10 @@ var errTryAbandoned = errors.New("proxy: upstream try abandoned")
 // endpoint pick chose: a response's status, or the error that stopped
 // it. Only the first call after a pick counts.
 func (x *exchange) observeUpstream(status int, err error) {
-	ep := x.ep
-	if ep == nil {
+	if x == nil || x.ep == nil {
 		return
 	}
+	ep := x.ep
 	x.ep = nil
 	lb := x.cluster.lb
 	if lb.policy == balance.LeastRequest {

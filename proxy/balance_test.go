@@ -25,18 +25,23 @@ type pool struct {
 	failApp []atomic.Int32 // status of app requests when not 0
 	sick    []atomic.Bool  // /health answers 503
 	hcHost  []atomic.Value // Host of the last health check
+	hang    []atomic.Bool  // /health answers only when the check gives up
 	block   chan struct{}  // /slow waits on it at the endpoints in slow
 	slow    map[string]bool
 }
 
 func newPool(t *testing.T, names ...string) *pool {
 	p := &pool{names: names, failApp: make([]atomic.Int32, len(names)), sick: make([]atomic.Bool, len(names)),
-		hcHost: make([]atomic.Value, len(names)), block: make(chan struct{}), slow: map[string]bool{}}
+		hcHost: make([]atomic.Value, len(names)), hang: make([]atomic.Bool, len(names)), block: make(chan struct{}), slow: map[string]bool{}}
 	for i, name := range names {
 		p.ups = append(p.ups, newUpstream(t, nil, func(w http.ResponseWriter, r *http.Request, _ int64) {
 			w.Header().Set("Cache-Control", "no-store")
 			if r.URL.Path == "/health" {
 				p.hcHost[i].Store(r.Host)
+				if p.hang[i].Load() {
+					<-r.Context().Done()
+					return
+				}
 				if p.sick[i].Load() {
 					w.WriteHeader(http.StatusServiceUnavailable)
 				}
@@ -324,6 +329,29 @@ func TestHealthCheckDownUp(t *testing.T) {
 	}
 	if !seen["a"] || !seen["b"] {
 		t.Errorf("after recovery, traffic reached %v", seen)
+	}
+}
+
+// TestHealthCheckTimeout: a check that gets no answer within timeout
+// failed; a status outside expected_statuses failed too.
+func TestHealthCheckTimeout(t *testing.T) {
+	p := newPool(t, "a", "b", "c")
+	h := lbHarness(t, false, func(c *config.Cluster) {
+		c.Endpoints = p.endpoints()
+		c.PanicThreshold = 0
+		c.HealthCheck = &config.HealthCheck{Path: "/health", Interval: 30 * time.Millisecond, Timeout: 100 * time.Millisecond,
+			HealthyThreshold: 1, UnhealthyThreshold: 2, ExpectedStatuses: []int{200}}
+	})
+	p.hang[0].Store(true)
+	p.sick[1].Store(true) // 503
+	for _, i := range []int{0, 1} {
+		host := p.ups[i].hostport()
+		awaitLB(t, p.names[i]+" down", func() bool { return metricValue(t, h, "zerohop_endpoint_healthy", "endpoint", host) == 0 })
+	}
+	for i := range 6 {
+		if got := served(t, h, fmt.Sprintf("/t/%d", i), false); got != "c" {
+			t.Fatalf("request %d went to %s", i, got)
+		}
 	}
 }
 
