@@ -14,7 +14,6 @@ package balance
 import (
 	"errors"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -123,9 +122,10 @@ type view struct {
 	idx   []int32  // host indices, weight > 0
 	cum   []uint64 // cumulative weights of idx, for Random and LeastRequest
 	total uint64
-	seq   []int32 // RoundRobin's sequence of indices into idx; nil: swrr
-	table []int32 // Maglev's lookup table of host indices
-	panic bool    // picking among all hosts
+	alias *aliasTable // weighted draws in constant time, for many hosts
+	seq   []int32     // RoundRobin's sequence of indices into idx; nil: swrr
+	table []int32     // Maglev's lookup table of host indices
+	panic bool        // picking among all hosts
 }
 
 // New returns a Balancer over hosts with the given weights (0 drains a
@@ -208,6 +208,9 @@ func (b *Balancer) Rebuild() {
 		v.total += uint64(b.weights[i])
 		v.cum = append(v.cum, v.total)
 	}
+	if len(v.idx) > aliasMin {
+		v.alias = newAliasTable(v.idx, b.weights, v.total)
+	}
 	switch b.opts.Policy {
 	case RoundRobin:
 		v.seq = swrrSequence(v.idx, b.weights)
@@ -259,11 +262,10 @@ func (b *Balancer) Pick(key uint64, hasKey bool) int {
 
 // random picks a host of v in proportion to weight.
 func (v *view) random() int {
-	r := rand.Uint64N(v.total)
-	if len(v.cum) > 16 {
-		k, _ := slices.BinarySearch(v.cum, r+1) // the first c > r
-		return int(v.idx[k])
+	if v.alias != nil {
+		return int(v.idx[v.alias.draw()])
 	}
+	r := rand.Uint64N(v.total)
 	// Linear: clusters have a handful of endpoints, and a scan of a few
 	// words beats a binary search's branches.
 	for k, c := range v.cum {

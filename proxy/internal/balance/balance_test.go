@@ -115,6 +115,31 @@ func TestWeightedShares(t *testing.T) {
 	}
 }
 
+// TestManyHostsShares: with more hosts than a scan suits (the alias
+// table), draws still follow the weights.
+func TestManyHostsShares(t *testing.T) {
+	const n, picks = 40, 400_000
+	w := make([]int, n)
+	total := 0
+	for i := range w {
+		w[i] = 1 + i%7*3 // 1 to 19
+		total += w[i]
+	}
+	for _, p := range []Policy{Random, Maglev} {
+		b := mustNew(t, hosts(n), w, Options{Policy: p})
+		if b.v.Load().alias == nil {
+			t.Fatal("no alias table")
+		}
+		got := shares(b, n, picks, func(int) (uint64, bool) { return 0, false })
+		for i := range w {
+			want := float64(w[i]) / float64(total)
+			if math.Abs(got[i]-want) > 0.15*want+0.001 {
+				t.Errorf("policy %d host %d: share %.4f, want %.4f", p, i, got[i], want)
+			}
+		}
+	}
+}
+
 // TestLeastRequestPrefersIdle: with requests in flight at two of three
 // endpoints, the idle one gets most new requests.
 func TestLeastRequestPrefersIdle(t *testing.T) {
