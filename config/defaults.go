@@ -94,6 +94,7 @@ func (c *Cluster) setDefaults() {
 	c.ResponseTimeout = 30 * time.Second
 	c.BodyIdleTimeout = DefaultBodyIdleTimeout
 	c.MaxIdleConns = 64
+	c.PanicThreshold = DefaultPanicThreshold
 }
 
 func (e *Endpoint) setDefaults()   { e.Weight = 1 }

@@ -169,7 +169,7 @@ func TestFileOverlaysDefaults(t *testing.T) {
 	want.Cache.Size = GiB
 	want.Invalidation.Log = "/srv/cache/inval/inval.log" // derived from the new dir
 	want.Clusters = []Cluster{{Name: "api", ConnectTimeout: 5 * time.Second, ResponseTimeout: 30 * time.Second, BodyIdleTimeout: DefaultBodyIdleTimeout,
-		MaxIdleConns: 64, Endpoints: []Endpoint{{URL: "https://api.internal", Weight: 3}, {URL: "http://[::1]:8080", Weight: 0}}}}
+		MaxIdleConns: 64, PanicThreshold: DefaultPanicThreshold, Endpoints: []Endpoint{{URL: "https://api.internal", Weight: 3}, {URL: "http://[::1]:8080", Weight: 0}}}}
 	want.Routes = []Route{{Name: "r", Cluster: "api", Cache: &RouteCache{Enabled: false},
 		Match: Match{Host: "*.Example.com", Headers: map[string]string{"X-Tenant": "blue"}}}}
 	if !reflect.DeepEqual(c, want) {
@@ -549,6 +549,13 @@ var everyField = lines(
 	"    client: std",
 	"    tls: {insecure_skip_verify: true, server_name: a.internal, cert_file: testdata/tls/client.pem, key_file: testdata/tls/client-key.pem, min_version: '1.3'}",
 	"  - {name: b, endpoints: [{url: 'https://b:8443'}], tls: {ca_file: testdata/tls/ca.pem}}",
+	"    lb_policy: maglev",
+	"    hash_policy: {header: X-User}",
+	"    panic_threshold: 30",
+	"    health_check: {path: /healthz, interval: 5s, timeout: 1s, jitter: 1s, healthy_threshold: 1, unhealthy_threshold: 2, expected_statuses: [200, 204], host: health.internal}",
+	"    outlier_detection: {consecutive_5xx: 3, consecutive_gateway_failure: 2, base_ejection_time: 10s, max_ejection_time: 1m, max_ejection_percent: 50}",
+	"  - {name: by-cookie, endpoints: [{url: 'http://b'}], lb_policy: maglev, hash_policy: {cookie: sid}, dns_refresh: 30s, dns_resolver: '10.0.0.53:53'}",
+	"  - {name: by-client, endpoints: [{url: 'http://c'}], lb_policy: maglev, hash_policy: {source_address: true}}",
 	"routes:",
 	"  - name: a",
 	"    match: {host: a.example.com, path_prefix: /a/, methods: [GET], headers: {X-A: b}}",

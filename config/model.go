@@ -317,8 +317,40 @@ type Cluster struct {
 	// "std" to fall back if h1 misbehaves with an upstream; "h1" with
 	// https endpoints speaks HTTP/1.1 over TLS.
 	Client ClusterClient `yaml:"client"`
+	// LBPolicy chooses the endpoint of each request: "random" (by
+	// weight), "round_robin" (smooth weighted), "least_request" (two
+	// random choices) or "maglev" (consistent hashing on hash_policy's
+	// key). Default "" = random. See config/balance.go.
+	LBPolicy LBPolicy `yaml:"lb_policy"`
+	// HashPolicy is the request key maglev hashes. Required with
+	// lb_policy maglev, rejected otherwise. Default nil.
+	HashPolicy *HashPolicy `yaml:"hash_policy,omitempty"`
+	// PanicThreshold is the percentage (0 to 100) of endpoints (weight >
+	// 0) that must be healthy and not ejected for the others to be
+	// skipped; below it requests go to all endpoints, as in Envoy.
+	// Default 50; 0 never panics, though with no endpoint available all
+	// are used still.
+	PanicThreshold int `yaml:"panic_threshold"`
+	// HealthCheck actively checks each endpoint over HTTP. Default nil =
+	// none.
+	HealthCheck *HealthCheck `yaml:"health_check,omitempty"`
+	// OutlierDetection ejects endpoints whose requests fail in a row.
+	// Default nil = none.
+	OutlierDetection *OutlierDetection `yaml:"outlier_detection,omitempty"`
+	// DNSRefresh, when > 0, resolves the endpoints named by host name at
+	// start and again at this interval: each address becomes an endpoint
+	// of its own (the name's weight each; Host header and TLS server name
+	// still the name), balanced, checked and ejected on its own. When a
+	// resolution fails the last addresses stay, and the failure is
+	// logged and counted (zerohop_dns_failures_total). Default 0: a name
+	// is one endpoint, resolved by each new connection.
+	DNSRefresh time.Duration `yaml:"dns_refresh"`
+	// DNSResolver is the host:port of the DNS server dns_refresh asks
+	// (over UDP, TCP for long answers). Default "" = the system's
+	// resolver. Only with dns_refresh.
+	DNSResolver string `yaml:"dns_resolver"`
 
-	// Reserved: health_check, outlier_detection, retries.
+	// Reserved: retries.
 }
 
 // ClusterClient names the HTTP client a cluster's connections use.
@@ -410,6 +442,6 @@ type RouteCache struct {
 var reservedKeys = map[reflect.Type][]string{
 	reflect.TypeFor[Config]():      {"auth", "egress", "limits"},
 	reflect.TypeFor[RedisStream](): {"tls"},
-	reflect.TypeFor[Cluster]():     {"health_check", "outlier_detection", "retries"},
+	reflect.TypeFor[Cluster]():     {"retries"},
 	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits", "auth"},
 }

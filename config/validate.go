@@ -331,6 +331,7 @@ func (v *validator) clusters(cs []Cluster) map[string]string {
 			v.errorf(p+".client", "invalid client %q: must be %q, %q or %q", c.Client, ClientH1, ClientStd, ClientH2C)
 		}
 		v.upstreamTLS(p, &cs[i])
+		v.balancing(p, &cs[i])
 	}
 	return names
 }

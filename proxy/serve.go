@@ -34,6 +34,7 @@ type exchange struct {
 	// cluster is where the request goes; nil means the request's own
 	// absolute URL (forward mode, no route).
 	cluster *cluster
+	ep      *endpoint // the try's endpoint, until its outcome is observed (balance.go)
 	reqID   string
 	start   time.Time
 	// outHdr is the header map of the app's response writer (nil for a
