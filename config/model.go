@@ -39,9 +39,13 @@ type Config struct {
 	// Routes map requests to clusters; the first match wins. Default: none.
 	Routes []Route `yaml:"routes"`
 
+	// Auth are the named checks of callers (API keys, JWTs, IP lists)
+	// that listeners[].auth and routes[].auth require (config/auth.go,
+	// docs/auth.md). Default: none.
+	Auth []Authenticator `yaml:"auth"`
+
 	// Reserved (rejected with "not supported yet" until implemented; add
 	// each as an optional pointer field so old files keep their meaning):
-	//   auth:   API keys and JWT validation
 	//   egress: which hosts forward mode may reach
 	//   limits: rate limits (a key that was accepted and enforced nothing,
 	//           so a file setting it now fails instead of running unprotected)
@@ -102,6 +106,10 @@ type Listener struct {
 	// tunnels. Only for mode forward: a reverse listener sends requests to
 	// the operator's clusters, never to a destination the client chose.
 	Forward Forward `yaml:"forward"`
+	// Auth names the authenticators (top-level auth) every request of the
+	// listener must pass, in order, before its route's, also requests
+	// without a route. Default empty.
+	Auth []string `yaml:"auth"`
 
 	// Reserved: tls (serving TLS to downstream clients).
 }
@@ -340,8 +348,12 @@ type Route struct {
 	// Transfer-Encoding, Connection, Age, Cache-Status, X-Request-Id and
 	// other hop-by-hop fields) are rejected. Default empty.
 	ResponseHeaders map[string]string `yaml:"response_headers"`
+	// Auth names the authenticators (top-level auth) every request of the
+	// route must pass, in order, after its listener's and before the
+	// cache. Default empty.
+	Auth []string `yaml:"auth"`
 
-	// Reserved: weighted_clusters (splits), retries, rate_limits, auth.
+	// Reserved: weighted_clusters (splits), retries, rate_limits.
 }
 
 // Match is a conjunction: every condition that is set must hold.
@@ -377,10 +389,10 @@ type RouteCache struct {
 // reservedKeys are keys a future version will accept. Rejecting them with
 // a clear message beats both "unknown field" and silently ignoring them.
 var reservedKeys = map[reflect.Type][]string{
-	reflect.TypeFor[Config]():      {"auth", "egress", "limits"},
+	reflect.TypeFor[Config]():      {"egress", "limits"},
 	reflect.TypeFor[Listener]():    {"tls"},
 	reflect.TypeFor[RedisStream](): {"tls"},
 	reflect.TypeFor[Cluster]():     {"health_check", "outlier_detection", "retries"},
 	reflect.TypeFor[UpstreamTLS](): {"cert_file", "key_file"},
-	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits", "auth"},
+	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits"},
 }
