@@ -97,6 +97,9 @@ type Proxy struct {
 	oldGuards []*egressGuard          // replaced, closed by Close
 	self      self                    // the sidecar's own addresses
 
+	auth  authRegistry // running authenticators (auth.go)
+	authm *authMetrics
+
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
 }
@@ -115,6 +118,7 @@ type state struct {
 	// listeners holds the chains of the listeners that have filters of
 	// their own (chainFor); empty when none has.
 	listeners map[string]*listenerChains
+	auth      map[string]*authRuntime // the authenticators by name (auth.go)
 }
 
 // listenerChains are the chains of one listener with filters of its own:
@@ -176,6 +180,9 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.m = m
+	if p.authm, err = newAuthMetrics(reg); err != nil {
+		return nil, err
+	}
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -194,6 +201,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.st.Store(st)
+	p.commitAuth(st.auth)
 	return p, nil
 }
 
@@ -207,6 +215,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		return err
 	}
 	p.st.Store(st)
+	p.commitAuth(st.auth)
 	// Pools of clusters that went away or changed: let in-flight requests
 	// finish, then drop the idle connections.
 	for name, c := range old.clusters {
@@ -241,8 +250,12 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 		}
 		st.routes = append(st.routes, r)
 	}
+	if err := p.attachAuth(st); err != nil {
+		return nil, err
+	}
 	for _, l := range cfg.Listeners {
 		lf := p.listenerFilters(l)
+		lf = append(authChain(l.Auth, st.auth), lf...) // authentication first: it sets the consumer
 		if len(lf) == 0 {
 			continue
 		}
@@ -256,7 +269,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 		st.listeners[l.Name] = lc
 	}
 	cc := cfg.Cache
-	st.storeOpts = httpcache.StoreOptions{AllowSetCookie: cc.AllowSetCookie}
+	st.storeOpts.AllowSetCookie = cc.AllowSetCookie
 	st.freshOpts = httpcache.FreshnessOptions{HeuristicMax: cc.HeuristicMax}
 	st.maxObject = int64(cc.MaxObjectSize)
 	st.coalesce = cc.CoalesceTimeout
@@ -281,6 +294,7 @@ func (p *Proxy) Close() error {
 	p.bgStop()
 	p.bg.Wait()
 	p.closeGuards()
+	p.closeAuth()
 	for _, c := range p.st.Load().clusters {
 		c.transport.CloseIdleConnections()
 	}
