@@ -575,6 +575,8 @@ var everyField = lines(
 	"    timeout: 3s",
 	"    response_headers: {X-Served-By: zerohop}",
 	"    auth: [keys, users]",
+	"    max_concurrent_requests: 100",
+	"    max_concurrent_requests_per_client: 10",
 	"  - name: b",
 	"    match: {path_exact: /b}",
 	"    cluster: api",

@@ -352,6 +352,17 @@ type Route struct {
 	// route must pass, in order, after its listener's and before the
 	// cache. Default empty.
 	Auth []string `yaml:"auth"`
+	// MaxConcurrentRequests caps the requests of the route in progress at
+	// once, from all clients; one more is answered 503 at once (with
+	// Proxy-Status details naming the limit) and counted in
+	// zerohop_concurrency_refused_total{route,limit="route"}. Hits count
+	// too: the cap protects the sidecar as well as the upstream. Default
+	// 0 = no cap.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// MaxConcurrentRequestsPerClient caps the requests of the route in
+	// progress at once from one client IP address (limit="client").
+	// Default 0 = no cap.
+	MaxConcurrentRequestsPerClient int `yaml:"max_concurrent_requests_per_client"`
 
 	// Reserved: weighted_clusters (splits), retries, rate_limits.
 }

@@ -99,6 +99,7 @@ type Proxy struct {
 
 	auth  authRegistry // running authenticators (auth.go)
 	authm *authMetrics
+	concm *concMetrics // concurrency.go
 
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
@@ -183,6 +184,9 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	if p.authm, err = newAuthMetrics(reg); err != nil {
 		return nil, err
 	}
+	if p.concm, err = newConcMetrics(reg); err != nil {
+		return nil, err
+	}
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -253,6 +257,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	if err := p.attachAuth(st); err != nil {
 		return nil, err
 	}
+	attachConcurrency(st)
 	for _, l := range cfg.Listeners {
 		lf := p.listenerFilters(l)
 		lf = append(authChain(l.Auth, st.auth), lf...) // authentication first: it sets the consumer

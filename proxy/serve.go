@@ -205,6 +205,14 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(x.chain) > 0 && p.filterRequest(rec, x) {
 		return
 	}
+	if x.route != nil && x.route.conc != nil { // concurrency.go
+		ok, limit := x.route.conc.enter(r.RemoteAddr)
+		if !ok {
+			p.refuseConcurrency(rec, x, limit)
+			return
+		}
+		defer x.route.conc.leave(r.RemoteAddr)
+	}
 	var ctx context.Context = &x.ctx
 	if x.route != nil && x.route.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
