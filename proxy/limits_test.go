@@ -1,9 +1,11 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -191,7 +193,7 @@ func TestHeaderTooLarge431BothPaths(t *testing.T) {
 	}
 }
 
-// TestBodyTooLarge413Streaming: a chunked body streamed in pieces, larger
+// TestBodyTooLarge413Streaming: a chunked body of 64 MiB streamed in pieces, larger
 // than max_request_body, is cut off at the cap while it streams (never
 // buffered whole) and answered 413 on both paths.
 func TestBodyTooLarge413Streaming(t *testing.T) {
@@ -205,31 +207,38 @@ func TestBodyTooLarge413Streaming(t *testing.T) {
 				io.WriteString(w, "read")
 			},
 			listener: func(l *config.Listener) { l.MaxRequestBody = limit }})
-		pr, pw := io.Pipe()
+		// A raw connection: the client keeps writing while the answer
+		// comes, as a real uploader does, and its write errors after the
+		// proxy stops reading are expected.
+		conn, err := net.Dial("tcp", h.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
 		sent := atomic.Int64{}
 		go func() {
-			chunk := []byte(strings.Repeat("b", 16<<10))
-			for range 256 { // 4 MiB, 16 KiB at a time
-				if _, err := pw.Write(chunk); err != nil {
+			fmt.Fprintf(conn, "POST /up HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n\r\n", h.addr())
+			chunk := fmt.Sprintf("%x\r\n%s\r\n", 16<<10, strings.Repeat("b", 16<<10))
+			for range 4096 { // 64 MiB, 16 KiB at a time: more than the sockets buffer
+				if _, err := io.WriteString(conn, chunk); err != nil {
 					return // the proxy stopped reading
 				}
-				sent.Add(int64(len(chunk)))
+				sent.Add(16 << 10)
 			}
-			pw.Close()
+			io.WriteString(conn, "0\r\n\r\n")
 		}()
-		req, _ := http.NewRequest("POST", h.url("/up"), pr)
-		req.ContentLength = -1 // chunked
-		resp, err := h.client.Do(req)
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			t.Fatalf("plain=%v: %v", plain, err)
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		pr.CloseWithError(io.ErrClosedPipe)
+		conn.Close()
 		if resp.StatusCode != 413 {
 			t.Errorf("plain=%v: status %d; want 413", plain, resp.StatusCode)
 		}
-		if s := sent.Load(); s >= 4<<20 {
+		t.Logf("plain=%v: the client wrote %d KiB before the proxy stopped reading", plain, sent.Load()>>10)
+		if s := sent.Load(); s >= 64<<20 {
 			t.Errorf("plain=%v: the whole body (%d bytes) was read; want it cut off at the cap", plain, s)
 		}
 		if n := upBytes.Load(); n > limit {
