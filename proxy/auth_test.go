@@ -379,3 +379,49 @@ func serveAlso(t *testing.T, h *harness, addr string, plain bool) string {
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
 }
+
+// TestAuthReloadAndClose: a reload keeps an unchanged authenticator and
+// replaces a changed one (its new key file in use at once); Close stops
+// every watcher (no goroutine left).
+func TestAuthReloadAndClose(t *testing.T) {
+	noLeak(t, func(t *testing.T) {
+		dir := t.TempDir()
+		k1, k2 := filepath.Join(dir, "k1"), filepath.Join(dir, "k2")
+		writeAtomic(t, k1, []byte(proxy.APIKeyLine("one", "s", "key-one-0123456789abcdef0123456")+"\n"))
+		writeAtomic(t, k2, []byte(proxy.APIKeyLine("two", "s", "key-two-0123456789abcdef0123456")+"\n"))
+		jwks := filepath.Join(dir, "jwks.json")
+		writeJWKS(t, jwks, map[string]*rsa.PublicKey{"k1": &authRSA.PublicKey})
+		h := newHarness(t, harnessOptions{handler: authUpstream, config: func(c *config.Config) {
+			c.Auth = []config.Authenticator{
+				{Name: "keys", APIKey: &config.APIKeyAuth{File: k1, Header: "X-Api-Key", Realm: "zerohop"}},
+				{Name: "users", JWT: &config.JWTAuth{Algorithms: []string{"RS256"}, JWKSFile: jwks, ConsumerClaim: "sub", Realm: "zerohop"}},
+			}
+			c.Routes[0].Auth = []string{"keys"}
+		}})
+		if r := h.get("/a", "X-Api-Key", "key-one-0123456789abcdef0123456"); r.StatusCode != 200 {
+			t.Fatalf("key one: %d", r.StatusCode)
+		}
+		cfg := h.cfg.Clone()
+		cfg.Auth[0].APIKey.File = k2
+		if err := h.p.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if r := h.get("/a", "X-Api-Key", "key-two-0123456789abcdef0123456"); r.StatusCode != 200 {
+			t.Errorf("after the reload, key two: %d; want 200", r.StatusCode)
+		}
+		if r := h.get("/a", "X-Api-Key", "key-one-0123456789abcdef0123456"); r.StatusCode != 401 {
+			t.Errorf("after the reload, key one: %d; want 401", r.StatusCode)
+		}
+		// A reload naming a file that does not exist fails; the running
+		// configuration keeps serving.
+		bad := cfg.Clone()
+		bad.Auth[0].APIKey.File = filepath.Join(dir, "none")
+		if err := h.p.Reload(bad); err == nil {
+			t.Error("a reload with a missing key file succeeded")
+		}
+		if r := h.get("/a", "X-Api-Key", "key-two-0123456789abcdef0123456"); r.StatusCode != 200 {
+			t.Errorf("after a failed reload: %d; want 200", r.StatusCode)
+		}
+		h.close()
+	})
+}
