@@ -11,9 +11,11 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -424,4 +426,63 @@ func TestAuthReloadAndClose(t *testing.T) {
 		}
 		h.close()
 	})
+}
+
+// TestJWKSURLRotation: keys from a JWKS URL (a real server on loopback).
+// After the identity provider rotates to a new key, a token naming the
+// new kid is verified after one fetch (the unknown-kid refresh), and
+// made-up kids cause at most one fetch per min_refresh_interval.
+func TestJWKSURLRotation(t *testing.T) {
+	var set atomic.Pointer[[]byte]
+	var fetches atomic.Int64
+	k2, _ := rsa.GenerateKey(rand.Reader, 2048)
+	jwksBytes := func(keys map[string]*rsa.PublicKey) []byte {
+		p := filepath.Join(t.TempDir(), "j")
+		writeJWKS(t, p, keys)
+		b, _ := os.ReadFile(p)
+		return b
+	}
+	b1 := jwksBytes(map[string]*rsa.PublicKey{"k1": &authRSA.PublicKey})
+	set.Store(&b1)
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Write(*set.Load())
+	}))
+	defer idp.Close()
+	for _, plain := range []bool{false, true} {
+		set.Store(&b1)
+		clk := newClock()
+		h := newHarness(t, harnessOptions{handler: authUpstream, clock: clk, plainServer: plain, config: func(c *config.Config) {
+			c.Auth = []config.Authenticator{{Name: "users", JWT: &config.JWTAuth{Algorithms: []string{"RS256"}, JWKSURL: idp.URL,
+				RefreshInterval: time.Hour, MinRefreshInterval: 200 * time.Millisecond, ConsumerClaim: "sub", RequireExpiry: true,
+				Realm: "zerohop", CacheSize: 100}}}
+			c.Routes[0].Auth = []string{"users"}
+		}})
+		c := jwt.MapClaims{"sub": "carol", "exp": clk.Now().Add(time.Hour).Unix()}
+		if r := h.get("/a", "Authorization", token(t, jwt.SigningMethodRS256, "k1", authRSA, c)); r.StatusCode != 200 {
+			t.Fatalf("plain=%v: k1: %d", plain, r.StatusCode)
+		}
+		b2 := jwksBytes(map[string]*rsa.PublicKey{"k2": &k2.PublicKey})
+		set.Store(&b2)
+		time.Sleep(250 * time.Millisecond) // past min_refresh_interval since the start's fetch
+		if r := h.get("/a", "Authorization", token(t, jwt.SigningMethodRS256, "k2", k2, c)); r.StatusCode != 200 {
+			t.Errorf("plain=%v: k2 after the rotation: %d %q; want 200", plain, r.StatusCode, r.Header.Get("WWW-Authenticate"))
+		}
+		// A burst of made-up kids: at most one fetch per interval.
+		var bogus []string
+		for i := range 20 {
+			bogus = append(bogus, token(t, jwt.SigningMethodRS256, fmt.Sprintf("bogus-%d", i), k2, c))
+		}
+		before, start := fetches.Load(), time.Now()
+		for _, tok := range bogus {
+			if r := h.get("/a", "Authorization", tok); r.StatusCode != 401 {
+				t.Fatalf("plain=%v: unknown kid: %d; want 401", plain, r.StatusCode)
+			}
+		}
+		allowed := 1 + int64(time.Since(start)/(200*time.Millisecond))
+		if n := fetches.Load() - before; n > allowed {
+			t.Errorf("plain=%v: %d fetches for 20 unknown kids in %v; want at most %d (one per min_refresh_interval)", plain, n, time.Since(start), allowed)
+		}
+	}
 }
