@@ -486,3 +486,24 @@ func TestJWKSURLRotation(t *testing.T) {
 		}
 	}
 }
+
+// TestListenerAuthGuardsConnect: a forward listener's authenticators
+// apply to CONNECT tunnels too, on both paths.
+func TestListenerAuthGuardsConnect(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		for _, tt := range []struct {
+			deny []string
+			want int
+		}{{[]string{"127.0.0.0/8"}, 403}, {[]string{"10.0.0.0/8"}, 200}} {
+			h := newHarness(t, harnessOptions{mode: config.ModeForward, handler: authUpstream, plainServer: plain, config: func(c *config.Config) {
+				c.Auth = []config.Authenticator{{Name: "net", IP: &config.IPAuth{Deny: tt.deny}}}
+				c.Listeners[0].Auth = []string{"net"}
+			}})
+			dest := h.up.hostport()
+			status, _ := rawRequest(t, h.addr(), "CONNECT "+dest+" HTTP/1.1\r\nHost: "+dest+"\r\n\r\n", 5*time.Second)
+			if status != tt.want {
+				t.Errorf("plain=%v deny=%v: CONNECT %d; want %d", plain, tt.deny, status, tt.want)
+			}
+		}
+	}
+}

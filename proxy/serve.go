@@ -196,6 +196,12 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.fail(rec, x, http.StatusMethodNotAllowed, "CONNECT is only accepted by forward-proxy listeners")
 			return
 		}
+		// The listener's filters (authentication, IP lists) guard tunnels
+		// as they guard requests without a route.
+		x.host, x.target, x.chain = r.Host, r.Host, x.st.chainFor(x.lis.Name, nil)
+		if len(x.chain) > 0 && p.filterRequest(rec, x) {
+			return
+		}
 		p.tunnel(rec, r, x)
 		return
 	}
