@@ -1,8 +1,14 @@
 package main_test
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // keyLine is a key file line: consumer:salt:hex(sha256(salt || key)).
@@ -146,5 +154,85 @@ routes:
 	}
 	if strings.Contains(d.stderr.String(), newKey) || strings.Contains(d.stderr.String(), oldKey) {
 		t.Error("a key appears in the sidecar's log")
+	}
+}
+
+// TestJWTAuthBinary: the real binary with a jwt authenticator whose keys
+// come from a JWKS URL on loopback: a valid token passes, an expired one,
+// an HS256 token made with the RSA public key as secret, and no token are
+// answered 401 with a Bearer challenge, and the origin sees only the
+// valid request (without the token: strip_credential).
+func TestJWTAuthBinary(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "RSA", "kid": "k1",
+		"n": base64.RawURLEncoding.EncodeToString(key.N.Bytes()), "e": "AQAB"}}})
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(set) }))
+	defer idp.Close()
+	var hits atomic.Int64
+	var sawAuth atomic.Bool
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		sawAuth.Store(r.Header.Get("Authorization") != "")
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "ok")
+	}))
+	defer origin.Close()
+	cfg := filepath.Join(t.TempDir(), "zerohop.yaml")
+	yaml := fmt.Sprintf(`listeners:
+  - {name: app, mode: reverse}
+clusters:
+  - name: o
+    endpoints: [{url: %q}]
+auth:
+  - name: users
+    jwt: {jwks_url: %q, issuer: "https://idp", audiences: [api], strip_credential: true}
+routes:
+  - {name: all, cluster: o, auth: [users]}
+`, origin.URL, idp.URL)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "ZEROHOP_CONFIG="+cfg)
+	sign := func(m jwt.SigningMethod, k any, exp time.Time) string {
+		tok := jwt.NewWithClaims(m, jwt.MapClaims{"sub": "dave", "iss": "https://idp", "aud": "api", "exp": exp.Unix()})
+		tok.Header["kid"] = "k1"
+		s, err := tok.SignedString(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	pubDER, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+	for _, tt := range []struct {
+		name, token string
+		want        int
+	}{
+		{"valid", sign(jwt.SigningMethodRS256, key, time.Now().Add(time.Hour)), 200},
+		{"expired", sign(jwt.SigningMethodRS256, key, time.Now().Add(-time.Hour)), 401},
+		{"key confusion", sign(jwt.SigningMethodHS256, pubPEM, time.Now().Add(time.Hour)), 401},
+		{"none", "", 401},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+d.listen+"/x", nil)
+		if tt.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tt.token)
+		}
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s: %d; want %d\n%s", tt.name, resp.StatusCode, tt.want, d.stderr)
+		}
+		if tt.want == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), `Bearer realm="zerohop"`) {
+			t.Errorf("%s: WWW-Authenticate %q", tt.name, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	if hits.Load() != 1 || sawAuth.Load() {
+		t.Errorf("origin: %d requests, saw Authorization %v; want 1, without it", hits.Load(), sawAuth.Load())
 	}
 }
