@@ -577,6 +577,7 @@ var everyField = lines(
 	"    auth: [keys, users]",
 	"    max_concurrent_requests: 100",
 	"    max_concurrent_requests_per_client: 10",
+	"    max_request_body: 1MiB",
 	"  - name: b",
 	"    match: {path_exact: /b}",
 	"    cluster: api",

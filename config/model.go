@@ -363,6 +363,11 @@ type Route struct {
 	// progress at once from one client IP address (limit="client").
 	// Default 0 = no cap.
 	MaxConcurrentRequestsPerClient int `yaml:"max_concurrent_requests_per_client"`
+	// MaxRequestBody caps the request bodies of the route, as the
+	// listener's max_request_body does (413, enforced while the body
+	// streams); the smaller of the two applies. Default 0 = the
+	// listener's cap only.
+	MaxRequestBody Size `yaml:"max_request_body"`
 
 	// Reserved: weighted_clusters (splits), retries, rate_limits.
 }

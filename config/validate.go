@@ -100,7 +100,7 @@ func (v *validator) config(c *Config) {
 	clusters := v.clusters(c.Clusters)
 	v.routes(c.Routes, clusters)
 	v.authUses(c)
-	v.concurrency(c.Routes)
+	v.routeLimits(c.Routes)
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)

@@ -246,3 +246,43 @@ func TestBodyTooLarge413Streaming(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteBodyLimit: a route's max_request_body applies to its requests
+// only (413 for a declared length over it, and for a streamed body), the
+// smaller of the route's and the listener's caps winning.
+func TestRouteBodyLimit(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		h := newHarness(t, harnessOptions{handler: echoHandler, plainServer: plain,
+			listener: func(l *config.Listener) { l.MaxRequestBody = 16 << 10 },
+			config: func(c *config.Config) {
+				c.Routes = append([]config.Route{
+					{Name: "small", Cluster: "main", Match: config.Match{PathPrefix: "/small/"}, MaxRequestBody: 1 << 10},
+					{Name: "large", Cluster: "main", Match: config.Match{PathPrefix: "/large/"}, MaxRequestBody: 1 << 20},
+				}, c.Routes...)
+			}})
+		for _, tt := range []struct {
+			path    string
+			size    int
+			chunked bool
+			want    int
+		}{
+			{"/small/a", 512, false, 200},
+			{"/small/a", 4 << 10, false, 413},
+			{"/small/a", 4 << 10, true, 413},
+			{"/other", 4 << 10, false, 200},
+			{"/large/a", 32 << 10, false, 413}, // the listener's cap is smaller
+			{"/large/a", 32 << 10, true, 413},
+		} {
+			te := "Content-Length: " + fmt.Sprint(tt.size) + "\r\n"
+			body := strings.Repeat("b", tt.size)
+			if tt.chunked {
+				te = "Transfer-Encoding: chunked\r\n"
+				body = fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", tt.size, body)
+			}
+			raw := "POST " + tt.path + " HTTP/1.1\r\nHost: " + h.addr() + "\r\n" + te + "Connection: close\r\n\r\n" + body
+			if status, _ := rawRequest(t, h.addr(), raw, 5*time.Second); status != tt.want {
+				t.Errorf("plain=%v %s %d bytes chunked=%v: %d; want %d", plain, tt.path, tt.size, tt.chunked, status, tt.want)
+			}
+		}
+	}
+}

@@ -211,6 +211,9 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(x.chain) > 0 && p.filterRequest(rec, x) {
 		return
 	}
+	if x.route != nil && x.route.cfg.MaxRequestBody > 0 && !p.routeBodyLimit(w, rec, r, x) {
+		return // bodylimit.go
+	}
 	if x.route != nil && x.route.conc != nil { // concurrency.go
 		ok, limit := x.route.conc.enter(r.RemoteAddr)
 		if !ok {
