@@ -65,7 +65,10 @@ func Parse(data []byte) (*Set, error) {
 			return nil, fmt.Errorf("%w: line %d: salt longer than 128 bytes", ErrFile, i+1)
 		}
 		var h [sha256.Size]byte
-		if n, err := hex.Decode(h[:], []byte(hx)); err != nil || n != sha256.Size || len(hx) != 2*sha256.Size {
+		if len(hx) != 2*sha256.Size { // checked first: a longer value would overrun h
+			return nil, fmt.Errorf("%w: line %d: the hash is not 64 hex digits", ErrFile, i+1)
+		}
+		if _, err := hex.Decode(h[:], []byte(hx)); err != nil {
 			return nil, fmt.Errorf("%w: line %d: the hash is not 64 hex digits", ErrFile, i+1)
 		}
 		g, ok := bySalt[salt]

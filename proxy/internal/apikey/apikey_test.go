@@ -42,6 +42,7 @@ func TestBadFiles(t *testing.T) {
 		"a:b",
 		"a:s:zz",
 		"a:s:" + strings.Repeat("0", 63),
+		"a:s:" + strings.Repeat("0", 66), // longer than a hash: once a panic (FuzzParse)
 		":s:" + strings.Repeat("0", 64),
 		"a:s:" + strings.Repeat("0", 64) + ":extra",
 		good + "\n" + strings.Replace(good, "a:", "b:", 1), // one key, two consumers
@@ -79,4 +80,21 @@ func BenchmarkCheck(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzParse: a garbage key file is an error, never a panic, and a key
+// never matches a file that does not hold its hash.
+func FuzzParse(f *testing.F) {
+	f.Add(Line("a", "s", "k") + "\n# c\n\n" + Line("b", "t", "k2"))
+	f.Add("a:b:c")
+	f.Add(":::")
+	f.Fuzz(func(t *testing.T, s string) {
+		set, err := Parse([]byte(s))
+		if err != nil {
+			return
+		}
+		if c, ok := set.Check("key-not-in-any-seed-0123456789"); ok {
+			t.Fatalf("an arbitrary key matched %q", c)
+		}
+	})
 }
