@@ -257,6 +257,11 @@ func (v *validator) jwt(p string, j *JWTAuth) {
 	if j.ConsumerClaim == "" {
 		v.errorf(p+".consumer_claim", "a claim naming the consumer is required")
 	}
+	for name, want := range j.RequireClaims {
+		if name == "" || want == "" {
+			v.errorf(p+".require_claims", "a required claim needs a name and a value")
+		}
+	}
 	if j.CacheSize < 0 {
 		v.errorf(p+".cache_size", "must be >= 0")
 	}
@@ -290,9 +295,10 @@ func (v *validator) authRefs(p string, names []string, defined map[string]string
 	}
 }
 
-// AuthCredentialField returns the request field authenticator a reads
-// its credential from ("Authorization" for JWT), or "" for none.
-func (a *Authenticator) AuthCredentialField() string {
+// CredentialField returns the request field a reads its credential from
+// ("Authorization" for JWT), or "" for none (an IP list, a query
+// parameter).
+func (a *Authenticator) CredentialField() string {
 	switch {
 	case a.JWT != nil:
 		return "Authorization"

@@ -198,7 +198,7 @@ func (p *Proxy) attachAuth(st *state) error {
 	// RFC 9111 §3.5 applies to a request authenticated by an API key
 	// field as to one with Authorization (docs/auth.md).
 	for i := range st.cfg.Auth {
-		if f := st.cfg.Auth[i].AuthCredentialField(); f != "" && f != "Authorization" &&
+		if f := st.cfg.Auth[i].CredentialField(); f != "" && f != "Authorization" &&
 			!slices.Contains(st.storeOpts.CredentialFields, f) {
 			st.storeOpts.CredentialFields = append(st.storeOpts.CredentialFields, f)
 		}
