@@ -109,7 +109,8 @@ type JWTAuth struct {
 	// "zerohop".
 	Realm string `yaml:"realm"`
 	// CacheSize is how many verified tokens are remembered (until their
-	// expiry or a key set change). Default 10000; 0 = none.
+	// expiry or a key set change; tokens over 8 KiB are not). Default
+	// 10000; 0 = none.
 	CacheSize int `yaml:"cache_size"`
 }
 

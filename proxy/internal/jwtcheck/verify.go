@@ -60,6 +60,10 @@ type Verifier struct {
 	cache map[string]verified
 }
 
+// maxCachedToken bounds the tokens remembered, so that the cache's memory
+// is bounded by CacheSize × 8 KiB whatever an issuer signs.
+const maxCachedToken = 8 << 10
+
 type verified struct {
 	consumer string
 	exp      int64 // unix seconds; 0 = none
@@ -136,7 +140,7 @@ func (v *Verifier) Verify(token string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if v.cache != nil {
+	if v.cache != nil && len(token) <= maxCachedToken {
 		v.remember(strings.Clone(token), verified{consumer: consumer, exp: exp, gen: gen})
 	}
 	return consumer, nil
