@@ -39,9 +39,13 @@ type Config struct {
 	// Routes map requests to clusters; the first match wins. Default: none.
 	Routes []Route `yaml:"routes"`
 
+	// Auth are the named checks of callers (API keys, JWTs, IP lists)
+	// that listeners[].auth and routes[].auth require (config/auth.go,
+	// docs/auth.md). Default: none.
+	Auth []Authenticator `yaml:"auth"`
+
 	// Reserved (rejected with "not supported yet" until implemented; add
 	// each as an optional pointer field so old files keep their meaning):
-	//   auth:   API keys and JWT validation
 	//   egress: which hosts forward mode may reach
 	//   limits: rate limits (a key that was accepted and enforced nothing,
 	//           so a file setting it now fails instead of running unprotected)
@@ -120,6 +124,10 @@ type Listener struct {
 	TLS *ListenerTLS `yaml:"tls,omitempty"`
 	// Transparent configures a listener with mode transparent.
 	Transparent Transparent `yaml:"transparent"`
+	// Auth names the authenticators (top-level auth) every request of the
+	// listener must pass, in order, before its route's, also requests
+	// without a route. Default empty.
+	Auth []string `yaml:"auth"`
 }
 
 // Forward is what a forward-mode listener lets its clients reach. By
@@ -403,8 +411,28 @@ type Route struct {
 	// Transfer-Encoding, Connection, Age, Cache-Status, X-Request-Id and
 	// other hop-by-hop fields) are rejected. Default empty.
 	ResponseHeaders map[string]string `yaml:"response_headers"`
+	// Auth names the authenticators (top-level auth) every request of the
+	// route must pass, in order, after its listener's and before the
+	// cache. Default empty.
+	Auth []string `yaml:"auth"`
+	// MaxConcurrentRequests caps the requests of the route in progress at
+	// once, from all clients; one more is answered 503 at once (with
+	// Proxy-Status details naming the limit) and counted in
+	// zerohop_concurrency_refused_total{route,limit="route"}. Hits count
+	// too: the cap protects the sidecar as well as the upstream. Default
+	// 0 = no cap.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// MaxConcurrentRequestsPerClient caps the requests of the route in
+	// progress at once from one client IP address (limit="client").
+	// Default 0 = no cap.
+	MaxConcurrentRequestsPerClient int `yaml:"max_concurrent_requests_per_client"`
+	// MaxRequestBody caps the request bodies of the route, as the
+	// listener's max_request_body does (413, enforced while the body
+	// streams); the smaller of the two applies. Default 0 = the
+	// listener's cap only.
+	MaxRequestBody Size `yaml:"max_request_body"`
 
-	// Reserved: weighted_clusters (splits), retries, rate_limits, auth.
+	// Reserved: weighted_clusters (splits), retries, rate_limits.
 }
 
 // Match is a conjunction: every condition that is set must hold.
@@ -440,8 +468,8 @@ type RouteCache struct {
 // reservedKeys are keys a future version will accept. Rejecting them with
 // a clear message beats both "unknown field" and silently ignoring them.
 var reservedKeys = map[reflect.Type][]string{
-	reflect.TypeFor[Config]():      {"auth", "egress", "limits"},
+	reflect.TypeFor[Config]():      {"egress", "limits"},
 	reflect.TypeFor[RedisStream](): {"tls"},
 	reflect.TypeFor[Cluster]():     {"retries"},
-	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits", "auth"},
+	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits"},
 }

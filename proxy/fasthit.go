@@ -108,6 +108,13 @@ func (c *fastSide) serveHit() (served, keep bool) {
 			return false, true
 		}
 	}
+	if rt != nil && rt.conc != nil { // concurrency.go: held for the hit, given back before a hand-over
+		remote := c.c.RemoteAddr()
+		if ok, _ := rt.conc.enter(remote); !ok {
+			return false, true // the general path answers 503
+		}
+		defer rt.conc.leave(remote)
+	}
 	if ok, _ := p.cachesFor(rt, h); !ok {
 		return false, true
 	}

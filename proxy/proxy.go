@@ -102,6 +102,9 @@ type Proxy struct {
 	listenerTLS listenerTLS // TLS listeners' certificate files (tls.go)
 	reloadMu sync.Mutex  // serialises Reload and DNS refreshes
 	dns      dnsClusters // dns_refresh's resolved names, by cluster (dns.go)
+	auth  authRegistry // running authenticators (auth.go)
+	authm *authMetrics
+	concm *concMetrics // concurrency.go
 
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
@@ -121,6 +124,7 @@ type state struct {
 	// listeners holds the chains of the listeners that have filters of
 	// their own (chainFor); empty when none has.
 	listeners map[string]*listenerChains
+	auth      map[string]*authRuntime // the authenticators by name (auth.go)
 }
 
 // listenerChains are the chains of one listener with filters of its own:
@@ -189,6 +193,12 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 			return nil, err
 		}
 	}
+	if p.authm, err = newAuthMetrics(reg); err != nil {
+		return nil, err
+	}
+	if p.concm, err = newConcMetrics(reg); err != nil {
+		return nil, err
+	}
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -212,6 +222,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	}
 	p.st.Store(st)
 	st.start()
+	p.commitAuth(st.auth)
 	return p, nil
 }
 
@@ -237,6 +248,7 @@ func (p *Proxy) swap(old, st *state) {
 	p.st.Store(st)
 	st.start()
 	p.dns.prune(st.cfg)
+	p.commitAuth(st.auth)
 	// Pools of clusters that went away or changed: let in-flight requests
 	// finish, then drop the idle connections.
 	for name, c := range old.clusters {
@@ -284,8 +296,15 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 		}
 		st.routes = append(st.routes, r)
 	}
+	if err := p.attachAuth(st); err != nil {
+		closeNew(st, old)
+		old.adopt()
+		return nil, err
+	}
+	attachConcurrency(st)
 	for _, l := range cfg.Listeners {
 		lf := p.listenerFilters(l)
+		lf = append(authChain(l.Auth, st.auth), lf...) // authentication first: it sets the consumer
 		if len(lf) == 0 {
 			continue
 		}
@@ -299,7 +318,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 		st.listeners[l.Name] = lc
 	}
 	cc := cfg.Cache
-	st.storeOpts = httpcache.StoreOptions{AllowSetCookie: cc.AllowSetCookie}
+	st.storeOpts.AllowSetCookie = cc.AllowSetCookie
 	st.freshOpts = httpcache.FreshnessOptions{HeuristicMax: cc.HeuristicMax}
 	st.maxObject = int64(cc.MaxObjectSize)
 	st.coalesce = cc.CoalesceTimeout
@@ -325,6 +344,7 @@ func (p *Proxy) Close() error {
 	p.bg.Wait()
 	p.dns.prune(nil)
 	p.closeGuards()
+	p.closeAuth()
 	for _, c := range p.st.Load().clusters {
 		c.stop()
 		c.close()

@@ -26,7 +26,8 @@ type route struct {
 	bypass      []string // canonical header names
 	ttlOverride int64    // ms; 0 = none
 
-	filters chain // built here, once per configuration (filter.go)
+	filters chain      // built here, once per configuration (filter.go)
+	conc    *concLimit // concurrency caps; nil = none (concurrency.go)
 }
 
 func compileRoute(rc config.Route, clusters map[string]*cluster) *route {

@@ -199,6 +199,12 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.fail(rec, x, http.StatusMethodNotAllowed, "CONNECT is only accepted by forward-proxy listeners")
 			return
 		}
+		// The listener's filters (authentication, IP lists) guard tunnels
+		// as they guard requests without a route.
+		x.host, x.target, x.chain = r.Host, r.Host, x.st.chainFor(x.lis.Name, nil)
+		if len(x.chain) > 0 && p.filterRequest(rec, x) {
+			return
+		}
 		p.tunnel(rec, r, x)
 		return
 	}
@@ -207,6 +213,17 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(x.chain) > 0 && p.filterRequest(rec, x) {
 		return
+	}
+	if x.route != nil && x.route.cfg.MaxRequestBody > 0 && !p.routeBodyLimit(w, rec, r, x) {
+		return // bodylimit.go
+	}
+	if x.route != nil && x.route.conc != nil { // concurrency.go
+		ok, limit := x.route.conc.enter(r.RemoteAddr)
+		if !ok {
+			p.refuseConcurrency(rec, x, limit)
+			return
+		}
+		defer x.route.conc.leave(r.RemoteAddr)
 	}
 	var ctx context.Context = &x.ctx
 	if x.route != nil && x.route.cfg.Timeout > 0 {
