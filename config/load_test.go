@@ -197,7 +197,7 @@ func TestBadConfigs(t *testing.T) {
 			`zerohop.yaml:2: admin.bogus: unknown field; valid fields are address, allow_remote, token`},
 		{"reserved field", lines("clusters:", "  - name: a", "    endpoints: [{url: 'http://a'}]", "    retries: 3"),
 			`zerohop.yaml:4: clusters[0].retries: not supported yet by this version of zerohop`},
-		{"reserved top-level", lines("egress: {}"), `zerohop.yaml:1: egress: not supported yet`},
+		{"egress without default", lines("egress: {}"), `zerohop.yaml:1: egress.default: required`},
 		{"duplicate key", lines("cache:", "  size: 1GiB", "  size: 2GiB"),
 			`zerohop.yaml:3: cache.size: duplicate key (first set at line 2)`},
 		{"yaml unclosed list", lines("cache:", "  size: [1", "admin: {}"), `zerohop.yaml:2: invalid YAML: did not find expected ',' or ']'`},
@@ -551,6 +551,10 @@ var everyField = lines(
 	"  - name: b",
 	"    match: {path_exact: /b}",
 	"    cluster: api",
+	"egress:",
+	"  default: deny",
+	"  audit_log: /var/log/egress.jsonl",
+	"  rules: [{name: r, action: allow, hosts: [a.example], cidrs: [10.0.0.0/8], ports: [443], schemes: [https], methods: [CONNECT]}]",
 )
 
 // TestEveryFieldDecodes parses everyField and checks, by reflection, that

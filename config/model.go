@@ -39,10 +39,13 @@ type Config struct {
 	// Routes map requests to clusters; the first match wins. Default: none.
 	Routes []Route `yaml:"routes"`
 
+	// Egress is the egress policy of forward listeners (egress.go).
+	// Default nil: none.
+	Egress *Egress `yaml:"egress"`
+
 	// Reserved (rejected with "not supported yet" until implemented; add
 	// each as an optional pointer field so old files keep their meaning):
 	//   auth:   API keys and JWT validation
-	//   egress: which hosts forward mode may reach
 	//   limits: rate limits (a key that was accepted and enforced nothing,
 	//           so a file setting it now fails instead of running unprotected)
 }
@@ -115,8 +118,8 @@ type Listener struct {
 // (169.254.169.254, fd00:ec2::254, 100.100.100.200, and
 // metadata.google.internal). The check is made on the address actually
 // dialled, after name resolution, so a name that resolves to a refused
-// address is refused too. A later egress policy (the reserved top-level
-// egress key) will say which other hosts may be reached; these keys stay.
+// address is refused too. The top-level egress policy (Config.Egress)
+// says which other destinations may be reached.
 // Like every listener setting, a change takes effect at the next start.
 type Forward struct {
 	// AllowLoopback lets clients reach loopback destinations: origins in
@@ -377,7 +380,7 @@ type RouteCache struct {
 // reservedKeys are keys a future version will accept. Rejecting them with
 // a clear message beats both "unknown field" and silently ignoring them.
 var reservedKeys = map[reflect.Type][]string{
-	reflect.TypeFor[Config]():      {"auth", "egress", "limits"},
+	reflect.TypeFor[Config]():      {"auth", "limits"},
 	reflect.TypeFor[Listener]():    {"tls"},
 	reflect.TypeFor[RedisStream](): {"tls"},
 	reflect.TypeFor[Cluster]():     {"health_check", "outlier_detection", "retries"},
