@@ -80,9 +80,6 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	if rt == nil && l.Mode != config.ModeForward {
 		return false, true // 404 from the general path
 	}
-	if rt == nil && c.h.guard != nil && c.h.guard.checkHost(host, 80) != nil {
-		return false, true // the general path refuses it
-	}
 	ch := st.chainFor(l.Name, rt)
 	if len(ch) > 0 {
 		// The request phase runs here, once, before the cache. Whatever

@@ -96,6 +96,7 @@ type Proxy struct {
 	guards    map[string]*egressGuard // by listener name
 	oldGuards []*egressGuard          // replaced, closed by Close
 	self      self                    // the sidecar's own addresses
+	eg        egressShared            // the egress policy's audit files and counters
 
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
@@ -115,6 +116,7 @@ type state struct {
 	// listeners holds the chains of the listeners that have filters of
 	// their own (chainFor); empty when none has.
 	listeners map[string]*listenerChains
+	egress    *egressPolicy // the egress policy (egresspolicy.go); nil: none
 }
 
 // listenerChains are the chains of one listener with filters of its own:
@@ -176,6 +178,9 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.m = m
+	if err := p.eg.init(reg); err != nil {
+		return nil, err
+	}
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -241,8 +246,14 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 		}
 		st.routes = append(st.routes, r)
 	}
+	egress, err := p.compileEgress(cfg.Egress)
+	if err != nil {
+		return nil, err
+	}
+	st.egress = egress
 	for _, l := range cfg.Listeners {
 		lf := p.listenerFilters(l)
+		lf = append(p.egressFilters(st, l), lf...) // first: refused before anything else runs
 		if len(lf) == 0 {
 			continue
 		}
@@ -281,6 +292,7 @@ func (p *Proxy) Close() error {
 	p.bgStop()
 	p.bg.Wait()
 	p.closeGuards()
+	p.eg.close()
 	for _, c := range p.st.Load().clusters {
 		c.transport.CloseIdleConnections()
 	}

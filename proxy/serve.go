@@ -250,14 +250,6 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 		p.fail(w, x, http.StatusNotFound, "no route matches this request")
 		return false
 	}
-	if x.route == nil && x.guard != nil {
-		// The client chose the destination: check it before the cache,
-		// so that what is refused is refused on a hit too.
-		if ref := x.guard.checkHost(x.host, 80); ref != nil {
-			p.refuse(w, x, ref)
-			return false
-		}
-	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		var detail string
 		if x.cacheable, detail = p.cachesFor(x.route, requestFields(r.Header)); detail != "" {
