@@ -56,3 +56,32 @@ func TestEgressConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestCredentialsConfig(t *testing.T) {
+	head := lines("clusters:", "  - name: api", "    endpoints: [{url: 'http://10.0.0.7:8080'}]")
+	c, err := Parse("zerohop.yaml", []byte(head+lines("    credentials: {type: bearer, file: /s/token}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr := c.Clusters[0].Credentials; cr == nil || cr.CheckInterval != DefaultCredentialCheckInterval || cr.CachePartition != "" {
+		t.Fatalf("decoded %+v", cr)
+	}
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"no type", "    credentials: {file: /s}", `zerohop.yaml:4: clusters[0].credentials.type: required`},
+		{"bad type", "    credentials: {type: digest, file: /s}", `clusters[0].credentials.type: invalid type "digest"`},
+		{"header without name", "    credentials: {type: header, file: /s}", `clusters[0].credentials.header: required for type header`},
+		{"header for bearer", "    credentials: {type: bearer, header: X-A, file: /s}", `clusters[0].credentials.header: only for type header`},
+		{"owned header", "    credentials: {type: header, header: host, file: /s}", `"Host" is set by the proxy`},
+		{"bad header", "    credentials: {type: header, header: 'a b', file: /s}", `invalid header name "a b"`},
+		{"no file", "    credentials: {type: basic}", `clusters[0].credentials.file: required`},
+		{"zero interval", "    credentials: {type: basic, file: /s, check_interval: 0s}", `clusters[0].credentials.check_interval: must be > 0`},
+		{"bad partition", "    credentials: {type: basic, file: /s, cache_partition: 'a b'}", `clusters[0].credentials.cache_partition: invalid partition`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("zerohop.yaml", []byte(head+lines(tt.yaml)))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error:\n%v\nwant it to contain:\n%s", err, tt.want)
+			}
+		})
+	}
+}

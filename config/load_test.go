@@ -541,6 +541,7 @@ var everyField = lines(
 	"    max_idle_conns: 3",
 	"    client: std",
 	"    tls: {ca_file: /ca.pem, insecure_skip_verify: true, server_name: a.internal}",
+	"    credentials: {type: header, header: X-Api-Key, file: /secrets/key, check_interval: 5s, cache_partition: p}",
 	"routes:",
 	"  - name: a",
 	"    match: {host: a.example.com, path_prefix: /a/, methods: [GET], headers: {X-A: b}}",

@@ -281,6 +281,9 @@ type Cluster struct {
 	// EffectiveClient). Set "std" to fall back if h1 misbehaves with an
 	// upstream; "h1" with https endpoints speaks HTTP/1.1 over TLS.
 	Client ClusterClient `yaml:"client"`
+	// Credentials are added to the requests sent to the cluster
+	// (credentials.go). Default nil: none.
+	Credentials *Credentials `yaml:"credentials"`
 
 	// Reserved: health_check, outlier_detection, retries.
 }

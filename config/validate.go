@@ -330,6 +330,7 @@ func (v *validator) clusters(cs []Cluster) map[string]string {
 		default:
 			v.errorf(p+".client", "invalid client %q: must be %q or %q", c.Client, ClientH1, ClientStd)
 		}
+		v.credentials(p+".credentials", c.Credentials)
 	}
 	return names
 }
