@@ -26,6 +26,7 @@ type cluster struct {
 	endpoints []endpoint
 	total     int // sum of weights
 	transport upstreamClient
+	cred      *credential // outbound credentials (credentials.go); nil: none
 }
 
 // upstreamClient is a pool of upstream connections: an *h1.Transport, or

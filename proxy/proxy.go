@@ -97,6 +97,7 @@ type Proxy struct {
 	oldGuards []*egressGuard          // replaced, closed by Close
 	self      self                    // the sidecar's own addresses
 	eg        egressShared            // the egress policy's audit files and counters
+	creds     credMetrics             // outbound credentials' reloads (credentials.go)
 
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
@@ -181,6 +182,9 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	if err := p.eg.init(reg); err != nil {
 		return nil, err
 	}
+	if err := p.creds.init(reg); err != nil {
+		return nil, err
+	}
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -235,6 +239,9 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 		}
 		c, err := newCluster(cc, p.m)
 		if err != nil {
+			return nil, err
+		}
+		if c.cred, err = p.newCredential(cc); err != nil {
 			return nil, err
 		}
 		st.clusters[cc.Name] = c
