@@ -32,7 +32,7 @@ func (u *credUpstream) handler(cacheControl string) handlerFunc {
 		u.seen = append(u.seen, v)
 		u.mu.Unlock()
 		w.Header().Set("Cache-Control", cacheControl)
-		w.Header().Set(u.field, v)            // an echo in the same field
+		w.Header().Set(u.field, v)           // an echo in the same field
 		w.Header().Set("X-Debug-Request", v) // and under another name
 		io.WriteString(w, "ok")
 	}
