@@ -55,6 +55,7 @@ type credential struct {
 type credValue struct {
 	header string // the field value sent
 	secret string // the file's value, to find echoes of it
+	prev   string // the value before, whose echoes are still removed (a request sent just before a rotation)
 }
 
 // credMetrics count credential file reloads.
@@ -142,8 +143,11 @@ func (c *credential) reload(now time.Time) error {
 		return err
 	}
 	c.last, c.lastErr = fi, ""
-	if old := c.val.Load(); old != nil && old.header == v.header {
-		return nil // touched, same value
+	if old := c.val.Load(); old != nil {
+		if old.header == v.header {
+			return nil // touched, same value
+		}
+		v.prev = old.secret
 	}
 	c.val.Store(v)
 	c.m.reloads.WithLabelValues(c.cluster, "ok").Inc()
@@ -198,12 +202,20 @@ func (c *credential) stripEcho(h http.Header) {
 		return
 	}
 	h.Del(c.field)
-	if len(v.secret) < minEchoScan {
-		return // too short to tell an echo from a coincidence
+	// Values too short to tell an echo from a coincidence are not looked for.
+	cur, prev := v.secret, v.prev
+	if len(cur) < minEchoScan {
+		cur = ""
+	}
+	if len(prev) < minEchoScan {
+		prev = ""
+	}
+	if cur == "" && prev == "" {
+		return
 	}
 	for k, vs := range h {
 		for _, s := range vs {
-			if strings.Contains(s, v.secret) || strings.Contains(s, v.header) {
+			if cur != "" && strings.Contains(s, cur) || prev != "" && strings.Contains(s, prev) {
 				delete(h, k)
 				break
 			}
