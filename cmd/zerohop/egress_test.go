@@ -186,6 +186,16 @@ egress:
 	}
 	mu.Unlock()
 
+	// A broken file (empty) keeps the value in use, logged without it.
+	writeSecret("")
+	waitFor(t, func() bool { // the file is checked on an upstream request
+		get("http://api.internal/v")
+		return strings.Contains(d.stderr.String(), "credential file unusable")
+	}, "the broken file logged")
+	if resp, body := get("http://api.internal/v"); resp.StatusCode != 200 || body != "api" || last() != "Bearer "+second {
+		t.Errorf("with a broken file: %d %q, upstream saw %q; want the value in use", resp.StatusCode, body, last())
+	}
+
 	// The audit file: one JSON line per decision.
 	b, err := os.ReadFile(audit)
 	if err != nil {
@@ -231,7 +241,7 @@ egress:
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, m := range []string{`zerohop_egress_decisions_total{action="deny",listener="app",rule="blocked-port"} 2`,
-		`zerohop_credential_reloads_total{cluster="api",result="ok"} 2`} {
+		`zerohop_credential_reloads_total{cluster="api",result="ok"} 2`, `zerohop_credential_reloads_total{cluster="api",result="error"}`} {
 		if !strings.Contains(string(metrics), m) {
 			t.Errorf("/metrics lacks %s", m)
 		}
