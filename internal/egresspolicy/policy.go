@@ -36,9 +36,10 @@ type Rule struct {
 	Name  string
 	Allow bool
 
-	exact    []string // lower-case host names
-	suffixes []string // ".example.com" for "*.example.com"
-	anyHost  bool     // "*"
+	exact    []string            // lower-case host names
+	exactSet map[string]struct{} // exact as a set, for long lists
+	suffixes []string            // ".example.com" for "*.example.com"
+	anyHost  bool                // "*"
 	prefixes []netip.Prefix
 	ports    [][2]uint16 // inclusive ranges
 	schemes  []string
@@ -97,6 +98,12 @@ func compile(s Spec) (Rule, error) {
 			r.suffixes = append(r.suffixes, suffix)
 		default:
 			r.exact = append(r.exact, exact)
+		}
+	}
+	if len(r.exact) > exactSetMin {
+		r.exactSet = make(map[string]struct{}, len(r.exact))
+		for _, h := range r.exact {
+			r.exactSet[h] = struct{}{}
 		}
 	}
 	for _, c := range s.CIDRs {
@@ -257,6 +264,10 @@ func (p *Policy) NeedsAddr() bool {
 	return false
 }
 
+// exactSetMin is the length of a rule's exact host list above which it is
+// looked up in a map rather than compared entry by entry.
+const exactSetMin = 8
+
 type match uint8
 
 const (
@@ -309,9 +320,15 @@ func (r *Rule) matchHost(h string) bool {
 	if r.anyHost {
 		return true
 	}
-	for _, e := range r.exact {
-		if e == h {
+	if r.exactSet != nil {
+		if _, ok := r.exactSet[h]; ok {
 			return true
+		}
+	} else {
+		for _, e := range r.exact {
+			if e == h {
+				return true
+			}
 		}
 	}
 	for _, s := range r.suffixes {

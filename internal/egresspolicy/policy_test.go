@@ -61,6 +61,16 @@ func TestDecide(t *testing.T) {
 	if r != nil || !allow {
 		t.Errorf("a name before no-internal is decided pending; got %v %v", r, allow)
 	}
+	long := Spec{Name: "long", Allow: true}
+	for i := 0; i < 50; i++ {
+		long.Hosts = append(long.Hosts, fmt.Sprintf("H%d.Example.com", i))
+	}
+	lp := mustNew(t, false, long)
+	for h, want := range map[string]bool{"h7.example.com": true, "h49.example.com": true, "h50.example.com": false} {
+		if r, allow := lp.Decide(Dest{Host: h, Port: 443}); allow != want || (r.Name == "long") != want {
+			t.Errorf("a long host list: Decide(%q) = %q %v; want allowed %v", h, r.Name, allow, want)
+		}
+	}
 	q := mustNew(t, true, Spec{Name: "v6only", CIDRs: []string{"2001:db8::/32"}, Methods: []string{"POST"}})
 	if r, allow := q.Decide(Dest{Host: "h", Port: 80, Method: "GET"}); r == nil || r.Name != DefaultRule || !allow {
 		t.Errorf("method rules out the cidr rule: %v %v; want the default", r, allow)
