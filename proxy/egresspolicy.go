@@ -139,6 +139,17 @@ func (p *Proxy) egressFilters(st *state, l config.Listener) chain {
 	return chain{&egressFilter{p: p, g: p.guardFor(l), pol: st.egress}}
 }
 
+// hasEgressFilter reports whether c starts with a forward listener's
+// egress filter, as every chain of a listener the configuration names
+// does.
+func hasEgressFilter(c chain) bool {
+	if len(c) == 0 {
+		return false
+	}
+	_, ok := c[0].(*egressFilter)
+	return ok
+}
+
 type egressFilter struct {
 	passFilter
 	p   *Proxy

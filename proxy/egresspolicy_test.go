@@ -229,3 +229,44 @@ func TestEgressAuditToAccessLog(t *testing.T) {
 	}
 	t.Errorf("no egress line in the access log: %v", h.logs.records())
 }
+
+// TestEgressListenerNotInConfig: a forward listener keeps running after a
+// reload that renames it (listener changes wait for a restart); the new
+// configuration has no chain for it, and its destinations are still
+// checked before the cache, on both entry paths, with the policy in use:
+// a response stored while the destination was allowed is not served once
+// it is refused.
+func TestEgressListenerNotInConfig(t *testing.T) {
+	cacheable := func(w http.ResponseWriter, r *http.Request, _ int64) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "stored")
+	}
+	for _, plain := range []bool{false, true} {
+		h := newHarness(t, harnessOptions{mode: config.ModeForward, handler: cacheable, plainServer: plain})
+		get := "GET http://" + h.up.hostport() + "/c HTTP/1.1\r\nHost: " + h.up.hostport() + "\r\n\r\n"
+		for i := 0; i < 2; i++ {
+			if code, _, body := egressAnswer(t, h, get); code != 200 || body != "stored" {
+				t.Fatalf("plain=%v: before the reload: %d %q", plain, code, body)
+			}
+		}
+		cfg := *h.cfg
+		cfg.Listeners = []config.Listener{h.cfg.Listeners[0]}
+		cfg.Listeners[0].Name = "renamed"
+		cfg.Egress = &config.Egress{Default: "deny"}
+		if err := h.p.Reload(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		if code, rule, body := egressAnswer(t, h, get); code != 403 || rule != "default" {
+			t.Errorf("plain=%v: the stored response of a refused destination: %d %q %q; want 403 by default", plain, code, rule, body)
+		}
+		for _, req := range egressRequests[1:] {
+			if code, rule, body := egressAnswer(t, h, req.raw("192.0.2.1:80")); code != 403 || rule != "default" {
+				t.Errorf("plain=%v %s: %d %q %s; want 403 by default", plain, req.name, code, rule, body)
+			}
+		}
+		if h.up.hits.Load() != 1 {
+			t.Errorf("plain=%v: the origin got %d requests; want 1", plain, h.up.hits.Load())
+		}
+		h.close()
+	}
+}

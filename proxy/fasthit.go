@@ -81,6 +81,9 @@ func (c *fastSide) serveHit() (served, keep bool) {
 		return false, true // 404 from the general path
 	}
 	ch := st.chainFor(l.Name, rt)
+	if rt == nil && c.h.guard != nil && !hasEgressFilter(ch) {
+		return false, true // the general path checks the destination (resolve)
+	}
 	if len(ch) > 0 {
 		// The request phase runs here, once, before the cache. Whatever
 		// it decided goes with the request if it is handed over; an

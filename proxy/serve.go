@@ -250,6 +250,15 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 		p.fail(w, x, http.StatusNotFound, "no route matches this request")
 		return false
 	}
+	if x.route == nil && x.guard != nil && !hasEgressFilter(x.chain) {
+		// A listener the configuration in use does not name (renamed or
+		// removed since it started): its egress filter is not in the
+		// chain, and the destination is checked here instead.
+		if ref := x.guard.decideHost(x.st.egress, x.host, 80, "http", r.Method); ref != nil {
+			p.refuse(w, x, ref)
+			return false
+		}
+	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		var detail string
 		if x.cacheable, detail = p.cachesFor(x.route, requestFields(r.Header)); detail != "" {
