@@ -21,7 +21,7 @@
 //	zerohop.yaml:21: routes[2].timeuot: unknown field (did you mean "timeout"?)
 //
 // Unknown keys are errors, so typos are not silently ignored. Keys reserved
-// for features not built yet (egress, limits, retries, ...)
+// for features not built yet (limits, retries, ...)
 // are rejected with "not supported yet". Top-level keys starting with "x-"
 // are ignored and may hold YAML anchors for "<<" merges.
 //
@@ -145,6 +145,27 @@
 // zerohop_tls_reloads_total{result="error"}, the previous ones staying in
 // use. A TLS listener does not run the HTTP/1.1 fast path. docs/tls.md
 // has the details.
+//
+// # Egress policy and outbound credentials
+//
+// The top-level egress section (Egress) adds allow and deny rules on the
+// destinations of forward listeners (host, address range, port, scheme,
+// method; first match wins; a default action), after the built-in
+// refusals above, with an audit line per decision. A cluster's
+// credentials section (Credentials) has the sidecar add an API key,
+// bearer token or basic credentials from a mounted secret file to the
+// requests sent to the cluster. docs/egress.md describes both.
+//
+//	egress:
+//	  default: deny
+//	  audit_log: /var/log/zerohop/egress.jsonl
+//	  rules:
+//	    - {name: no-internal, action: deny, cidrs: [10.0.0.0/8, "fd00::/8"]}
+//	    - {name: apis, action: allow, hosts: ["*.example.com"], ports: [443], methods: [CONNECT]}
+//	clusters:
+//	  - name: payments
+//	    endpoints: [{url: "http://payments-gw.internal:8080"}]
+//	    credentials: {type: bearer, file: /var/run/secrets/payments/token}
 //
 // # Reloading
 //

@@ -203,7 +203,7 @@ func TestBadConfigs(t *testing.T) {
 			`zerohop.yaml:2: admin.bogus: unknown field; valid fields are address, allow_remote, token`},
 		{"reserved field", lines("clusters:", "  - name: a", "    endpoints: [{url: 'http://a'}]", "    retries: 3"),
 			`zerohop.yaml:4: clusters[0].retries: not supported yet by this version of zerohop`},
-		{"reserved top-level", lines("egress: {}"), `zerohop.yaml:1: egress: not supported yet`},
+		{"egress without default", lines("egress: {}"), `zerohop.yaml:1: egress.default: required`},
 		{"duplicate key", lines("cache:", "  size: 1GiB", "  size: 2GiB"),
 			`zerohop.yaml:3: cache.size: duplicate key (first set at line 2)`},
 		{"yaml unclosed list", lines("cache:", "  size: [1", "admin: {}"), `zerohop.yaml:2: invalid YAML: did not find expected ',' or ']'`},
@@ -554,6 +554,7 @@ var everyField = lines(
 	"    panic_threshold: 30",
 	"    health_check: {path: /healthz, interval: 5s, timeout: 1s, jitter: 1s, healthy_threshold: 1, unhealthy_threshold: 2, expected_statuses: [200, 204], host: health.internal}",
 	"    outlier_detection: {consecutive_5xx: 3, consecutive_gateway_failure: 2, base_ejection_time: 10s, max_ejection_time: 1m, max_ejection_percent: 50}",
+	"    credentials: {type: header, header: X-Api-Key, file: /secrets/key, check_interval: 5s, cache_partition: p}",
 	"  - {name: b, endpoints: [{url: 'https://b:8443'}], tls: {ca_file: testdata/tls/ca.pem}}",
 	"  - {name: by-cookie, endpoints: [{url: 'http://b'}], lb_policy: maglev, hash_policy: {cookie: sid}, dns_refresh: 30s, dns_resolver: '10.0.0.53:53'}",
 	"  - {name: by-client, endpoints: [{url: 'http://c'}], lb_policy: maglev, hash_policy: {source_address: true}}",
@@ -596,6 +597,10 @@ var everyField = lines(
 	"  - name: b",
 	"    match: {path_exact: /b}",
 	"    cluster: api",
+	"egress:",
+	"  default: deny",
+	"  audit_log: /var/log/egress.jsonl",
+	"  rules: [{name: r, action: allow, hosts: [a.example], cidrs: [10.0.0.0/8], ports: [443], schemes: [https], methods: [CONNECT]}]",
 )
 
 // TestEveryFieldDecodes parses everyField and checks, by reflection, that

@@ -44,9 +44,13 @@ type Config struct {
 	// docs/auth.md). Default: none.
 	Auth []Authenticator `yaml:"auth"`
 
+	// Egress is the egress policy of forward and transparent listeners
+	// (egress.go, docs/egress.md, docs/transparent.md).
+	// Default nil: none.
+	Egress *Egress `yaml:"egress"`
+
 	// Reserved (rejected with "not supported yet" until implemented; add
 	// each as an optional pointer field so old files keep their meaning):
-	//   egress: which hosts forward mode may reach
 	//   limits: rate limits (a key that was accepted and enforced nothing,
 	//           so a file setting it now fails instead of running unprotected)
 }
@@ -139,8 +143,8 @@ type Listener struct {
 // (169.254.169.254, fd00:ec2::254, 100.100.100.200, and
 // metadata.google.internal). The check is made on the address actually
 // dialled, after name resolution, so a name that resolves to a refused
-// address is refused too. A later egress policy (the reserved top-level
-// egress key) will say which other hosts may be reached; these keys stay.
+// address is refused too. The top-level egress policy (Config.Egress)
+// says which other destinations may be reached.
 // Like every listener setting, a change takes effect at the next start.
 type Forward struct {
 	// AllowLoopback lets clients reach loopback destinations: origins in
@@ -357,6 +361,9 @@ type Cluster struct {
 	// (over UDP, TCP for long answers). Default "" = the system's
 	// resolver. Only with dns_refresh.
 	DNSResolver string `yaml:"dns_resolver"`
+	// Credentials are added to the requests sent to the cluster
+	// (credentials.go). Default nil: none.
+	Credentials *Credentials `yaml:"credentials"`
 
 	// Reserved: retries.
 }
@@ -468,7 +475,7 @@ type RouteCache struct {
 // reservedKeys are keys a future version will accept. Rejecting them with
 // a clear message beats both "unknown field" and silently ignoring them.
 var reservedKeys = map[reflect.Type][]string{
-	reflect.TypeFor[Config]():      {"egress", "limits"},
+	reflect.TypeFor[Config]():      {"limits"},
 	reflect.TypeFor[RedisStream](): {"tls"},
 	reflect.TypeFor[Cluster]():     {"retries"},
 	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits"},

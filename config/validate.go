@@ -101,6 +101,7 @@ func (v *validator) config(c *Config) {
 	v.routes(c.Routes, clusters)
 	v.authUses(c)
 	v.routeLimits(c.Routes)
+	v.egress(c.Egress)
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -334,6 +335,7 @@ func (v *validator) clusters(cs []Cluster) map[string]string {
 		}
 		v.upstreamTLS(p, &cs[i])
 		v.balancing(p, &cs[i])
+		v.credentials(p+".credentials", cs[i].Credentials)
 	}
 	return names
 }

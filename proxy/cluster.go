@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -26,6 +27,7 @@ type cluster struct {
 	transport upstreamClient
 	tlsFiles  *tlsfiles.Watcher // the cluster's certificate files; nil: none
 	tlsConfig *tls.Config       // what its connections use (and its health checks); nil: plain or defaults
+	cred      *credential // outbound credentials (credentials.go); nil: none
 }
 
 // upstreamClient is a pool of upstream connections: an *h1.Transport, or
@@ -88,9 +90,11 @@ type upstreamOptions struct {
 	maxIdle           int           // <= 0: 64
 	tls               *tls.Config   // nil: system roots, TLS 1.2 or later
 	client            config.ClusterClient
-	// control checks each address dialled (net.Dialer.Control): forward
-	// mode's egress guard. Nil: none.
-	control func(network, address string, c syscall.RawConn) error
+	// control checks each address dialled (net.Dialer.ControlContext),
+	// and checkConn (h1 only) the connection each request goes on:
+	// forward mode's egress guard and policy. Nil: none.
+	control   func(ctx context.Context, network, address string, c syscall.RawConn) error
+	checkConn func(ctx context.Context, c net.Conn, reused bool) error
 }
 
 // newTransport builds an upstream connection pool with the client named,
@@ -118,10 +122,11 @@ func newTransport(o upstreamOptions, ev *upstreamEvents) (upstreamClient, error)
 			BodyIdleTimeout:       o.bodyIdle,
 			OnEvent:               ev.on,
 			TLSConfig:             tlsConfig,
-			Control:               o.control,
+			ControlContext:        o.control,
+			CheckConn:             o.checkConn,
 		}), nil
 	}
-	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second, Control: o.control}
+	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second, ControlContext: o.control}
 	t := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,

@@ -84,18 +84,10 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	if rt == nil && l.Mode == config.ModeReverse {
 		return false, true // 404 from the general path
 	}
-	if rt == nil && c.h.guard != nil {
-		refused := false
-		if transparent {
-			refused = c.h.guard.check(c.dst) != nil
-		} else {
-			refused = c.h.guard.checkHost(host, 80) != nil
-		}
-		if refused {
-			return false, true // the general path refuses it
-		}
-	}
 	ch := st.chainFor(l.Name, rt)
+	if rt == nil && c.h.guard != nil && !hasEgressFilter(ch) {
+		return false, true // the general path checks the destination (resolve)
+	}
 	if len(ch) > 0 {
 		// The request phase runs here, once, before the cache. Whatever
 		// it decided goes with the request if it is handed over; an
@@ -120,7 +112,7 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	}
 
 	// The lookup, as lookupStored does it.
-	c.key = shm.AppendKey(c.key[:0], http.MethodGet, "http", host, tgt)
+	c.key = shm.AppendKey(c.key[:0], http.MethodGet, routeKeyScheme(rt, "http"), host, tgt)
 	if c.ebuf == nil {
 		c.ebuf = make([]byte, 16<<10)
 	}

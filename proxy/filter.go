@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -60,6 +61,9 @@ type request interface {
 	// it. The string must not alias request bytes (intern or clone it).
 	Consumer() string
 	SetConsumer(name string)
+	// Destination is, on a transparent listener, the address the app's
+	// connection was going to (the zero AddrPort elsewhere).
+	Destination() netip.AddrPort
 }
 
 // verdict is what OnRequest decided.

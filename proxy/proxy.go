@@ -98,6 +98,8 @@ type Proxy struct {
 	guards    map[string]*egressGuard // by listener name
 	oldGuards []*egressGuard          // replaced, closed by Close
 	self      self                    // the sidecar's own addresses
+	eg        egressShared            // the egress policy's audit files and counters
+	creds     credMetrics             // outbound credentials' reloads (credentials.go)
 
 	listenerTLS listenerTLS // TLS listeners' certificate files (tls.go)
 	reloadMu sync.Mutex  // serialises Reload and DNS refreshes
@@ -125,6 +127,7 @@ type state struct {
 	// their own (chainFor); empty when none has.
 	listeners map[string]*listenerChains
 	auth      map[string]*authRuntime // the authenticators by name (auth.go)
+	egress    *egressPolicy // the egress policy (egresspolicy.go); nil: none
 }
 
 // listenerChains are the chains of one listener with filters of its own:
@@ -197,6 +200,12 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	if p.concm, err = newConcMetrics(reg); err != nil {
+		return nil, err
+	}
+	if err := p.eg.init(reg); err != nil {
+		return nil, err
+	}
+	if err := p.creds.init(reg); err != nil {
 		return nil, err
 	}
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
@@ -286,6 +295,9 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 			old.adopt() // the hosts new balancers took back to the old ones
 			return nil, err
 		}
+		if c.cred, err = p.newCredential(cc); err != nil {
+			return nil, err
+		}
 		st.clusters[cc.Name] = c
 	}
 	for _, rc := range cfg.Routes {
@@ -302,9 +314,18 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 		return nil, err
 	}
 	attachConcurrency(st)
+	egress, err := p.compileEgress(cfg.Egress)
+	if err != nil {
+		closeNew(st, old)
+		old.adopt()
+		return nil, err
+	}
+	st.egress = egress
 	for _, l := range cfg.Listeners {
 		lf := p.listenerFilters(l)
-		lf = append(authChain(l.Auth, st.auth), lf...) // authentication first: it sets the consumer
+		// The egress checks first (refused before anything else runs),
+		// then authentication (it sets the consumer the others use).
+		lf = append(append(p.egressFilters(st, l), authChain(l.Auth, st.auth)...), lf...)
 		if len(lf) == 0 {
 			continue
 		}
@@ -345,6 +366,7 @@ func (p *Proxy) Close() error {
 	p.dns.prune(nil)
 	p.closeGuards()
 	p.closeAuth()
+	p.eg.close()
 	for _, c := range p.st.Load().clusters {
 		c.stop()
 		c.close()

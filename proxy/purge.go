@@ -19,7 +19,7 @@ func (p *Proxy) invalidateAfterUnsafe(x *exchange, resp *http.Response) {
 		return
 	}
 	for _, u := range httpcache.InvalidationURIs(x.in, resp.StatusCode, resp.Header) {
-		p.invalidateURL(u.Scheme, u.Host, u.RequestURI())
+		p.invalidateURL(routeKeyScheme(x.route, u.Scheme), u.Host, u.RequestURI()) // same origin: x's partition
 	}
 }
 

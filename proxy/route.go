@@ -54,6 +54,7 @@ func compileRoute(rc config.Route, clusters map[string]*cluster) *route {
 	if len(rc.ResponseHeaders) > 0 {
 		r.filters = append(r.filters, newSetFieldsFilter(rc.ResponseHeaders))
 	}
+	r.filters = append(r.filters, credentialFilters(r.cluster)...)
 	return r
 }
 

@@ -277,12 +277,13 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 		p.fail(w, x, http.StatusNotFound, "no route matches this request")
 		return false
 	}
-	if x.route == nil && x.guard != nil {
-		// The client chose the destination: check it before the cache,
-		// so that what is refused is refused on a hit too.
-		ref := x.guard.checkHost(x.host, 80)
+	if x.route == nil && x.guard != nil && !hasEgressFilter(x.chain) {
+		// A listener the configuration in use does not name (renamed or
+		// removed since it started): its egress filter is not in the
+		// chain, and the destination is checked here instead.
+		ref := x.guard.decideHost(x.st.egress, x.host, 80, "http", r.Method)
 		if transparent { // the address the app dialled, whatever its Host says
-			ref = x.guard.check(x.dst)
+			ref = x.guard.decideAddr(x.st.egress, x.host, x.dst, "http", r.Method)
 		}
 		if ref != nil {
 			p.refuse(w, x, ref)

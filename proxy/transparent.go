@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zerohop/zerohop/config"
+	"github.com/zerohop/zerohop/internal/egresspolicy"
 	"github.com/zerohop/zerohop/proxy/internal/origdst"
 	"github.com/zerohop/zerohop/proxy/internal/sniff"
 )
@@ -171,12 +173,63 @@ func (t *transparentListener) classify(c net.Conn) {
 		refuse(interceptNoPass, "destination", dst.String(), "protocol", proto)
 		return
 	}
-	if r := t.g.check(dst); r != nil {
+	scheme := "" // other TCP: only rules without schemes apply
+	if kind == sniff.TLS {
+		scheme = "https"
+	}
+	if r := p.passCheck(name, t.g, sni, dst, scheme); r != nil {
 		p.m.egressRefused.WithLabelValues(name, r.reason).Inc()
-		refuse(interceptDestination, "destination", dst.String(), "protocol", proto, "server_name", sni, "rule", r.reason)
+		refuse(interceptDestination, "destination", dst.String(), "protocol", proto, "server_name", sni, "rule", r.ruleName())
 		return
 	}
 	p.passThrough(c, dst, t.l, proto, sni)
+}
+
+// passCheck decides on a connection passed through to dst: the built-in
+// refusals on dst, then the egress policy with the TLS server name (if
+// any) as the host, dst's address and port, and scheme ("https" for TLS,
+// "" for other TCP; no method). With a policy the decision is counted
+// and audited (kind passthrough).
+func (p *Proxy) passCheck(listener string, g *egressGuard, sni string, dst netip.AddrPort, scheme string) *refusal {
+	ep := p.st.Load().egress
+	ref := g.check(dst)
+	rule, allow := "", ref == nil
+	if ref != nil {
+		rule = ref.ruleName()
+	} else if ep != nil {
+		d, _ := parseDest(sni, dst.Port())
+		d.Addr, d.Port = dst.Addr().Unmap().WithZone(""), dst.Port()
+		d.Scheme = scheme
+		var r *egresspolicy.Rule
+		r, allow = ep.pol.Decide(d)
+		rule = r.Name
+		if !allow {
+			dest := sni
+			if dest == "" {
+				dest = dst.String()
+			}
+			ref = &refusal{reason: refusePolicy, rule: rule, dest: dest, addr: dst}
+		}
+	}
+	if ep == nil {
+		return ref
+	}
+	p.eg.count(listener, rule, allow)
+	if ep.audit != nil {
+		decision := "deny"
+		if allow {
+			decision = "allow"
+		}
+		ep.audit.LogAttrs(context.Background(), slog.LevelInfo, "egress",
+			slog.String("listener", listener),
+			slog.String("kind", "passthrough"),
+			slog.String("scheme", scheme),
+			slog.String("destination", sni),
+			slog.String("address", dst.String()),
+			slog.String("rule", rule),
+			slog.String("decision", decision))
+	}
+	return ref
 }
 
 // peekKind waits up to d for enough of c's first bytes to classify them,

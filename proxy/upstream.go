@@ -148,6 +148,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x.respTime = p.opts.Now()
 	x.upstreamMs = float64(x.respTime.Sub(x.reqTime).Microseconds()) / 1000
 	x.status.FwdStatus = resp.StatusCode
+	if x.cluster != nil && x.cluster.cred != nil {
+		x.cluster.cred.stripEcho(resp.Header) // before it is stored or forwarded
+	}
 	if via := resp.Header["Via"]; len(via) > 0 || x.viaV[0] != "" {
 		resp.Header["Via"] = append(via, viaValue(resp.ProtoMajor, resp.ProtoMinor))
 	} else {

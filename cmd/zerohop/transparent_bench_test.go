@@ -173,7 +173,7 @@ func (e *netnsEnv) runLoad(spec string) []int64 {
 func BenchmarkTransparent(b *testing.B) {
 	e := newNetnsEnv(b)
 	e.startUpstream()
-	e.startSidecar()
+	e.startSidecar("")
 	e.iptables("--proxy-uid", strconv.Itoa(proxyUID), "--ports", "80,9001", "--ipv6", "false")
 	b.ResetTimer()
 	h := e.runLoad("hits " + strconv.Itoa(b.N))

@@ -231,8 +231,8 @@ func (e *netnsEnv) startUpstream() {
 }
 
 // startSidecar runs zerohop as proxyUID in the app namespace with a
-// transparent listener on 127.0.0.1:15001.
-func (e *netnsEnv) startSidecar() {
+// transparent listener on 127.0.0.1:15001, and extra configuration.
+func (e *netnsEnv) startSidecar(extra string) {
 	t := e.t
 	cache := filepath.Join(e.dir, "cache")
 	os.MkdirAll(cache, 0o755)
@@ -250,7 +250,7 @@ func (e *netnsEnv) startSidecar() {
     mode: transparent
 admin: {address: "127.0.0.1:9901"}
 cache: {dir: `+cache+`, size: 8MiB, region_size: 1536KiB}
-`), 0o644)
+`+extra), 0o644)
 	cmd := exec.Command("ip", "netns", "exec", e.app, "setpriv", "--reuid="+strconv.Itoa(proxyUID), "--regid="+strconv.Itoa(proxyUID),
 		"--clear-groups", bin, "run", "--config", cfg, "--access-log", "stderr", "--log-level", "debug")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
@@ -321,7 +321,7 @@ func (e *netnsEnv) metric(series string) float64 {
 func TestTransparentInterception(t *testing.T) {
 	e := newNetnsEnv(t)
 	e.startUpstream()
-	e.startSidecar()
+	e.startSidecar("")
 	e.iptables("--proxy-uid", strconv.Itoa(proxyUID), "--ports", "80,443,9000", "--ipv6", "true")
 
 	// IPv6: the original destination comes from IP6T_SO_ORIGINAL_DST.
@@ -407,7 +407,7 @@ func TestTransparentInterception(t *testing.T) {
 func TestTransparentLoopRefused(t *testing.T) {
 	e := newNetnsEnv(t)
 	e.startUpstream()
-	e.startSidecar()
+	e.startSidecar("")
 	e.iptables("--proxy-uid", "4242", "--ports", "80,9000", "--ipv6", "false") // not the sidecar's user
 
 	out, _ := e.in("curl", "-s", "-i", "-m", "10", "http://"+nsUpAddr+"/loop")
@@ -429,7 +429,7 @@ func TestTransparentLoopRefused(t *testing.T) {
 func TestTransparentBadInput(t *testing.T) {
 	e := newNetnsEnv(t)
 	e.startUpstream()
-	e.startSidecar()
+	e.startSidecar("")
 	e.iptables("--proxy-uid", strconv.Itoa(proxyUID), "--ports", "80,443", "--ipv6", "false")
 
 	// Straight to the listener, not redirected: no original destination.
@@ -463,5 +463,54 @@ func TestTransparentBadInput(t *testing.T) {
 	// And the sidecar still serves.
 	if out, err := e.in("curl", "-s", "http://"+nsUpAddr+"/after"); err != nil || !strings.Contains(out, "upstream") {
 		t.Errorf("after bad input: %q %v", out, err)
+	}
+}
+
+// TestTransparentEgressPolicy: the egress policy decides on intercepted
+// connections: an HTTP request by its Host and the address dialled (403
+// naming the rule), a TLS connection by its server name, other TCP by
+// address and port; each decision audited.
+func TestTransparentEgressPolicy(t *testing.T) {
+	e := newNetnsEnv(t)
+	e.startUpstream()
+	audit := filepath.Join(e.dir, "audit")
+	os.MkdirAll(audit, 0o755)
+	os.Chown(audit, proxyUID, proxyUID)
+	e.startSidecar(`egress:
+  default: allow
+  audit_log: ` + filepath.Join(audit, "egress.jsonl") + `
+  rules:
+    - {name: no-echo, action: deny, ports: [9000]}
+    - {name: no-blocked-tls, action: deny, hosts: [blocked.test], schemes: [https]}
+    - {name: no-denied-http, action: deny, hosts: [denied.test], schemes: [http]}
+`)
+	e.iptables("--proxy-uid", strconv.Itoa(proxyUID), "--ports", "80,443,9000", "--ipv6", "false")
+
+	out, _ := e.in("curl", "-s", "-i", "-H", "Host: denied.test", "http://"+nsUpAddr+"/x")
+	if !strings.Contains(out, "403") || !strings.Contains(out, "no-denied-http") {
+		t.Errorf("HTTP to a denied host: want 403 naming the rule:\n%s", out)
+	}
+	if out, err := e.in("curl", "-s", "http://"+nsUpAddr+"/ok"); err != nil || !strings.Contains(out, "upstream") {
+		t.Errorf("HTTP to an allowed host: %q %v", out, err)
+	}
+	out, err := e.in("curl", "-s", "-k", "-m", "5", "--resolve", "blocked.test:443:"+nsUpAddr, "https://blocked.test/")
+	if err == nil || strings.Contains(out, "upstream") {
+		t.Errorf("TLS to a denied server name got through: %q", out)
+	}
+	if out, err := e.in("curl", "-s", "-k", "-m", "5", "--resolve", "upstream.test:443:"+nsUpAddr, "https://upstream.test/ok"); err != nil || !strings.Contains(out, "tls=true") {
+		t.Errorf("TLS to an allowed server name: %q %v", out, err)
+	}
+	out, _ = e.in("bash", "-c", "exec 3<>/dev/tcp/"+nsUpAddr+"/9000; echo hi >&3; timeout 5 head -1 <&3")
+	if strings.Contains(out, "echo:hi") {
+		t.Errorf("TCP to a denied port got through: %q", out)
+	}
+	if v := e.metric(`zerohop_intercept_refused_total{listener="out",reason="destination"}`); v != 2 {
+		t.Errorf("passthrough refusals %v; want 2 (TLS by name, TCP by port)", v)
+	}
+	b, _ := os.ReadFile(filepath.Join(audit, "egress.jsonl"))
+	for _, want := range []string{`"kind":"passthrough"`, `"rule":"no-echo"`, `"rule":"no-blocked-tls"`, `"rule":"no-denied-http"`, `"decision":"allow"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("audit log lacks %s:\n%s", want, b)
+		}
 	}
 }
