@@ -27,7 +27,7 @@ type cluster struct {
 	transport upstreamClient
 	tlsFiles  *tlsfiles.Watcher // the cluster's certificate files; nil: none
 	tlsConfig *tls.Config       // what its connections use (and its health checks); nil: plain or defaults
-	cred      *credential // outbound credentials (credentials.go); nil: none
+	cred      *credential       // outbound credentials (credentials.go); nil: none
 }
 
 // upstreamClient is a pool of upstream connections: an *h1.Transport, or

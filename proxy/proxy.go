@@ -101,12 +101,12 @@ type Proxy struct {
 	eg        egressShared            // the egress policy's audit files and counters
 	creds     credMetrics             // outbound credentials' reloads (credentials.go)
 
-	listenerTLS listenerTLS // TLS listeners' certificate files (tls.go)
-	reloadMu sync.Mutex  // serialises Reload and DNS refreshes
-	dns      dnsClusters // dns_refresh's resolved names, by cluster (dns.go)
-	auth  authRegistry // running authenticators (auth.go)
-	authm *authMetrics
-	concm *concMetrics // concurrency.go
+	listenerTLS listenerTLS  // TLS listeners' certificate files (tls.go)
+	reloadMu    sync.Mutex   // serialises Reload and DNS refreshes
+	dns         dnsClusters  // dns_refresh's resolved names, by cluster (dns.go)
+	auth        authRegistry // running authenticators (auth.go)
+	authm       *authMetrics
+	concm       *concMetrics // concurrency.go
 
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
@@ -127,7 +127,7 @@ type state struct {
 	// their own (chainFor); empty when none has.
 	listeners map[string]*listenerChains
 	auth      map[string]*authRuntime // the authenticators by name (auth.go)
-	egress    *egressPolicy // the egress policy (egresspolicy.go); nil: none
+	egress    *egressPolicy           // the egress policy (egresspolicy.go); nil: none
 }
 
 // listenerChains are the chains of one listener with filters of its own:
