@@ -39,12 +39,14 @@ type Config struct {
 	// Routes map requests to clusters; the first match wins. Default: none.
 	Routes []Route `yaml:"routes"`
 
+	// Limits are named rate limits that routes and listeners apply
+	// (their rate_limits lists); see Limit. Default: none.
+	Limits []Limit `yaml:"limits"`
+
 	// Reserved (rejected with "not supported yet" until implemented; add
 	// each as an optional pointer field so old files keep their meaning):
 	//   auth:   API keys and JWT validation
 	//   egress: which hosts forward mode may reach
-	//   limits: rate limits (a key that was accepted and enforced nothing,
-	//           so a file setting it now fails instead of running unprotected)
 }
 
 // ListenerMode says how a listener treats requests.
@@ -102,6 +104,10 @@ type Listener struct {
 	// tunnels. Only for mode forward: a reverse listener sends requests to
 	// the operator's clusters, never to a destination the client chose.
 	Forward Forward `yaml:"forward"`
+	// RateLimits names limits (top-level limits) applied to every request
+	// the listener accepts, routed or not, before the route's own, in
+	// order. Default empty.
+	RateLimits []string `yaml:"rate_limits"`
 
 	// Reserved: tls (serving TLS to downstream clients).
 }
@@ -340,8 +346,13 @@ type Route struct {
 	// Transfer-Encoding, Connection, Age, Cache-Status, X-Request-Id and
 	// other hop-by-hop fields) are rejected. Default empty.
 	ResponseHeaders map[string]string `yaml:"response_headers"`
+	// RateLimits names limits (top-level limits) applied to the route's
+	// requests, hits and misses alike, after its listener's. Every limit
+	// listed counts the request; when several refuse it, the one that
+	// frees last answers. Default empty.
+	RateLimits []string `yaml:"rate_limits"`
 
-	// Reserved: weighted_clusters (splits), retries, rate_limits, auth.
+	// Reserved: weighted_clusters (splits), retries, auth.
 }
 
 // Match is a conjunction: every condition that is set must hold.
@@ -377,10 +388,10 @@ type RouteCache struct {
 // reservedKeys are keys a future version will accept. Rejecting them with
 // a clear message beats both "unknown field" and silently ignoring them.
 var reservedKeys = map[reflect.Type][]string{
-	reflect.TypeFor[Config]():      {"auth", "egress", "limits"},
+	reflect.TypeFor[Config]():      {"auth", "egress"},
 	reflect.TypeFor[Listener]():    {"tls"},
 	reflect.TypeFor[RedisStream](): {"tls"},
 	reflect.TypeFor[Cluster]():     {"health_check", "outlier_detection", "retries"},
 	reflect.TypeFor[UpstreamTLS](): {"cert_file", "key_file"},
-	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits", "auth"},
+	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "auth"},
 }

@@ -97,6 +97,8 @@ type Proxy struct {
 	oldGuards []*egressGuard          // replaced, closed by Close
 	self      self                    // the sidecar's own addresses
 
+	limits *limitRegistry // rate limits, kept across reloads (ratelimit.go)
+
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
 }
@@ -112,6 +114,7 @@ type state struct {
 	maxObject int64
 	coalesce  time.Duration
 	sie       time.Duration
+	limits    limitSet // rate limits, by name
 	// listeners holds the chains of the listeners that have filters of
 	// their own (chainFor); empty when none has.
 	listeners map[string]*listenerChains
@@ -143,10 +146,10 @@ func (st *state) chainFor(lis string, rt *route) chain {
 }
 
 // listenerFilters builds the filters of listener l that run before its
-// routes' filters, on every request it accepts (routed or not). None yet:
+// routes' filters, on every request it accepts (routed or not):
 // listener-wide policies (rate limits, egress policy) are added here.
-func (p *Proxy) listenerFilters(l config.Listener) chain {
-	return nil
+func (p *Proxy) listenerFilters(st *state, l config.Listener) chain {
+	return st.limits.filters(l.RateLimits)
 }
 
 // New builds a proxy for cfg (already validated by config.Load or
@@ -176,6 +179,9 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.m = m
+	if p.limits, err = newLimitRegistry(reg, opts.Logger); err != nil {
+		return nil, err
+	}
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -221,6 +227,10 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 
 func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	st := &state{cfg: cfg, clusters: map[string]*cluster{}}
+	var err error
+	if st.limits, err = p.limits.build(cfg, p.opts.Now); err != nil {
+		return nil, err
+	}
 	for _, cc := range cfg.Clusters {
 		if old != nil {
 			if c, ok := old.clusters[cc.Name]; ok && c.sameConfig(cc) {
@@ -236,13 +246,14 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	}
 	for _, rc := range cfg.Routes {
 		r := compileRoute(rc, st.clusters)
+		r.filters = append(r.filters, st.limits.filters(rc.RateLimits)...)
 		if r.cluster == nil {
 			return nil, fmt.Errorf("proxy: route %q: unknown cluster %q", rc.Name, rc.Cluster)
 		}
 		st.routes = append(st.routes, r)
 	}
 	for _, l := range cfg.Listeners {
-		lf := p.listenerFilters(l)
+		lf := p.listenerFilters(st, l)
 		if len(lf) == 0 {
 			continue
 		}
@@ -281,6 +292,7 @@ func (p *Proxy) Close() error {
 	p.bgStop()
 	p.bg.Wait()
 	p.closeGuards()
+	p.limits.close()
 	for _, c := range p.st.Load().clusters {
 		c.transport.CloseIdleConnections()
 	}

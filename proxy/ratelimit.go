@@ -1,0 +1,355 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/zerohop/zerohop/config"
+	"github.com/zerohop/zerohop/proxy/internal/ratelimit"
+)
+
+// Rate limits (config.Limit): a rateLimitFilter in a listener's or a
+// route's chain holds the limits that list names. It runs in the request
+// phase, before the cache, so a refused request is never served a stored
+// response. Each limit keeps a GCRA bucket per key, in a bounded, sharded
+// table in this process (ratelimit.Table) or in Redis for a global limit
+// (ratelimit.Global). docs/limits.md describes the behaviour.
+
+// maxKeyLen is the longest key a limit keeps as it is; a longer one (a
+// huge header value) is kept as its 64-bit hash, so that max_keys bounds
+// the memory whatever clients send.
+const maxKeyLen = 64
+
+// rejectBody is the body of a 429.
+const rejectBody = "rate limit exceeded\n"
+
+// limiter is one configured limit, built once and kept across reloads
+// while its configuration does not change (its buckets with it).
+type limiter struct {
+	cfg    config.Limit
+	name   string
+	key    config.LimitKey
+	header string // canonical, for key: header
+	shadow bool
+	table  *ratelimit.Table  // a local limit's buckets
+	global *ratelimit.Global // a global limit; nil for a local one
+	epoch  time.Time
+	now    func() time.Time
+
+	policy   string // the RateLimit-Policy field value
+	rlPrefix string // the RateLimit field value up to t=
+
+	allowed, rejected, shadowRejected prometheus.Counter
+	outcomes                          [5]prometheus.Counter // global: by ratelimit.Outcome
+	redisErrors                       prometheus.Counter
+
+	log     *slog.Logger
+	lastLog atomic.Int64 // unix ns of the last Redis error logged
+}
+
+// decide returns whether the request of r may go on under l, and if not,
+// how long until it could (ns).
+func (l *limiter) decide(r request) (ok bool, wait int64) {
+	key := l.keyOf(r)
+	now := int64(l.now().Sub(l.epoch))
+	if l.global == nil {
+		d := l.table.Take(key, now)
+		if d.Allowed {
+			l.allowed.Inc()
+			return true, 0
+		}
+		return l.refuse(d.Wait)
+	}
+	d, o, err := l.global.Take(context.Background(), key, now)
+	if err != nil {
+		l.redisErrors.Inc()
+		l.logError(err)
+	}
+	if d.Allowed {
+		l.outcomes[o].Inc()
+		return true, 0
+	}
+	if l.shadow {
+		l.shadowRejected.Inc()
+		return true, 0
+	}
+	l.outcomes[o].Inc()
+	return false, d.Wait
+}
+
+func (l *limiter) refuse(wait int64) (bool, int64) {
+	if l.shadow {
+		l.shadowRejected.Inc()
+		return true, 0
+	}
+	l.rejected.Inc()
+	return false, wait
+}
+
+// keyOf is the bucket key of r: "" when r has none (no such field, no
+// consumer), which makes such requests share a bucket.
+func (l *limiter) keyOf(r request) string {
+	var k string
+	switch l.key {
+	case config.KeyClientAddress:
+		k = r.RemoteAddr()
+		if i := strings.LastIndexByte(k, ':'); i > 0 && !strings.HasSuffix(k, "]") {
+			k = k[:i] // the port; "[::1]" keeps its brackets
+		}
+	case config.KeyHeader:
+		k = r.Field(l.header)
+	case config.KeyConsumer:
+		k = r.Consumer()
+	}
+	if len(k) > maxKeyLen {
+		k = "#" + strconv.FormatUint(xxhash.Sum64String(k), 16)
+	}
+	return k
+}
+
+// logError logs a Redis failure at most every 10 seconds per limit; the
+// counters have every one.
+func (l *limiter) logError(err error) {
+	now := time.Now().UnixNano()
+	last := l.lastLog.Load()
+	if now-last < int64(10*time.Second) || !l.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	pol := "allowed (on_error: open)"
+	if l.cfg.Global.OnError == config.FailClosed {
+		pol = "refused (on_error: closed)"
+	}
+	l.log.Warn("rate limit: redis failed; requests "+pol, "limit", l.name, "err", err)
+}
+
+// answer fills a with l's 429 for a request that could go on in wait ns.
+func (l *limiter) answer(a *answer, wait int64) {
+	secs := max((wait+int64(time.Second)-1)/int64(time.Second), 1)
+	s := strconv.FormatInt(secs, 10)
+	*a = answer{
+		Status: http.StatusTooManyRequests,
+		Fields: [][2]string{{"Retry-After", s}, {"Ratelimit-Policy", l.policy}, {"Ratelimit", l.rlPrefix + s}},
+		Body:   rejectBody,
+		Note:   l.name,
+	}
+}
+
+// rateLimitFilter applies limits, in order, to each request. Every limit
+// counts the request; when several refuse it, the one whose wait is
+// longest answers (its Retry-After is when the request could pass them
+// all).
+type rateLimitFilter struct {
+	passFilter
+	limits []*limiter
+}
+
+func (*rateLimitFilter) Name() string { return "rate_limit" }
+
+func (f *rateLimitFilter) OnRequest(r request, a *answer) verdict {
+	var by *limiter
+	var longest int64
+	for _, l := range f.limits {
+		if ok, wait := l.decide(r); !ok && (by == nil || wait > longest) {
+			by, longest = l, wait
+		}
+	}
+	if by == nil {
+		return filterContinue
+	}
+	by.answer(a, longest)
+	return filterAnswered
+}
+
+// limitSet is a configuration's limits, by name.
+type limitSet map[string]*limiter
+
+// filters returns the chain (none or one filter) applying the limits
+// names.
+func (s limitSet) filters(names []string) chain {
+	if len(names) == 0 {
+		return nil
+	}
+	f := &rateLimitFilter{}
+	for _, n := range names {
+		f.limits = append(f.limits, s[n]) // validated: every name exists
+	}
+	return chain{f}
+}
+
+// limitRegistry builds the limits of each configuration, keeping the
+// limiters (and their buckets) and Redis pools whose settings did not
+// change, and exports their metrics.
+type limitRegistry struct {
+	log       *slog.Logger
+	decisions *prometheus.CounterVec
+	redisErrs *prometheus.CounterVec
+
+	mu      sync.Mutex
+	current limitSet
+	clients map[redisPool]redis.UniversalClient
+}
+
+// redisPool is what identifies a shared Redis client.
+type redisPool struct {
+	r       config.LimitRedis
+	timeout time.Duration
+}
+
+func newLimitRegistry(reg prometheus.Registerer, log *slog.Logger) (*limitRegistry, error) {
+	g := &limitRegistry{
+		log: log,
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zerohop_ratelimit_decisions_total",
+			Help: "Rate limit decisions, by limit and outcome: allowed, rejected, shadow_rejected; for global limits also local_reject (refused without asking Redis), error_open and error_closed (Redis failed; the on_error policy decided).",
+		}, []string{"limit", "outcome"}),
+		redisErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zerohop_ratelimit_redis_errors_total",
+			Help: "Round trips of global rate limits to Redis that failed or timed out.",
+		}, []string{"limit"}),
+		clients: map[redisPool]redis.UniversalClient{},
+	}
+	for _, c := range []prometheus.Collector{g.decisions, g.redisErrs, g} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+var (
+	evictionsDesc = prometheus.NewDesc("zerohop_ratelimit_evictions_total",
+		"Keys a rate limit forgot (least recently used) to stay within its max_keys.", []string{"limit"}, nil)
+	keysDesc = prometheus.NewDesc("zerohop_ratelimit_keys",
+		"Keys a rate limit holds in this process (for a global limit: keys refused until later).", []string{"limit"}, nil)
+)
+
+func (g *limitRegistry) Describe(ch chan<- *prometheus.Desc) {
+	ch <- evictionsDesc
+	ch <- keysDesc
+}
+
+func (g *limitRegistry) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for name, l := range g.current {
+		t := l.table
+		ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(t.Evictions()), name)
+		ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(t.Len()), name)
+	}
+}
+
+// build returns the limits of cfg, reusing the limiters of the
+// configuration in use whose settings are the same.
+func (g *limitRegistry) build(cfg *config.Config, now func() time.Time) (limitSet, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	set := limitSet{}
+	used := map[redisPool]bool{}
+	for _, lc := range cfg.Limits {
+		var rp redisPool
+		if lc.Global != nil {
+			rp = redisPool{lc.Global.Redis, lc.Global.Timeout}
+			used[rp] = true
+		}
+		if old := g.current[lc.Name]; old != nil && reflect.DeepEqual(old.cfg, lc) {
+			set[lc.Name] = old
+			continue
+		}
+		l, err := g.newLimiter(lc, rp, now)
+		if err != nil {
+			return nil, err
+		}
+		set[lc.Name] = l
+	}
+	// Pools no limit uses any more: let in-flight decisions finish.
+	for rp, c := range g.clients {
+		if !used[rp] {
+			delete(g.clients, rp)
+			time.AfterFunc(30*time.Second, func() { c.Close() })
+		}
+	}
+	g.current = set
+	return set, nil
+}
+
+func (g *limitRegistry) newLimiter(lc config.Limit, rp redisPool, now func() time.Time) (*limiter, error) {
+	rule := ratelimit.Rule{Interval: int64(lc.Interval()), Burst: lc.EffectiveBurst()}
+	l := &limiter{
+		cfg: lc, name: lc.Name, key: lc.Key, header: http.CanonicalHeaderKey(lc.Header), shadow: lc.Shadow,
+		epoch: now(), now: now, log: g.log,
+		allowed:        g.decisions.WithLabelValues(lc.Name, "allowed"),
+		rejected:       g.decisions.WithLabelValues(lc.Name, "rejected"),
+		shadowRejected: g.decisions.WithLabelValues(lc.Name, "shadow_rejected"),
+		redisErrors:    g.redisErrs.WithLabelValues(lc.Name),
+	}
+	l.policy, l.rlPrefix = policyFields(lc)
+	if lc.Global == nil {
+		l.table = ratelimit.NewTable(rule, lc.MaxKeys)
+		return l, nil
+	}
+	for _, o := range ratelimit.Outcomes {
+		l.outcomes[o] = g.decisions.WithLabelValues(lc.Name, o.String())
+	}
+	c := g.clients[rp]
+	if c == nil {
+		c = newLimitRedis(rp)
+		g.clients[rp] = c
+	}
+	l.global = ratelimit.NewGlobal(c, lc.Name, rule, lc.MaxKeys, lc.Global.OnError != config.FailClosed)
+	l.table = l.global.Local()
+	return l, nil
+}
+
+// newLimitRedis returns a pooled client that gives up on a decision after
+// the limit's timeout (dialling, waiting for a pooled connection, writing
+// and reading alike) and never retries: past the timeout the on_error
+// policy decides.
+func newLimitRedis(rp redisPool) redis.UniversalClient {
+	r, t := rp.r, rp.timeout
+	if r.Cluster {
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: []string{r.Address}, Username: r.Username, Password: r.Password, PoolSize: r.PoolSize,
+			DialTimeout: t, ReadTimeout: t, WriteTimeout: t, PoolTimeout: t, MaxRetries: -1,
+		})
+	}
+	return redis.NewClient(&redis.Options{
+		Addr: r.Address, DB: r.DB, Username: r.Username, Password: r.Password, PoolSize: r.PoolSize,
+		DialTimeout: t, ReadTimeout: t, WriteTimeout: t, PoolTimeout: t, MaxRetries: -1,
+	})
+}
+
+// close closes the Redis pools.
+func (g *limitRegistry) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for rp, c := range g.clients {
+		c.Close()
+		delete(g.clients, rp)
+	}
+}
+
+// policyFields returns the RateLimit-Policy value of lc and the start of
+// its RateLimit value (draft-ietf-httpapi-ratelimit-headers-11: a policy
+// is a String item with q, the quota, and w, the window in whole
+// seconds). A period that is not a whole number of seconds is announced
+// over the next whole second, with the quota scaled to it.
+func policyFields(lc config.Limit) (policy, rlPrefix string) {
+	w := max(int64((lc.Period+time.Second-1)/time.Second), 1)
+	q := lc.Rate
+	if time.Duration(w)*time.Second != lc.Period {
+		q = int64(float64(lc.Rate) * float64(time.Duration(w)*time.Second) / float64(lc.Period))
+	}
+	name := strconv.Quote(lc.Name) // names are [A-Za-z0-9_.-]: a valid sf-string
+	return fmt.Sprintf("%s;q=%d;w=%d", name, q, w), name + ";r=0;t="
+}
