@@ -50,9 +50,11 @@ type limiter struct {
 	policy   string // the RateLimit-Policy field value
 	rlPrefix string // the RateLimit field value up to t=
 
-	allowed, rejected, shadowRejected prometheus.Counter
-	outcomes                          [5]prometheus.Counter // global: by ratelimit.Outcome
-	redisErrors                       prometheus.Counter
+	// counts are the decisions not counted by the table (which counts a
+	// local limit's allowed and refused requests under its shard locks):
+	// a global limit's, and a local shadow limit's, by outcome.
+	counts      [nOutcomes]atomic.Uint64
+	redisErrors atomic.Uint64
 
 	log     *slog.Logger
 	lastLog atomic.Int64 // unix ns of the last Redis error logged
@@ -65,36 +67,63 @@ func (l *limiter) decide(r request) (ok bool, wait int64) {
 	now := int64(l.now().Sub(l.epoch))
 	if l.global == nil {
 		d := l.table.Take(key, now)
-		if d.Allowed {
-			l.allowed.Inc()
+		switch {
+		case d.Allowed:
 			return true, 0
+		case l.shadow:
+			return true, 0 // counted by the table as refused: shadow_rejected
 		}
-		return l.refuse(d.Wait)
+		return false, d.Wait
 	}
 	d, o, err := l.global.Take(context.Background(), key, now)
 	if err != nil {
-		l.redisErrors.Inc()
+		l.redisErrors.Add(1)
 		l.logError(err)
 	}
-	if d.Allowed {
-		l.outcomes[o].Inc()
+	switch {
+	case d.Allowed:
+		l.counts[globalOutcome[o]].Add(1)
+		return true, 0
+	case l.shadow:
+		l.counts[oShadowRejected].Add(1)
 		return true, 0
 	}
-	if l.shadow {
-		l.shadowRejected.Inc()
-		return true, 0
-	}
-	l.outcomes[o].Inc()
+	l.counts[globalOutcome[o]].Add(1)
 	return false, d.Wait
 }
 
-func (l *limiter) refuse(wait int64) (bool, int64) {
-	if l.shadow {
-		l.shadowRejected.Inc()
-		return true, 0
+// The outcomes of zerohop_ratelimit_decisions_total.
+const (
+	oAllowed = iota
+	oRejected
+	oShadowRejected
+	oLocalReject
+	oErrorOpen
+	oErrorClosed
+	nOutcomes
+)
+
+var outcomeLabels = [nOutcomes]string{"allowed", "rejected", "shadow_rejected", "local_reject", "error_open", "error_closed"}
+
+var globalOutcome = [...]int{ratelimit.Allowed: oAllowed, ratelimit.Rejected: oRejected,
+	ratelimit.LocalReject: oLocalReject, ratelimit.ErrorOpen: oErrorOpen, ratelimit.ErrorClosed: oErrorClosed}
+
+// values returns l's decisions by outcome, its evictions and keys, and
+// its Redis errors.
+func (l *limiter) values() (v [nOutcomes]uint64, evictions uint64, keys int, redisErrs uint64) {
+	for i := range v {
+		v[i] = l.counts[i].Load()
 	}
-	l.rejected.Inc()
-	return false, wait
+	st := l.table.Stats()
+	if l.global == nil {
+		v[oAllowed] += st.Allowed
+		if l.shadow {
+			v[oShadowRejected] += st.Refused
+		} else {
+			v[oRejected] += st.Refused
+		}
+	}
+	return v, st.Evictions, st.Keys, l.redisErrors.Load()
 }
 
 // keyOf is the bucket key of r: "" when r has none (no such field, no
@@ -191,13 +220,21 @@ func (s limitSet) filters(names []string) chain {
 // limiters (and their buckets) and Redis pools whose settings did not
 // change, and exports their metrics.
 type limitRegistry struct {
-	log       *slog.Logger
-	decisions *prometheus.CounterVec
-	redisErrs *prometheus.CounterVec
+	log *slog.Logger
 
 	mu      sync.Mutex
 	current limitSet
 	clients map[redisPool]redis.UniversalClient
+	// retired are the counts of limiters a reload replaced or removed,
+	// by limit name, so that the counters never go back.
+	retired map[string]*limitCounts
+}
+
+// limitCounts are a limit's counters.
+type limitCounts struct {
+	decisions [nOutcomes]uint64
+	evictions uint64
+	redisErrs uint64
 }
 
 // redisPool is what identifies a shared Redis client.
@@ -207,27 +244,21 @@ type redisPool struct {
 }
 
 func newLimitRegistry(reg prometheus.Registerer, log *slog.Logger) (*limitRegistry, error) {
-	g := &limitRegistry{
-		log: log,
-		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "zerohop_ratelimit_decisions_total",
-			Help: "Rate limit decisions, by limit and outcome: allowed, rejected, shadow_rejected; for global limits also local_reject (refused without asking Redis), error_open and error_closed (Redis failed; the on_error policy decided).",
-		}, []string{"limit", "outcome"}),
-		redisErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "zerohop_ratelimit_redis_errors_total",
-			Help: "Round trips of global rate limits to Redis that failed or timed out.",
-		}, []string{"limit"}),
-		clients: map[redisPool]redis.UniversalClient{},
-	}
-	for _, c := range []prometheus.Collector{g.decisions, g.redisErrs, g} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	g := &limitRegistry{log: log, clients: map[redisPool]redis.UniversalClient{}, retired: map[string]*limitCounts{}}
+	if err := reg.Register(g); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
 
+// The registry is a prometheus.Collector: the counts live in the tables'
+// shards and the limiters, read when scraped.
 var (
+	decisionsDesc = prometheus.NewDesc("zerohop_ratelimit_decisions_total",
+		"Rate limit decisions, by limit and outcome: allowed, rejected, shadow_rejected; for global limits also local_reject (refused without asking Redis), error_open and error_closed (Redis failed; the on_error policy decided).",
+		[]string{"limit", "outcome"}, nil)
+	redisErrorsDesc = prometheus.NewDesc("zerohop_ratelimit_redis_errors_total",
+		"Round trips of global rate limits to Redis that failed or timed out.", []string{"limit"}, nil)
 	evictionsDesc = prometheus.NewDesc("zerohop_ratelimit_evictions_total",
 		"Keys a rate limit forgot (least recently used) to stay within its max_keys.", []string{"limit"}, nil)
 	keysDesc = prometheus.NewDesc("zerohop_ratelimit_keys",
@@ -235,6 +266,8 @@ var (
 )
 
 func (g *limitRegistry) Describe(ch chan<- *prometheus.Desc) {
+	ch <- decisionsDesc
+	ch <- redisErrorsDesc
 	ch <- evictionsDesc
 	ch <- keysDesc
 }
@@ -243,10 +276,40 @@ func (g *limitRegistry) Collect(ch chan<- prometheus.Metric) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for name, l := range g.current {
-		t := l.table
-		ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(t.Evictions()), name)
-		ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(t.Len()), name)
+		v, ev, keys, re := l.values()
+		if r := g.retired[name]; r != nil {
+			for i := range v {
+				v[i] += r.decisions[i]
+			}
+			ev, re = ev+r.evictions, re+r.redisErrs
+		}
+		for i, n := range v {
+			if l.global == nil && i > oShadowRejected {
+				break // outcomes of global limits only
+			}
+			ch <- prometheus.MustNewConstMetric(decisionsDesc, prometheus.CounterValue, float64(n), name, outcomeLabels[i])
+		}
+		if l.global != nil {
+			ch <- prometheus.MustNewConstMetric(redisErrorsDesc, prometheus.CounterValue, float64(re), name)
+		}
+		ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(ev), name)
+		ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(keys), name)
 	}
+}
+
+// retire keeps the counts of l, which a reload replaces or removes.
+func (g *limitRegistry) retire(l *limiter) {
+	v, ev, _, re := l.values()
+	r := g.retired[l.name]
+	if r == nil {
+		r = &limitCounts{}
+		g.retired[l.name] = r
+	}
+	for i := range v {
+		r.decisions[i] += v[i]
+	}
+	r.evictions += ev
+	r.redisErrs += re
 }
 
 // build returns the limits of cfg, reusing the limiters of the
@@ -272,6 +335,11 @@ func (g *limitRegistry) build(cfg *config.Config, now func() time.Time) (limitSe
 		}
 		set[lc.Name] = l
 	}
+	for name, old := range g.current {
+		if set[name] != old {
+			g.retire(old)
+		}
+	}
 	// Pools no limit uses any more: let in-flight decisions finish.
 	for rp, c := range g.clients {
 		if !used[rp] {
@@ -288,18 +356,11 @@ func (g *limitRegistry) newLimiter(lc config.Limit, rp redisPool, now func() tim
 	l := &limiter{
 		cfg: lc, name: lc.Name, key: lc.Key, header: http.CanonicalHeaderKey(lc.Header), shadow: lc.Shadow,
 		epoch: now(), now: now, log: g.log,
-		allowed:        g.decisions.WithLabelValues(lc.Name, "allowed"),
-		rejected:       g.decisions.WithLabelValues(lc.Name, "rejected"),
-		shadowRejected: g.decisions.WithLabelValues(lc.Name, "shadow_rejected"),
-		redisErrors:    g.redisErrs.WithLabelValues(lc.Name),
 	}
 	l.policy, l.rlPrefix = policyFields(lc)
 	if lc.Global == nil {
 		l.table = ratelimit.NewTable(rule, lc.MaxKeys)
 		return l, nil
-	}
-	for _, o := range ratelimit.Outcomes {
-		l.outcomes[o] = g.decisions.WithLabelValues(lc.Name, o.String())
 	}
 	c := g.clients[rp]
 	if c == nil {

@@ -17,7 +17,6 @@ package ratelimit
 import (
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -56,17 +55,22 @@ type Decision struct {
 // costs one entry and a copy of the key, unless an evicted entry is
 // reused.
 type Table struct {
-	rule      Rule
-	perShard  int
-	evictions atomic.Uint64
-	shards    [Shards]shard
+	rule     Rule
+	perShard int
+	shards   [Shards]shard
 }
 
+// shard is one lock's part of a Table, a cache line of its own. Its
+// counters are kept under its lock, not in shared atomics, so that
+// cores deciding for different keys never write the same line.
 type shard struct {
 	mu         sync.Mutex
 	m          map[string]*entry
 	head, tail *entry // most recently used first
-	_          [64 - 8 - 8 - 16]byte
+	allowed    uint64
+	refused    uint64
+	evictions  uint64
+	_          [64 - 8 - 8 - 16 - 24]byte
 }
 
 type entry struct {
@@ -94,20 +98,34 @@ func NewTable(rule Rule, maxKeys int) *Table {
 // Rule returns the table's rule.
 func (t *Table) Rule() Rule { return t.rule }
 
-// Evictions is how many keys were forgotten to make room for others.
-func (t *Table) Evictions() uint64 { return t.evictions.Load() }
+// Stats are a table's counts.
+type Stats struct {
+	Keys      int    // keys held
+	Allowed   uint64 // requests Take allowed
+	Refused   uint64 // requests Take refused
+	Evictions uint64 // keys forgotten to make room for others
+}
 
-// Len is how many keys the table holds.
-func (t *Table) Len() int {
-	n := 0
+// Stats sums the shards' counts.
+func (t *Table) Stats() Stats {
+	var st Stats
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		n += len(s.m)
+		st.Keys += len(s.m)
+		st.Allowed += s.allowed
+		st.Refused += s.refused
+		st.Evictions += s.evictions
 		s.mu.Unlock()
 	}
-	return n
+	return st
 }
+
+// Evictions is how many keys were forgotten to make room for others.
+func (t *Table) Evictions() uint64 { return t.Stats().Evictions }
+
+// Len is how many keys the table holds.
+func (t *Table) Len() int { return t.Stats().Keys }
 
 // Cap is the most keys the table holds.
 func (t *Table) Cap() int { return t.perShard * Shards }
@@ -130,6 +148,11 @@ func (t *Table) Take(key string, now int64) Decision {
 		s.touch(e)
 	}
 	d := t.rule.take(&e.tat, now)
+	if d.Allowed {
+		s.allowed++
+	} else {
+		s.refused++
+	}
 	s.mu.Unlock()
 	return d
 }
@@ -181,7 +204,7 @@ func (t *Table) insert(s *shard, key string) *entry {
 		e = s.tail
 		s.unlink(e)
 		delete(s.m, e.key)
-		t.evictions.Add(1)
+		s.evictions++
 		*e = entry{}
 	} else {
 		e = &entry{}
