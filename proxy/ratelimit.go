@@ -75,7 +75,9 @@ func (l *limiter) decide(r request) (ok bool, wait int64) {
 		}
 		return false, d.Wait
 	}
-	d, o, err := l.global.Take(context.Background(), key, now)
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Global.Timeout)
+	d, o, err := l.global.Take(ctx, key, now)
+	cancel()
 	if err != nil {
 		l.redisErrors.Add(1)
 		l.logError(err)
@@ -374,19 +376,22 @@ func (g *limitRegistry) newLimiter(lc config.Limit, rp redisPool, now func() tim
 
 // newLimitRedis returns a pooled client that gives up on a decision after
 // the limit's timeout (dialling, waiting for a pooled connection, writing
-// and reading alike) and never retries: past the timeout the on_error
-// policy decides.
+// and reading alike) and never retries, not even a dial: past the
+// timeout the on_error policy decides. Each decision's context carries
+// the timeout too (limiter.decide), the bound of the whole round trip.
 func newLimitRedis(rp redisPool) redis.UniversalClient {
 	r, t := rp.r, rp.timeout
 	if r.Cluster {
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: []string{r.Address}, Username: r.Username, Password: r.Password, PoolSize: r.PoolSize,
 			DialTimeout: t, ReadTimeout: t, WriteTimeout: t, PoolTimeout: t, MaxRetries: -1,
+			DialerRetries: 1, ContextTimeoutEnabled: true,
 		})
 	}
 	return redis.NewClient(&redis.Options{
 		Addr: r.Address, DB: r.DB, Username: r.Username, Password: r.Password, PoolSize: r.PoolSize,
 		DialTimeout: t, ReadTimeout: t, WriteTimeout: t, PoolTimeout: t, MaxRetries: -1,
+		DialerRetries: 1, ContextTimeoutEnabled: true,
 	})
 }
 
