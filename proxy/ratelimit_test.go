@@ -292,3 +292,33 @@ func TestRateLimitEvictions(t *testing.T) {
 }
 
 var _ = http.StatusOK
+
+// TestRateLimitReload: a reload that keeps a limit's settings keeps its
+// buckets (a refused key stays refused); one that changes them starts
+// afresh; the counters carry over.
+func TestRateLimitReload(t *testing.T) {
+	lim := []config.Limit{{Name: "r", Rate: 1, Period: time.Hour}}
+	h := newHarness(t, harnessOptions{handler: filterUpstream, config: withLimits(lim, []string{"r"}, nil)})
+	if a, b := h.get("/f").StatusCode, h.get("/f").StatusCode; a != 200 || b != 429 {
+		t.Fatalf("%d %d", a, b)
+	}
+	same := h.cfg.Clone()
+	if err := h.p.Reload(same); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.get("/f"); r.StatusCode != 429 {
+		t.Errorf("after a reload with the same limit: %d; want 429 (buckets kept)", r.StatusCode)
+	}
+	changed := h.cfg.Clone()
+	changed.Limits[0].Rate = 2
+	if err := h.p.Reload(changed); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.get("/f"); r.StatusCode != 200 {
+		t.Errorf("after a reload that changed the limit: %d; want 200 (new buckets)", r.StatusCode)
+	}
+	if a, r := limitMetric(t, h.p, "zerohop_ratelimit_decisions_total", "r", "allowed"),
+		limitMetric(t, h.p, "zerohop_ratelimit_decisions_total", "r", "rejected"); a != 2 || r != 2 {
+		t.Errorf("allowed %v rejected %v after reloads; want 2 and 2", a, r)
+	}
+}
