@@ -200,6 +200,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.st.Store(st)
+	p.limits.commit(st.limits)
 	return p, nil
 }
 
@@ -213,6 +214,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		return err
 	}
 	p.st.Store(st)
+	p.limits.commit(st.limits)
 	// Pools of clusters that went away or changed: let in-flight requests
 	// finish, then drop the idle connections.
 	for name, c := range old.clusters {
@@ -229,6 +231,9 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	st := &state{cfg: cfg, clusters: map[string]*cluster{}}
 	var err error
 	if st.limits, err = p.limits.build(cfg, p.opts.Now); err != nil {
+		return nil, err
+	}
+	if err := st.limits.check(cfg); err != nil {
 		return nil, err
 	}
 	for _, cc := range cfg.Clusters {

@@ -205,15 +205,36 @@ func (f *rateLimitFilter) OnRequest(r request, a *answer) verdict {
 // limitSet is a configuration's limits, by name.
 type limitSet map[string]*limiter
 
+// check returns an error if cfg names a limit it does not define (a
+// configuration proxy.New got without config.Validate): a request must
+// never pass a limit that is not there.
+func (s limitSet) check(cfg *config.Config) error {
+	for _, l := range cfg.Listeners {
+		for _, n := range l.RateLimits {
+			if s[n] == nil {
+				return fmt.Errorf("proxy: listener %q: unknown limit %q", l.Name, n)
+			}
+		}
+	}
+	for _, r := range cfg.Routes {
+		for _, n := range r.RateLimits {
+			if s[n] == nil {
+				return fmt.Errorf("proxy: route %q: unknown limit %q", r.Name, n)
+			}
+		}
+	}
+	return nil
+}
+
 // filters returns the chain (none or one filter) applying the limits
-// names.
+// names, which check found defined.
 func (s limitSet) filters(names []string) chain {
 	if len(names) == 0 {
 		return nil
 	}
 	f := &rateLimitFilter{}
 	for _, n := range names {
-		f.limits = append(f.limits, s[n]) // validated: every name exists
+		f.limits = append(f.limits, s[n])
 	}
 	return chain{f}
 }
@@ -315,17 +336,17 @@ func (g *limitRegistry) retire(l *limiter) {
 }
 
 // build returns the limits of cfg, reusing the limiters of the
-// configuration in use whose settings are the same.
+// configuration in use whose settings are the same. Nothing changes until
+// commit: a configuration that fails to compile leaves the registry as
+// it was.
 func (g *limitRegistry) build(cfg *config.Config, now func() time.Time) (limitSet, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	set := limitSet{}
-	used := map[redisPool]bool{}
 	for _, lc := range cfg.Limits {
 		var rp redisPool
 		if lc.Global != nil {
 			rp = redisPool{lc.Global.Redis, lc.Global.Timeout}
-			used[rp] = true
 		}
 		if old := g.current[lc.Name]; old != nil && reflect.DeepEqual(old.cfg, lc) {
 			set[lc.Name] = old
@@ -337,12 +358,26 @@ func (g *limitRegistry) build(cfg *config.Config, now func() time.Time) (limitSe
 		}
 		set[lc.Name] = l
 	}
+	return set, nil
+}
+
+// commit makes set, which the proxy now uses, the registry's: the counts
+// of the limiters it replaces are kept, and Redis pools no limit uses
+// any more are closed once in-flight decisions are done.
+func (g *limitRegistry) commit(set limitSet) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	for name, old := range g.current {
 		if set[name] != old {
 			g.retire(old)
 		}
 	}
-	// Pools no limit uses any more: let in-flight decisions finish.
+	used := map[redisPool]bool{}
+	for _, l := range set {
+		if gl := l.cfg.Global; gl != nil {
+			used[redisPool{gl.Redis, gl.Timeout}] = true
+		}
+	}
 	for rp, c := range g.clients {
 		if !used[rp] {
 			delete(g.clients, rp)
@@ -350,7 +385,6 @@ func (g *limitRegistry) build(cfg *config.Config, now func() time.Time) (limitSe
 		}
 	}
 	g.current = set
-	return set, nil
 }
 
 func (g *limitRegistry) newLimiter(lc config.Limit, rp redisPool, now func() time.Time) (*limiter, error) {

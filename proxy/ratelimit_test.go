@@ -302,6 +302,13 @@ func TestRateLimitReload(t *testing.T) {
 	if a, b := h.get("/f").StatusCode, h.get("/f").StatusCode; a != 200 || b != 429 {
 		t.Fatalf("%d %d", a, b)
 	}
+	// A reload that fails (here: an unknown limit) changes nothing.
+	bad := h.cfg.Clone()
+	bad.Limits[0].Rate = 5
+	bad.Listeners[0].RateLimits = []string{"missing"}
+	if err := h.p.Reload(bad); err == nil {
+		t.Fatal("a reload naming an unknown limit succeeded")
+	}
 	same := h.cfg.Clone()
 	if err := h.p.Reload(same); err != nil {
 		t.Fatal(err)
@@ -320,5 +327,20 @@ func TestRateLimitReload(t *testing.T) {
 	if a, r := limitMetric(t, h.p, "zerohop_ratelimit_decisions_total", "r", "allowed"),
 		limitMetric(t, h.p, "zerohop_ratelimit_decisions_total", "r", "rejected"); a != 2 || r != 2 {
 		t.Errorf("allowed %v rejected %v after reloads; want 2 and 2", a, r)
+	}
+}
+
+// TestRateLimitUnknownRefused: a configuration built in code, not
+// validated, that names a limit it does not define is refused by New and
+// Reload rather than run without the limit.
+func TestRateLimitUnknownRefused(t *testing.T) {
+	h := newHarness(t, harnessOptions{handler: filterUpstream})
+	bad := h.cfg.Clone()
+	bad.Routes[0].RateLimits = []string{"missing"}
+	if err := h.p.Reload(bad); err == nil || !strings.Contains(err.Error(), `unknown limit "missing"`) {
+		t.Errorf("Reload: %v; want the unknown limit refused", err)
+	}
+	if _, err := proxy.New(bad, proxy.Options{}); err == nil {
+		t.Errorf("New accepted a route naming an unknown limit")
 	}
 }
