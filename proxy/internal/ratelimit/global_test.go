@@ -5,8 +5,10 @@ import (
 	"errors"
 	"net"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,14 @@ import (
 // startRedis runs a real redis-server on a free loopback port and returns
 // its address and a function that kills it by PID (also run at cleanup).
 func startRedis(t *testing.T) (addr string, kill func()) {
+	t.Helper()
+	addr, kill = startRedisB(t)
+	t.Cleanup(kill)
+	return addr, kill
+}
+
+// startRedisB is startRedis for a test or a benchmark; the caller kills it.
+func startRedisB(t testing.TB) (addr string, kill func()) {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -34,17 +44,20 @@ func startRedis(t *testing.T) (addr string, kill func()) {
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
+	var once sync.Once
 	kill = func() {
-		cmd.Process.Kill()
-		<-done
+		once.Do(func() {
+			cmd.Process.Kill()
+			<-done
+		})
 	}
-	t.Cleanup(kill)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return addr, kill
 		}
 		if time.Now().After(deadline) {
+			kill()
 			t.Fatal("redis-server did not start")
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -169,4 +182,56 @@ func TestGlobalFailure(t *testing.T) {
 	check("paused")
 	kill()
 	check("killed")
+}
+
+// BenchmarkGlobalTake is a decision through a real redis-server on
+// loopback: half the keys under their limit (a round trip each), half far
+// over it (answered by the local pre-check after their first refusal).
+// It reports the p50 and p99 of the decisions that made a round trip and
+// of those the pre-check answered, and the share of the over-limit
+// decisions that needed no round trip.
+func BenchmarkGlobalTake(b *testing.B) {
+	addr, kill := startRedisB(b)
+	defer kill()
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: -1})
+	defer c.Close()
+	g := NewGlobal(c, "bench", Rule{Interval: 1, Burst: 1 << 40}, 100_000, true)            // never refuses
+	over := NewGlobal(c, "over", Rule{Interval: int64(time.Hour), Burst: 1}, 100_000, true) // refuses all but one a key an hour
+	ctx := context.Background()
+	keys := make([]string, 256)
+	for i := range keys {
+		keys[i] = "tenant-" + strconv.Itoa(i)
+	}
+	var rt, pre []time.Duration
+	local := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		var o Outcome
+		if i%2 == 0 {
+			_, o, _ = g.Take(ctx, keys[i&255], int64(i))
+		} else {
+			_, o, _ = over.Take(ctx, keys[i&255], int64(i))
+		}
+		if d := time.Since(start); o == LocalReject {
+			local++
+			pre = append(pre, d)
+		} else {
+			rt = append(rt, d)
+		}
+	}
+	b.StopTimer()
+	pct := func(l []time.Duration, p int) float64 {
+		if len(l) == 0 {
+			return 0
+		}
+		slices.Sort(l)
+		return float64(l[len(l)*p/100].Nanoseconds())
+	}
+	b.ReportMetric(pct(rt, 50), "rt-p50-ns")
+	b.ReportMetric(pct(rt, 99), "rt-p99-ns")
+	b.ReportMetric(pct(pre, 50), "local-p50-ns")
+	b.ReportMetric(pct(pre, 99), "local-p99-ns")
+	b.ReportMetric(float64(local)/float64(b.N/2+1), "over-limit-local-share")
 }
