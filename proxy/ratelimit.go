@@ -44,8 +44,7 @@ type limiter struct {
 	shadow bool
 	table  *ratelimit.Table  // a local limit's buckets
 	global *ratelimit.Global // a global limit; nil for a local one
-	epoch  time.Time
-	now    func() time.Time
+	clock  atomic.Pointer[limitClock]
 
 	policy   string // the RateLimit-Policy field value
 	rlPrefix string // the RateLimit field value up to t=
@@ -60,11 +59,21 @@ type limiter struct {
 	lastLog atomic.Int64 // unix ns of the last Redis error logged
 }
 
+// limitClock is the clock a limiter decides by: the proxy's
+// (Options.Now), read as time since the limiter was made, so that a wall
+// clock step does not move the buckets (time.Now carries a monotonic
+// reading).
+type limitClock struct {
+	now   func() time.Time
+	epoch time.Time
+}
+
 // decide returns whether the request of r may go on under l, and if not,
 // how long until it could (ns).
 func (l *limiter) decide(r request) (ok bool, wait int64) {
 	key := l.keyOf(r)
-	now := int64(l.now().Sub(l.epoch))
+	c := l.clock.Load()
+	now := int64(c.now().Sub(c.epoch))
 	if l.global == nil {
 		d := l.table.Take(key, now)
 		switch {
@@ -391,8 +400,9 @@ func (g *limitRegistry) newLimiter(lc config.Limit, rp redisPool, now func() tim
 	rule := ratelimit.Rule{Interval: int64(lc.Interval()), Burst: lc.EffectiveBurst()}
 	l := &limiter{
 		cfg: lc, name: lc.Name, key: lc.Key, header: http.CanonicalHeaderKey(lc.Header), shadow: lc.Shadow,
-		epoch: now(), now: now, log: g.log,
+		log: g.log,
 	}
+	l.clock.Store(&limitClock{now: now, epoch: now()})
 	l.policy, l.rlPrefix = policyFields(lc)
 	if lc.Global == nil {
 		l.table = ratelimit.NewTable(rule, lc.MaxKeys)

@@ -6,6 +6,6 @@ import "time"
 // now instead of the proxy's (before any request uses them).
 func SetLimitClock(p *Proxy, now func() time.Time) {
 	for _, l := range p.st.Load().limits {
-		l.now, l.epoch = now, now()
+		l.clock.Store(&limitClock{now: now, epoch: now()})
 	}
 }
