@@ -17,23 +17,26 @@ import (
 
 // TestRateLimitAccuracy offers more than 1,000 requests/s to a route
 // limited to 1,000/s (burst 100) through the real proxy on loopback, on
-// the real clock, and counts what it lets through: burst + rate*D over D
-// seconds, within the tolerance.
+// the real clock, and counts what it lets through.
 //
-// Why the tolerance: GCRA lets through exactly burst + rate*(time
-// between the first and the last decision) while it is kept busy, and
-// never more. D is measured between the first and the last request sent;
-// the decisions come one request's latency later (at both ends, so it
-// cancels out but for the jitter: well under 10ms even on a loaded
-// machine, 2*10ms*1000/s = 20 requests). A bucket that stays full is
-// the one other error: when no request at all is sent for longer than
-// burst/rate = 100ms (the process descheduled on a loaded machine), the
-// tokens beyond burst are lost, so the test subtracts rate*(gap - 100ms)
-// for each such gap in the send times (and skips, saying so, if that
-// correction is more than 10%: the machine could not offer the load).
-// Over D = 2s (2,100 expected) 20 requests are 1%: the default run
-// allows 3%; ZEROHOP_LONG=1 runs D = 10s (10,100 expected) within the
-// issue's 2%.
+// Two references. The first is an ideal token bucket (tokens refill
+// continuously at rate up to burst; a request takes one when there is
+// one), a different algorithm from the proxy's GCRA, run by the test on
+// the times the requests were sent: the proxy must let through what it
+// lets through, within the tolerance, whatever the load. The second is
+// the limit itself, burst + rate*D over the D seconds between the first
+// and the last request: when the clients keep offering more than the
+// limit (the ideal bucket then stays within 1% of it), the proxy must
+// hold it within the tolerance; when they cannot (a loaded machine, the
+// race detector: a load that dips below the rate leaves tokens unused),
+// the test says so and checks only the first.
+//
+// Why the tolerance: the proxy decides one request's latency after the
+// send time the references use; the latency is the same at both ends of
+// the run, so only its jitter counts (well under 10ms even on a loaded
+// machine: 2*10ms*1000/s = 20 requests). Over D = 2s (2,100 expected),
+// 20 requests are 1%: the default run allows 3%; ZEROHOP_LONG=1 runs
+// D = 10s (10,100 expected) within the 2%.
 func TestRateLimitAccuracy(t *testing.T) {
 	d, tol := 2*time.Second, 0.03
 	if os.Getenv("ZEROHOP_LONG") != "" {
@@ -95,30 +98,37 @@ func TestRateLimitAccuracy(t *testing.T) {
 			}
 		}, time.Time.Compare)
 		span := all[len(all)-1].Sub(all[0])
-		full := time.Duration(burst) * time.Second / rate
-		var lost float64
-		for i := 1; i < len(all); i++ {
-			if gap := all[i].Sub(all[i-1]); gap > full {
-				lost += rate * (gap - full).Seconds()
+		// The ideal bucket; the /warm request took one token before.
+		tokens, ideal := float64(burst-1), 0.0
+		for i, ts := range all {
+			if i > 0 {
+				tokens = min(burst, tokens+rate*ts.Sub(all[i-1]).Seconds())
+			}
+			if tokens >= 1 {
+				tokens--
+				ideal++
 			}
 		}
-		// The /warm request took one token before the clock started.
-		want := float64(burst-1) + rate*span.Seconds() - lost
+		limit := float64(burst-1) + rate*span.Seconds()
 		upper := float64(burst) + rate*elapsed.Seconds()
 		got := float64(ok.Load())
-		t.Logf("plain=%v: %v: %d allowed (want %.0f, of which %.0f lost to send gaps over %v), %d refused, %d other (%.0f requests/s offered)",
-			plain, span.Round(time.Millisecond), ok.Load(), want, lost, full, refused.Load(), other.Load(), float64(len(all))/span.Seconds())
+		t.Logf("plain=%v: %v: %d allowed; an ideal token bucket %.0f, the limit %.0f; %d refused, %d other (%.0f requests/s offered)",
+			plain, span.Round(time.Millisecond), ok.Load(), ideal, limit, refused.Load(), other.Load(), float64(len(all))/span.Seconds())
 		if other.Load() > 0 {
 			t.Errorf("plain=%v: %d requests neither allowed nor refused", plain, other.Load())
 		}
 		if got > upper {
 			t.Errorf("plain=%v: %v allowed over %v; the limit allows at most %.0f", plain, got, elapsed, upper)
 		}
-		if refused.Load() < ok.Load()/10 || lost > want/10 {
-			t.Skipf("plain=%v: the clients could not keep offering more than the limit (%d refused, %.0f tokens lost in gaps): the machine is too loaded to measure accuracy", plain, refused.Load(), lost)
+		if math.Abs(got-ideal)/ideal > tol {
+			t.Errorf("plain=%v: %v allowed; an ideal token bucket allows %.0f of the same requests; want within %.0f%%", plain, got, ideal, tol*100)
 		}
-		if math.Abs(got-want)/want > tol {
-			t.Errorf("plain=%v: %v allowed over %v; want %.0f within %.0f%%", plain, got, span, want, tol*100)
+		if (limit-ideal)/limit > 0.01 {
+			t.Logf("plain=%v: the clients did not keep offering more than the limit (the ideal bucket left %.0f tokens unused): not measuring the rate held", plain, limit-ideal)
+			continue
+		}
+		if math.Abs(got-limit)/limit > tol {
+			t.Errorf("plain=%v: %v allowed over %v; want %.0f (%d/s, burst %d) within %.0f%%", plain, got, span, limit, rate, burst, tol*100)
 		}
 	}
 }
