@@ -1,17 +1,21 @@
 package proxy_test
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/zerohop/zerohop/config"
 )
 
 // startRedis runs a real redis-server on a free loopback port and returns
 // its address and a function that kills it by PID (also run at cleanup).
-func startRedis(t *testing.T) (addr string, kill func()) {
+func startRedis(t *testing.T, args ...string) (addr string, kill func()) {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -24,7 +28,8 @@ func startRedis(t *testing.T) (addr string, kill func()) {
 	addr = ln.Addr().String()
 	ln.Close()
 	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd := exec.Command(bin, append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, args...)...)
+	cmd.Dir = t.TempDir() // a cluster node writes its nodes.conf here
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -128,5 +133,45 @@ func TestGlobalRateLimitRedisStopped(t *testing.T) {
 	}
 	if n := limitMetric(t, closed.p, "zerohop_ratelimit_redis_errors_total", "closed", ""); n != 3 {
 		t.Errorf("redis errors %v; want 3", n)
+	}
+}
+
+// TestGlobalRateLimitRedisCluster: a global limit on a real Redis Cluster
+// (one node serving every slot): the limit holds, and all its keys hash
+// to the slot of its tag.
+func TestGlobalRateLimitRedisCluster(t *testing.T) {
+	addr, _ := startRedis(t, "--cluster-enabled", "yes")
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", "0", "16383").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(c.ClusterInfo(ctx).Val(), "cluster_state:ok"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster did not become ok")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	lim := globalLimit("clustered", addr, 2, config.FailClosed)
+	lim.Global.Redis.Cluster = true
+	h := newHarness(t, harnessOptions{handler: filterUpstream, config: withLimits([]config.Limit{lim}, []string{"clustered"}, nil)})
+	var got []int
+	for _, k := range []string{"a", "a", "a", "b"} {
+		got = append(got, h.get("/f", "X-Tenant", k).StatusCode)
+	}
+	if fmt.Sprint(got) != "[200 200 429 200]" {
+		t.Errorf("through the cluster: %v; want [200 200 429 200]", got)
+	}
+	if n := limitMetric(t, h.p, "zerohop_ratelimit_redis_errors_total", "clustered", ""); n != 0 {
+		t.Errorf("%v Redis errors", n)
+	}
+	keys := c.Keys(ctx, "zerohop:rl:*").Val()
+	slots := map[int64]bool{}
+	for _, k := range keys {
+		slots[c.ClusterKeySlot(ctx, k).Val()] = true
+	}
+	if len(keys) != 2 || len(slots) != 1 || !slots[c.ClusterKeySlot(ctx, "{clustered}").Val()] {
+		t.Errorf("keys %v in slots %v; want both in the slot of {clustered}", keys, slots)
 	}
 }
