@@ -50,10 +50,15 @@ func BenchmarkRateLimitFilter(b *testing.B) {
 	}
 	var a answer
 	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		if f.OnRequest(&reqs[i&255], &a) != filterContinue {
+	cpu := processCPU()
+	n := 0
+	for ; b.Loop(); n++ {
+		if f.OnRequest(&reqs[n&255], &a) != filterContinue {
 			b.Fatal("refused")
 		}
+	}
+	if c := processCPU() - cpu; c > 0 {
+		b.ReportMetric(float64(c)/float64(n), "cpu-ns/op")
 	}
 }
 
@@ -66,6 +71,7 @@ func BenchmarkRateLimitFilterParallel(b *testing.B) {
 	}
 	var seed atomic.Int64
 	b.ReportAllocs()
+	cpu := processCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		var a answer
 		i := int(seed.Add(977))
@@ -74,6 +80,9 @@ func BenchmarkRateLimitFilterParallel(b *testing.B) {
 			f.OnRequest(&reqs[i&4095], &a)
 		}
 	})
+	if c := processCPU() - cpu; c > 0 {
+		b.ReportMetric(float64(c)/float64(b.N), "cpu-ns/op")
+	}
 }
 
 // TestRateLimitFilterAllocs: an allowed decision for a known key
