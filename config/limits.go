@@ -257,3 +257,26 @@ func (v *validator) limitRefs(c *Config, limits map[string]string) {
 		v.rateLimits(fmt.Sprintf("routes[%d].rate_limits", i), r.RateLimits, limits)
 	}
 }
+
+// limitWarnings names limits no route or listener applies: defined,
+// enforcing nothing.
+func (c *Config) limitWarnings() []string {
+	used := map[string]bool{}
+	for _, l := range c.Listeners {
+		for _, n := range l.RateLimits {
+			used[n] = true
+		}
+	}
+	for _, r := range c.Routes {
+		for _, n := range r.RateLimits {
+			used[n] = true
+		}
+	}
+	var ws []string
+	for i, l := range c.Limits {
+		if !used[l.Name] {
+			ws = append(ws, fmt.Sprintf("limits[%d]: limit %q is not named in any route's or listener's rate_limits: it limits nothing", i, l.Name))
+		}
+	}
+	return ws
+}

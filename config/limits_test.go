@@ -79,3 +79,17 @@ func TestLimitsBad(t *testing.T) {
 		})
 	}
 }
+
+// TestLimitsUnusedWarning: a limit nothing applies is valid, and warned
+// about.
+func TestLimitsUnusedWarning(t *testing.T) {
+	c, err := Load(writeConfig(t, t.TempDir(), validTail+lines("    rate_limits: [used]", "limits:",
+		"  - {name: used, rate: 1}", "  - {name: forgotten, rate: 1}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := c.Warnings()
+	if len(ws) != 1 || !strings.Contains(ws[0], `limits[1]: limit "forgotten" is not named`) {
+		t.Errorf("warnings %q; want one for the unused limit", ws)
+	}
+}

@@ -176,6 +176,13 @@ func TestGlobalFailure(t *testing.T) {
 			}
 		}
 	}
+	// Redis answering with an error: the key is not a string.
+	for _, g := range []*Global{open, closed} {
+		admin.LPush(ctx, g.prefix+"list", "x")
+		if d, o, err := g.Take(ctx, "list", 0); !errors.Is(err, ErrRedis) || d.Allowed != (g == open) {
+			t.Errorf("WRONGTYPE: %+v %v %v; want the policy and ErrRedis", d, o, err)
+		}
+	}
 	if err := admin.Do(ctx, "CLIENT", "PAUSE", "1500", "ALL").Err(); err != nil {
 		t.Fatal(err)
 	}
