@@ -61,7 +61,7 @@ type Limit struct {
 	// MaxKeys bounds the keys the limit remembers in this process; the
 	// least recently used is forgotten to make room (it starts again with
 	// a full bucket), counted in zerohop_ratelimit_evictions_total. About
-	// 150 bytes a key. Default 100000. For a global limit it bounds the
+	// 100 bytes a key, plus the key. Default 100000. For a global limit it bounds the
 	// keys remembered as refused (the local pre-check).
 	MaxKeys int `yaml:"max_keys"`
 	// Global, if set, keeps the limit's buckets in Redis, shared by every
