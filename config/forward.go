@@ -105,5 +105,5 @@ func (c *Config) Warnings() []string {
 				"unless that is what you want", i, l.Name, l.Address))
 		}
 	}
-	return ws
+	return append(ws, c.limitWarnings()...)
 }

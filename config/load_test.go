@@ -312,8 +312,8 @@ func TestBadConfigs(t *testing.T) {
 			`routes[0].response_headers.X-A: invalid header value "a\x01b"`},
 		{"response header bad name", validTail + lines("    response_headers: {'Bad Header': x}"),
 			`routes[0].response_headers: invalid header name "Bad Header"`},
-		{"limits reserved", lines("limits:", "  - {name: l, rate: 1}"),
-			`zerohop.yaml:1: limits: not supported yet by this version of zerohop`},
+		{"limits enforced, not reserved", lines("limits:", "  - {name: l, rate: 0}"),
+			`zerohop.yaml:2: limits[0].rate: must be greater than 0 (requests per period), got 0`},
 		{"version", lines("version: 2"), `zerohop.yaml:1: version: unsupported version 2; this zerohop reads version 1`},
 		{"merge of a scalar", lines("cache:", "  <<: 5"), `zerohop.yaml:2: cache: merge key (<<) needs a mapping or a list of mappings, got the number 5`},
 	}
@@ -518,6 +518,7 @@ var everyField = lines(
 	"    max_connections_per_client: 50",
 	"    tls: {cert_file: testdata/tls/server.pem, key_file: testdata/tls/server-key.pem, client_ca_file: testdata/tls/ca.pem, min_version: '1.3'}",
 	"    auth: [office]",
+	"    rate_limits: [per-tenant]",
 	"  - name: out",
 	"    address: 127.0.0.1:8089",
 	"    forward: {allow_loopback: true, allow_destinations: ['169.254.10.0/24', '[::1]:8080'], tunnel_idle_timeout: 10m}",
@@ -594,6 +595,7 @@ var everyField = lines(
 	"    max_concurrent_requests: 100",
 	"    max_concurrent_requests_per_client: 10",
 	"    max_request_body: 1MiB",
+	"    rate_limits: [per-tenant]",
 	"  - name: b",
 	"    match: {path_exact: /b}",
 	"    cluster: api",
@@ -601,6 +603,12 @@ var everyField = lines(
 	"  default: deny",
 	"  audit_log: /var/log/egress.jsonl",
 	"  rules: [{name: r, action: allow, hosts: [a.example], cidrs: [10.0.0.0/8], ports: [443], schemes: [https], methods: [CONNECT]}]",
+	"limits:",
+	"  - {name: per-tenant, rate: 100, period: 1m, burst: 10, key: header, header: X-Tenant, shadow: true, max_keys: 1000}",
+	"  - name: g",
+	"    rate: 5",
+	"    global: {redis: {address: 'r:6379', cluster: true, username: u, password: p, pool_size: 4}, timeout: 20ms, on_error: closed}",
+	"  - {name: h, rate: 5, global: {redis: {address: 'r:6379', db: 1}}}",
 )
 
 // TestEveryFieldDecodes parses everyField and checks, by reflection, that

@@ -49,10 +49,9 @@ type Config struct {
 	// Default nil: none.
 	Egress *Egress `yaml:"egress"`
 
-	// Reserved (rejected with "not supported yet" until implemented; add
-	// each as an optional pointer field so old files keep their meaning):
-	//   limits: rate limits (a key that was accepted and enforced nothing,
-	//           so a file setting it now fails instead of running unprotected)
+	// Limits are named rate limits that routes and listeners apply
+	// (their rate_limits lists); see Limit. Default: none.
+	Limits []Limit `yaml:"limits"`
 }
 
 // ListenerMode says how a listener treats requests.
@@ -132,6 +131,10 @@ type Listener struct {
 	// listener must pass, in order, before its route's, also requests
 	// without a route. Default empty.
 	Auth []string `yaml:"auth"`
+	// RateLimits names limits (top-level limits) applied to every request
+	// the listener accepts, routed or not, before the route's own, in
+	// order. Default empty.
+	RateLimits []string `yaml:"rate_limits"`
 }
 
 // Forward is what a forward-mode listener lets its clients reach. By
@@ -438,8 +441,13 @@ type Route struct {
 	// streams); the smaller of the two applies. Default 0 = the
 	// listener's cap only.
 	MaxRequestBody Size `yaml:"max_request_body"`
+	// RateLimits names limits (top-level limits) applied to the route's
+	// requests, hits and misses alike, after its listener's. Every limit
+	// listed counts the request; when several refuse it, the one that
+	// frees last answers. Default empty.
+	RateLimits []string `yaml:"rate_limits"`
 
-	// Reserved: weighted_clusters (splits), retries, rate_limits.
+	// Reserved: weighted_clusters (splits), retries.
 }
 
 // Match is a conjunction: every condition that is set must hold.
@@ -475,8 +483,7 @@ type RouteCache struct {
 // reservedKeys are keys a future version will accept. Rejecting them with
 // a clear message beats both "unknown field" and silently ignoring them.
 var reservedKeys = map[reflect.Type][]string{
-	reflect.TypeFor[Config]():      {"limits"},
 	reflect.TypeFor[RedisStream](): {"tls"},
 	reflect.TypeFor[Cluster]():     {"retries"},
-	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits"},
+	reflect.TypeFor[Route]():       {"weighted_clusters", "retries"},
 }

@@ -102,6 +102,7 @@ func (v *validator) config(c *Config) {
 	v.authUses(c)
 	v.routeLimits(c.Routes)
 	v.egress(c.Egress)
+	v.limitRefs(c, v.limits(c.Limits))
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)

@@ -108,6 +108,8 @@ type Proxy struct {
 	authm       *authMetrics
 	concm       *concMetrics // concurrency.go
 
+	limits *limitRegistry // rate limits, kept across reloads (ratelimit.go)
+
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
 }
@@ -123,6 +125,7 @@ type state struct {
 	maxObject int64
 	coalesce  time.Duration
 	sie       time.Duration
+	limits    limitSet // rate limits, by name
 	// listeners holds the chains of the listeners that have filters of
 	// their own (chainFor); empty when none has.
 	listeners map[string]*listenerChains
@@ -156,10 +159,10 @@ func (st *state) chainFor(lis string, rt *route) chain {
 }
 
 // listenerFilters builds the filters of listener l that run before its
-// routes' filters, on every request it accepts (routed or not). None yet:
+// routes' filters, on every request it accepts (routed or not):
 // listener-wide policies (rate limits, egress policy) are added here.
-func (p *Proxy) listenerFilters(l config.Listener) chain {
-	return nil
+func (p *Proxy) listenerFilters(st *state, l config.Listener) chain {
+	return st.limits.filters(l.RateLimits)
 }
 
 // New builds a proxy for cfg (already validated by config.Load or
@@ -208,6 +211,9 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	if err := p.creds.init(reg); err != nil {
 		return nil, err
 	}
+	if p.limits, err = newLimitRegistry(reg, opts.Logger); err != nil {
+		return nil, err
+	}
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -232,6 +238,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	p.st.Store(st)
 	st.start()
 	p.commitAuth(st.auth)
+	p.limits.commit(st.limits)
 	return p, nil
 }
 
@@ -258,6 +265,7 @@ func (p *Proxy) swap(old, st *state) {
 	st.start()
 	p.dns.prune(st.cfg)
 	p.commitAuth(st.auth)
+	p.limits.commit(st.limits)
 	// Pools of clusters that went away or changed: let in-flight requests
 	// finish, then drop the idle connections.
 	for name, c := range old.clusters {
@@ -270,6 +278,13 @@ func (p *Proxy) swap(old, st *state) {
 
 func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	st := &state{cfg: cfg, clusters: map[string]*cluster{}}
+	var err error
+	if st.limits, err = p.limits.build(cfg, p.opts.Now); err != nil {
+		return nil, err
+	}
+	if err := st.limits.check(cfg); err != nil {
+		return nil, err
+	}
 	for _, cc := range cfg.Clusters {
 		cc, hostHeaders := p.expandDNS(cc) // dns_refresh: names become their addresses (dns.go)
 		if old != nil {
@@ -302,6 +317,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	}
 	for _, rc := range cfg.Routes {
 		r := compileRoute(rc, st.clusters)
+		r.filters = append(r.filters, st.limits.filters(rc.RateLimits)...)
 		if r.cluster == nil {
 			old.adopt()
 			return nil, fmt.Errorf("proxy: route %q: unknown cluster %q", rc.Name, rc.Cluster)
@@ -322,7 +338,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	}
 	st.egress = egress
 	for _, l := range cfg.Listeners {
-		lf := p.listenerFilters(l)
+		lf := p.listenerFilters(st, l)
 		// The egress checks first (refused before anything else runs),
 		// then authentication (it sets the consumer the others use).
 		lf = append(append(p.egressFilters(st, l), authChain(l.Auth, st.auth)...), lf...)
@@ -367,6 +383,7 @@ func (p *Proxy) Close() error {
 	p.closeGuards()
 	p.closeAuth()
 	p.eg.close()
+	p.limits.close()
 	for _, c := range p.st.Load().clusters {
 		c.stop()
 		c.close()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/proxy"
 	"github.com/zerohop/zerohop/shm"
@@ -102,6 +103,9 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 	if opts.AccessLog != nil {
 		po.AccessLog = slog.New(slog.NewJSONHandler(opts.AccessLog, nil))
 	}
+	// go-redis's own messages (one per failed dial while a global rate
+	// limit's Redis is down) at debug level: the proxy counts and logs them.
+	redis.SetLogger(redisLogger{s.log})
 	p, err := proxy.New(cfg, po)
 	if err != nil {
 		s.closeCache()
