@@ -278,8 +278,14 @@ type Cluster struct {
 	// EffectiveClient). Set "std" to fall back if h1 misbehaves with an
 	// upstream; "h1" with https endpoints speaks HTTP/1.1 over TLS.
 	Client ClusterClient `yaml:"client"`
+	// CircuitBreakers are the cluster's limits (config/resilience.go).
+	// Default: no limits, and the default retry budget.
+	CircuitBreakers CircuitBreakers `yaml:"circuit_breakers"`
+	// Retries is the retry policy of routes to the cluster that set none
+	// of their own (config/resilience.go). Default nil = no retries.
+	Retries *RetryPolicy `yaml:"retries,omitempty"`
 
-	// Reserved: health_check, outlier_detection, retries.
+	// Reserved: health_check, outlier_detection.
 }
 
 // ClusterClient names the HTTP client a cluster's connections use.
@@ -326,8 +332,23 @@ type Route struct {
 	Name string `yaml:"name"`
 	// Match selects requests; an empty match matches everything.
 	Match Match `yaml:"match"`
-	// Cluster is the name of the cluster to send to. Required; must exist.
+	// Cluster is the name of the cluster to send to. Required unless
+	// WeightedClusters is set; must exist.
 	Cluster string `yaml:"cluster"`
+	// WeightedClusters splits the route's traffic across clusters in
+	// proportion to their weights (a canary: [{cluster: v1, weight: 90},
+	// {cluster: v2, weight: 10}]), each request picking a side at random
+	// or, with SplitSticky, by a hash. Excludes Cluster. Default empty.
+	WeightedClusters []WeightedCluster `yaml:"weighted_clusters"`
+	// SplitSticky picks the side of WeightedClusters by a request field
+	// or cookie (config/traffic.go). Default nil = at random.
+	SplitSticky *SplitSticky `yaml:"split_sticky,omitempty"`
+	// Mirror copies some of the route's upstream requests to a shadow
+	// cluster (config/traffic.go). Default nil = none.
+	Mirror *Mirror `yaml:"mirror,omitempty"`
+	// Retries replaces the cluster's retry policy for this route
+	// (config/resilience.go). Default nil = the cluster's.
+	Retries *RetryPolicy `yaml:"retries,omitempty"`
 	// Cache overrides caching for this route. Default nil = cache per the
 	// global cache section.
 	Cache *RouteCache `yaml:"cache,omitempty"`
@@ -341,7 +362,7 @@ type Route struct {
 	// other hop-by-hop fields) are rejected. Default empty.
 	ResponseHeaders map[string]string `yaml:"response_headers"`
 
-	// Reserved: weighted_clusters (splits), retries, rate_limits, auth.
+	// Reserved: rate_limits, auth.
 }
 
 // Match is a conjunction: every condition that is set must hold.
@@ -380,7 +401,7 @@ var reservedKeys = map[reflect.Type][]string{
 	reflect.TypeFor[Config]():      {"auth", "egress", "limits"},
 	reflect.TypeFor[Listener]():    {"tls"},
 	reflect.TypeFor[RedisStream](): {"tls"},
-	reflect.TypeFor[Cluster]():     {"health_check", "outlier_detection", "retries"},
+	reflect.TypeFor[Cluster]():     {"health_check", "outlier_detection"},
 	reflect.TypeFor[UpstreamTLS](): {"cert_file", "key_file"},
-	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits", "auth"},
+	reflect.TypeFor[Route]():       {"rate_limits", "auth"},
 }

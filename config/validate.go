@@ -329,6 +329,7 @@ func (v *validator) clusters(cs []Cluster) map[string]string {
 		default:
 			v.errorf(p+".client", "invalid client %q: must be %q or %q", c.Client, ClientH1, ClientStd)
 		}
+		v.circuitBreakers(p, &c)
 	}
 	return names
 }
@@ -340,6 +341,7 @@ func (v *validator) routes(rs []Route, clusters map[string]string) {
 		v.name(p+".name", "route", r.Name, names)
 		v.match(p+".match", &r.Match)
 		switch _, ok := clusters[r.Cluster]; {
+		case r.Cluster == "" && len(r.WeightedClusters) > 0:
 		case r.Cluster == "":
 			v.errorf(p+".cluster", "required: name the cluster this route sends to")
 		case !ok && !v.failedUnder("clusters"):
@@ -351,6 +353,7 @@ func (v *validator) routes(rs []Route, clusters map[string]string) {
 		}
 		v.nonNegative(p+".timeout", r.Timeout)
 		v.responseHeaders(p+".response_headers", r.ResponseHeaders)
+		v.routeTraffic(p, &r, clusters)
 	}
 }
 
