@@ -25,6 +25,7 @@ type cluster struct {
 	endpoints []endpoint
 	total     int // sum of weights
 	transport upstreamClient
+	lim       *limits // circuit breakers, retry budget and policy (breaker.go)
 }
 
 // upstreamClient is a pool of upstream connections: an *h1.Transport, or
@@ -61,6 +62,7 @@ func newCluster(cc config.Cluster, m *metrics) (*cluster, error) {
 		return nil, fmt.Errorf("proxy: cluster %q: %w", cc.Name, err)
 	}
 	c.transport = t
+	c.lim = newLimits(cc)
 	return c, nil
 }
 

@@ -27,9 +27,13 @@ type route struct {
 	ttlOverride int64    // ms; 0 = none
 
 	filters chain // built here, once per configuration (filter.go)
+
+	split  *split       // weighted_clusters (split.go); nil: cluster
+	mirror *mirror      // shadow traffic (mirror.go); nil: none
+	retry  *retryPolicy // replaces the cluster's (retry.go); nil: the cluster's
 }
 
-func compileRoute(rc config.Route, clusters map[string]*cluster) *route {
+func compileRoute(rc config.Route, clusters map[string]*cluster) (*route, error) {
 	r := &route{name: rc.Name, cluster: clusters[rc.Cluster], cfg: rc, cache: true}
 	h := strings.ToLower(rc.Match.Host)
 	if strings.HasPrefix(h, "*.") {
@@ -53,7 +57,7 @@ func compileRoute(rc config.Route, clusters map[string]*cluster) *route {
 	if len(rc.ResponseHeaders) > 0 {
 		r.filters = append(r.filters, newSetFieldsFilter(rc.ResponseHeaders))
 	}
-	return r
+	return r, r.compileTraffic(rc, clusters)
 }
 
 // routeFor returns the first route of st that the request matches (host

@@ -62,6 +62,8 @@ type exchange struct {
 	upstream   string
 	upstreamMs float64
 	filterNote string // the filter that answered, and why
+	tries      int      // upstream tries made (retry.go); 0: none
+	decisions  decision // retried, breaker open, shadowed
 
 	// The request phase's outcome (filter.go). The fast path may have
 	// run the chain already on the parsed head, before handing the
@@ -241,7 +243,7 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 		}
 	}
 	if rt := x.st.routeFor(r.Method, requestFields(r.Header), hostOnly(x.host), r.URL.Path); rt != nil {
-		x.route, x.cluster = rt, rt.cluster
+		x.route, x.cluster = rt, rt.clusterFor(r.Header)
 	}
 	if x.route == nil && !forward {
 		p.fail(w, x, http.StatusNotFound, "no route matches this request")
@@ -414,6 +416,7 @@ func (p *Proxy) finish(x *exchange, rec *recorder) {
 		reqID: x.reqID, listener: x.lis.Name, method: x.in.Method, host: x.host, target: x.target,
 		status: code, route: routeName, upstream: x.upstream, cacheLabel: cacheLabel,
 		bytes: int(rec.bytes), d: d, upstreamMs: x.upstreamMs, remote: x.in.RemoteAddr, filter: x.filterNote,
+		tries: x.tries, decision: x.decisions.String(),
 	}
 	if p.opts.AccessLog != nil { // the strings only a log line needs
 		a.cache, a.traceparent = x.status.String(), x.in.Header.Get("Traceparent")
@@ -434,6 +437,8 @@ type accessEntry struct {
 	upstreamMs                            float64
 	traceparent, remote                   string
 	filter                                string // the filter that answered, if one did
+	tries                                 int    // upstream tries; logged when more than one
+	decision                              string // retried, breaker_open, shadowed (retry.go)
 }
 
 // record records a request's metrics and access-log line. Both entry
@@ -459,11 +464,17 @@ func (p *Proxy) record(a *accessEntry) {
 		slog.Float64("upstream_ms", a.upstreamMs),
 		slog.String("traceparent", a.traceparent),
 		slog.String("remote", a.remote),
-		slog.String("filter", a.filter),
+		{}, {}, {}, // filter, tries, decision: only when they say something
 	}
-	n := len(attrs)
-	if a.filter == "" {
-		n-- // the filter attribute only when a filter answered
+	n := len(attrs) - 3
+	if a.filter != "" { // a filter answered
+		attrs[n], n = slog.String("filter", a.filter), n+1
+	}
+	if a.tries > 1 { // the upstream was tried more than once
+		attrs[n], n = slog.Int("tries", a.tries), n+1
+	}
+	if a.decision != "" { // retried, breaker_open, shadowed
+		attrs[n], n = slog.String("decision", a.decision), n+1
 	}
 	p.opts.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:n]...)
 }
