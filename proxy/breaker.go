@@ -19,9 +19,9 @@ type limits struct {
 	budgetPct                                     float64
 	minRetries                                    int64
 
-	active  atomic.Int64 // requests in flight (serveUpstream to the end of the response)
-	retries atomic.Int64 // retries in flight
-	pending atomic.Int64 // tries waiting for a connection slot
+	active  atomic.Int64  // requests in flight (serveUpstream to the end of the response)
+	retries atomic.Int64  // retries in flight
+	pending atomic.Int64  // tries waiting for a connection slot
 	slots   chan struct{} // exchanges in progress, when maxConns > 0
 
 	retry *retryPolicy // the cluster's retry policy; nil: none

@@ -61,7 +61,7 @@ type exchange struct {
 	// What happened, for logs and metrics.
 	upstream   string
 	upstreamMs float64
-	filterNote string // the filter that answered, and why
+	filterNote string   // the filter that answered, and why
 	tries      int      // upstream tries made (retry.go); 0: none
 	decisions  decision // retried, breaker open, shadowed
 
