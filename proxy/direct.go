@@ -41,7 +41,8 @@ func (p *Proxy) serveUpstream(w http.ResponseWriter, r *http.Request, x *exchang
 		}
 		defer c.lim.done()
 		if x.route != nil && x.route.mirror != nil && !x.refresh {
-			p.shadow(x, r)
+			// After the primary's exchange: the copy never competes with it.
+			defer p.shadow(x, r)
 		}
 	}
 	if t, ok := p.clientFor(x).(*h1.Transport); ok && !p.noDirect.Load() && directEligible(r) {
