@@ -401,3 +401,66 @@ func TestRetriedResponseCached(t *testing.T) {
 		t.Errorf("upstream hits %d; want 2", h.up.hits.Load())
 	}
 }
+
+// TestRetryBodyBound: a body larger than max_body is not buffered, so it
+// is retried only when none of it was sent (the connect failed).
+func TestRetryBodyBound(t *testing.T) {
+	bothPaths(t, func(t *testing.T, plain bool) {
+		big := strings.Repeat("b", 100<<10)
+		dead := closedURL(t)
+		var mu sync.Mutex
+		var got []int
+		h := newHarness(t, harnessOptions{plainServer: plain, handler: func(w http.ResponseWriter, r *http.Request, n int64) {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			got = append(got, len(b))
+			mu.Unlock()
+			if r.URL.Path == "/fail" {
+				w.WriteHeader(503)
+			}
+		}, config: func(c *config.Config) {
+			c.Clusters[0].Retries = retries(2, "503", config.RetryConnectFailure)
+			c.Clusters[0].Retries.MaxBody = 16 << 10
+		}})
+		if r := h.do("PUT", "/fail", nil, strings.NewReader(big)); r.StatusCode != 503 {
+			t.Errorf("PUT over max_body: %d; want the 503 passed on", r.StatusCode)
+		}
+		if got := counter(t, h.p, "zerohop_retries_total", "outcome", "body_sent"); got != 1 {
+			t.Errorf("body_sent %v; want 1", got)
+		}
+		// Within the bound: buffered, sent whole on each try.
+		if r := h.do("PUT", "/fail", nil, strings.NewReader(big[:8<<10])); r.StatusCode != 503 {
+			t.Errorf("PUT within max_body: %d", r.StatusCode)
+		}
+		mu.Lock()
+		if want := []int{100 << 10, 8 << 10, 8 << 10, 8 << 10}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("upstream got bodies of %v bytes; want %v", got, want)
+		}
+		got = nil
+		mu.Unlock()
+
+		// A connect failure sent nothing: the big body goes to the live
+		// endpoint whole.
+		h2 := newHarness(t, harnessOptions{plainServer: plain, origin: dead, config: func(c *config.Config) {
+			c.Clusters[0].Endpoints = append(c.Clusters[0].Endpoints, config.Endpoint{URL: h.up.URL, Weight: 1})
+			c.Clusters[0].Retries = retries(2, config.RetryConnectFailure)
+			c.Clusters[0].Retries.MaxBody = 16 << 10
+		}})
+		for i := range 10 {
+			if r := h2.do("PUT", "/ok", nil, strings.NewReader(big)); r.StatusCode != 200 {
+				t.Fatalf("#%d: %d %q", i, r.StatusCode, r.body)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range got {
+			if n != len(big) {
+				t.Errorf("upstream got %d bytes of %d", n, len(big))
+			}
+		}
+		if len(got) != 10 || counter(t, h2.p, "zerohop_retries_total", "outcome", "retried_connect_failure") == 0 {
+			t.Errorf("upstream got %d requests (want 10), %v after a connect failure (want some)", len(got),
+				counter(t, h2.p, "zerohop_retries_total", "outcome", "retried_connect_failure"))
+		}
+	})
+}
