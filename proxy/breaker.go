@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"sync"
 	"sync/atomic"
 
 	"github.com/zerohop/zerohop/config"
@@ -137,12 +136,24 @@ func (p *Proxy) breakerOpen(w http.ResponseWriter, x *exchange, limit string) {
 // when the response body is closed.
 type slotBody struct {
 	io.ReadCloser
-	once    sync.Once
-	release func()
+	lim    *limits
+	cancel context.CancelCauseFunc // nil: no per-try context
+	done   atomic.Bool
 }
 
 func (b *slotBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.once.Do(b.release)
+	if b.done.CompareAndSwap(false, true) {
+		releaseTry(b.lim, b.cancel)
+	}
 	return err
+}
+
+// releaseTry gives back what a try held: its connection slot and its
+// per-try context.
+func releaseTry(l *limits, cancel context.CancelCauseFunc) {
+	l.releaseSlot()
+	if cancel != nil {
+		cancel(context.Canceled)
+	}
 }

@@ -158,7 +158,7 @@ func (p *Proxy) sendTries(x *exchange, out *http.Request, t *h1.Transport, pol *
 		if !retrying || try > pol.attempts {
 			return res, err
 		}
-		if be := (*breakerError)(nil); errors.As(err, &be) {
+		if err != nil && isBreakerError(err) {
 			return res, err
 		}
 		why := retryCondition(pol, out, res, err, timedOut)
@@ -228,19 +228,13 @@ func (p *Proxy) try(x *exchange, req *http.Request, t *h1.Transport, pol *retryP
 	if timer != nil && !timer.Stop() && err != nil {
 		err, timedOut = errPerTryTimeout, true
 	}
-	release := func() {
-		lim.releaseSlot()
-		if cancel != nil {
-			cancel(context.Canceled)
-		}
-	}
 	if err != nil || res.StatusCode == http.StatusSwitchingProtocols {
 		// An upgraded connection is the app's now, not an exchange.
-		release()
+		releaseTry(lim, cancel)
 		return res, err, timedOut
 	}
 	if lim.slots != nil || cancel != nil {
-		res.Body = &slotBody{ReadCloser: res.Body, release: release}
+		res.Body = &slotBody{ReadCloser: res.Body, lim: lim, cancel: cancel}
 	}
 	return res, nil, false
 }
@@ -276,6 +270,11 @@ func retryCondition(pol *retryPolicy, out *http.Request, res *http.Response, err
 		}
 	}
 	return ""
+}
+
+func isBreakerError(err error) bool {
+	be := (*breakerError)(nil)
+	return errors.As(err, &be)
 }
 
 // isConnectFailure reports whether err is a failure to connect: nothing
