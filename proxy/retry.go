@@ -225,7 +225,13 @@ func (p *Proxy) try(x *exchange, req *http.Request, t *h1.Transport, pol *retryP
 		req = req.WithContext(ctx)
 	}
 	res, err = p.tryOnce(x, req, t)
-	if timer != nil && !timer.Stop() && err != nil {
+	if timer != nil && !timer.Stop() {
+		// Out of time, even if the head came as the timer fired: its
+		// context is cancelled, and the body could not be read.
+		if err == nil {
+			res.Body.Close()
+			res = nil
+		}
 		err, timedOut = errPerTryTimeout, true
 	}
 	if err != nil || res.StatusCode == http.StatusSwitchingProtocols {
