@@ -359,7 +359,7 @@ func TestRetryPerTryTimeout(t *testing.T) {
 	bothPaths(t, func(t *testing.T, plain bool) {
 		h := newHarness(t, harnessOptions{plainServer: plain, handler: func(w http.ResponseWriter, r *http.Request, n int64) {
 			w.Header().Set("Cache-Control", "no-store")
-			if n == 1 {
+			if n == 1 || r.URL.Path == "/both" {
 				select {
 				case <-r.Context().Done():
 				case <-time.After(5 * time.Second):
@@ -376,6 +376,13 @@ func TestRetryPerTryTimeout(t *testing.T) {
 		}
 		if got := counter(t, h.p, "zerohop_retries_total", "outcome", "retried_timeout"); got != 1 {
 			t.Errorf("retried_timeout %v; want 1", got)
+		}
+		// Every try out of time: 504, after attempts + 1 tries.
+		if r := h.get("/both"); r.StatusCode != http.StatusGatewayTimeout {
+			t.Errorf("/both: %d %q; want 504", r.StatusCode, r.body)
+		}
+		if got := h.up.hits.Load(); got != 4 {
+			t.Errorf("upstream hits %d; want 4 (2 for /t, 2 for /both)", got)
 		}
 	})
 }
