@@ -107,7 +107,12 @@ func TestFullExampleRoundTrips(t *testing.T) {
 	if b.Len() == 0 {
 		t.Fatal("no example YAML found in doc.go")
 	}
-	c, err := Parse("doc.go", []byte(b.String()))
+	// The example's certificate files are where a pod would mount them;
+	// here they are the test's.
+	example := strings.NewReplacer("/etc/zerohop/ingress/tls.crt", srvPEM, "/etc/zerohop/ingress/tls.key", srvKey,
+		"/etc/zerohop/ingress/ca.crt", caPEM, "/etc/zerohop/payments/ca.crt", caPEM,
+		"/etc/zerohop/payments/tls.crt", cliPEM, "/etc/zerohop/payments/tls.key", cliKey).Replace(b.String())
+	c, err := Parse("doc.go", []byte(example))
 	if err != nil {
 		t.Fatalf("doc example: %v\n%s", err, b.String())
 	}
@@ -274,7 +279,7 @@ func TestBadConfigs(t *testing.T) {
 			`URL "http://u:xxxxx@x" must not contain credentials`},
 		{"endpoint bad port", lines("clusters:", "  - name: a", "    endpoints: [{url: 'http://x:0'}]"), `has an invalid port "0"`},
 		{"unknown cluster client", lines("clusters:", "  - name: a", "    endpoints: [{url: 'http://x'}]", "    client: http2"),
-			`zerohop.yaml:4: clusters[0].client: invalid client "http2": must be "h1" or "std"`},
+			`zerohop.yaml:4: clusters[0].client: invalid client "http2": must be "h1", "std" or "h2c"`},
 		{"duplicate endpoint", lines("clusters:", "  - name: a", "    endpoints:", "      - url: http://x", "      - url: http://x"),
 			`zerohop.yaml:5: clusters[0].endpoints[1].url: duplicate endpoint "http://x" (first defined at line 4)`},
 		{"negative weight", lines("clusters:", "  - name: a", "    endpoints:", "      - {url: 'http://x', weight: -1}"),
@@ -510,6 +515,7 @@ var everyField = lines(
 	"    max_request_body: 1GiB",
 	"    max_connections: 500",
 	"    max_connections_per_client: 50",
+	"    tls: {cert_file: testdata/tls/server.pem, key_file: testdata/tls/server-key.pem, client_ca_file: testdata/tls/ca.pem, min_version: '1.3'}",
 	"  - name: out",
 	"    address: 127.0.0.1:8089",
 	"    forward: {allow_loopback: true, allow_destinations: ['169.254.10.0/24', '[::1]:8080'], tunnel_idle_timeout: 10m}",
@@ -540,9 +546,10 @@ var everyField = lines(
 	"    body_idle_timeout: 4s",
 	"    max_idle_conns: 3",
 	"    client: std",
-	"    tls: {ca_file: /ca.pem, insecure_skip_verify: true, server_name: a.internal}",
+	"    tls: {insecure_skip_verify: true, server_name: a.internal, cert_file: testdata/tls/client.pem, key_file: testdata/tls/client-key.pem, min_version: '1.3'}",
 	"    circuit_breakers: {max_connections: 10, max_pending_requests: 5, max_requests: 20, max_retries: 2, retry_budget: {budget_percent: 10, min_retry_concurrency: 1}}",
 	"    retries: {attempts: 2, retry_on: [connect-failure, 503], per_try_timeout: 1s, backoff_base: 10ms, backoff_max: 1s, max_body: 1KiB}",
+	"  - {name: b, endpoints: [{url: 'https://b:8443'}], tls: {ca_file: testdata/tls/ca.pem}}",
 	"routes:",
 	"  - name: a",
 	"    match: {host: a.example.com, path_prefix: /a/, methods: [GET], headers: {X-A: b}}",

@@ -80,7 +80,9 @@ type Listener struct {
 	MaxRequestBody Size `yaml:"max_request_body"`
 	// FastPath serves bodiless HTTP/1.1 GET and HEAD requests on the
 	// connection's goroutine, under net/http (docs/fast-path.md). Default
-	// true; false leaves every request to net/http's server.
+	// true, and false on a listener with tls, which the fast path does not
+	// serve (setting it true there is an error); false leaves every
+	// request to net/http's server.
 	FastPath bool `yaml:"fast_path"`
 	// MaxConnections caps the connections the listener holds open at once,
 	// whatever they carry (HTTP/1.1, h2c, CONNECT tunnels). One more is
@@ -102,8 +104,10 @@ type Listener struct {
 	// tunnels. Only for mode forward: a reverse listener sends requests to
 	// the operator's clusters, never to a destination the client chose.
 	Forward Forward `yaml:"forward"`
-
-	// Reserved: tls (serving TLS to downstream clients).
+	// TLS, if set, makes the listener serve HTTPS (TLS termination for
+	// ingress), optionally requiring client certificates. Default nil =
+	// plain HTTP (and h2c). See ListenerTLS.
+	TLS *ListenerTLS `yaml:"tls,omitempty"`
 }
 
 // Forward is what a forward-mode listener lets its clients reach. By
@@ -268,15 +272,20 @@ type Cluster struct {
 	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
 	// MaxIdleConns is the idle keep-alive pool size per endpoint. Default 64.
 	MaxIdleConns int `yaml:"max_idle_conns"`
-	// TLS configures connections to https endpoints. Default nil = system
-	// roots, server name from the URL. Modelled only; not validated yet.
+	// TLS configures connections to https endpoints: CA file, SNI,
+	// minimum version, client certificate (see UpstreamTLS). Default nil =
+	// system roots, server name from the URL, TLS 1.2 or later, no client
+	// certificate.
 	TLS *UpstreamTLS `yaml:"tls,omitempty"`
 	// Client is the HTTP client for the endpoints: "h1" (zerohop's own
-	// HTTP/1.1 client, cheaper per request) or "std" (Go's net/http, which
-	// also negotiates HTTP/2 with https endpoints). Default "" = h1 when
-	// every endpoint is http:// and tls is not set, std otherwise (see
-	// EffectiveClient). Set "std" to fall back if h1 misbehaves with an
-	// upstream; "h1" with https endpoints speaks HTTP/1.1 over TLS.
+	// HTTP/1.1 client, cheaper per request), "std" (Go's net/http, which
+	// also negotiates HTTP/2 with https endpoints through ALPN) or "h2c"
+	// (net/http speaking HTTP/2 without TLS, with prior knowledge, to
+	// http:// endpoints that serve it: gRPC backends; every endpoint must
+	// be http:// and tls unset). Default "" = h1 when every endpoint is
+	// http:// and tls is not set, std otherwise (see EffectiveClient). Set
+	// "std" to fall back if h1 misbehaves with an upstream; "h1" with
+	// https endpoints speaks HTTP/1.1 over TLS.
 	Client ClusterClient `yaml:"client"`
 	// CircuitBreakers are the cluster's limits (config/resilience.go).
 	// Default: no limits, and the default retry budget.
@@ -296,8 +305,12 @@ const (
 	// ClientH1 is zerohop's HTTP/1.1 client: the request is written and
 	// the response read on the requesting goroutine.
 	ClientH1 ClusterClient = "h1"
-	// ClientStd is Go's net/http client.
+	// ClientStd is Go's net/http client: HTTP/1.1, or HTTP/2 when an
+	// https endpoint offers it.
 	ClientStd ClusterClient = "std"
+	// ClientH2C is Go's net/http client speaking HTTP/2 over plain TCP
+	// (prior knowledge, RFC 9113 §3.3).
+	ClientH2C ClusterClient = "h2c"
 )
 
 // Endpoint is one upstream server.
@@ -312,18 +325,6 @@ type Endpoint struct {
 
 // MaxWeight bounds Endpoint.Weight so that weight sums cannot overflow.
 const MaxWeight = 1_000_000
-
-// UpstreamTLS is TLS towards a cluster's endpoints.
-type UpstreamTLS struct {
-	// CAFile is a PEM bundle of roots to trust. Default "" = system roots.
-	CAFile string `yaml:"ca_file"`
-	// InsecureSkipVerify disables certificate checks. Default false.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-	// ServerName overrides SNI and verification name. Default "" = URL host.
-	ServerName string `yaml:"server_name"`
-
-	// Reserved: cert_file, key_file (client certificates).
-}
 
 // Route sends matching requests to a cluster.
 type Route struct {
@@ -399,9 +400,7 @@ type RouteCache struct {
 // a clear message beats both "unknown field" and silently ignoring them.
 var reservedKeys = map[reflect.Type][]string{
 	reflect.TypeFor[Config]():      {"auth", "egress", "limits"},
-	reflect.TypeFor[Listener]():    {"tls"},
 	reflect.TypeFor[RedisStream](): {"tls"},
 	reflect.TypeFor[Cluster]():     {"health_check", "outlier_detection"},
-	reflect.TypeFor[UpstreamTLS](): {"cert_file", "key_file"},
 	reflect.TypeFor[Route]():       {"rate_limits", "auth"},
 }

@@ -182,6 +182,7 @@ func (v *validator) listeners(c *Config) {
 			v.errorf(p+".max_connections_per_client", "must not be negative (0 means no cap), got %d", l.MaxConnectionsPerClient)
 		}
 		v.forward(p, &c.Listeners[i])
+		v.listenerTLS(p, &c.Listeners[i])
 	}
 }
 
@@ -325,11 +326,12 @@ func (v *validator) clusters(cs []Cluster) map[string]string {
 			v.errorf(p+".max_idle_conns", "must not be negative, got %d", c.MaxIdleConns)
 		}
 		switch c.Client {
-		case "", ClientH1, ClientStd:
+		case "", ClientH1, ClientStd, ClientH2C:
 		default:
-			v.errorf(p+".client", "invalid client %q: must be %q or %q", c.Client, ClientH1, ClientStd)
+			v.errorf(p+".client", "invalid client %q: must be %q, %q or %q", c.Client, ClientH1, ClientStd, ClientH2C)
 		}
-		v.circuitBreakers(p, &c)
+		v.upstreamTLS(p, &cs[i])
+		v.circuitBreakers(p, &cs[i])
 	}
 	return names
 }

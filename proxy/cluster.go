@@ -2,18 +2,17 @@ package proxy
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"reflect"
 	"syscall"
 	"time"
 
 	"github.com/zerohop/zerohop/config"
+	"github.com/zerohop/zerohop/internal/tlsfiles"
 	"github.com/zerohop/zerohop/proxy/internal/h1"
 )
 
@@ -25,7 +24,8 @@ type cluster struct {
 	endpoints []endpoint
 	total     int // sum of weights
 	transport upstreamClient
-	lim       *limits // circuit breakers, retry budget and policy (breaker.go)
+	tlsFiles  *tlsfiles.Watcher // the cluster's certificate files; nil: none
+	lim       *limits           // circuit breakers, retry budget and policy (breaker.go)
 }
 
 // upstreamClient is a pool of upstream connections: an *h1.Transport, or
@@ -54,11 +54,16 @@ func newCluster(cc config.Cluster, m *metrics) (*cluster, error) {
 	if len(c.endpoints) == 0 {
 		return nil, fmt.Errorf("proxy: cluster %q has no endpoints", cc.Name)
 	}
+	tlsConfig, err := c.upstreamTLS(m)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: cluster %q: %w", cc.Name, err)
+	}
 	t, err := newTransport(upstreamOptions{
 		connect: cc.ConnectTimeout, response: cc.ResponseTimeout, bodyIdle: cc.BodyIdleTimeout,
-		maxIdle: cc.MaxIdleConns, tls: cc.TLS, client: cc.EffectiveClient(),
+		maxIdle: cc.MaxIdleConns, tls: tlsConfig, client: cc.EffectiveClient(),
 	}, newUpstreamEvents(m, cc.Name))
 	if err != nil {
+		c.closeTLS()
 		return nil, fmt.Errorf("proxy: cluster %q: %w", cc.Name, err)
 	}
 	c.transport = t
@@ -91,7 +96,7 @@ type upstreamOptions struct {
 	connect, response time.Duration // 0: none
 	bodyIdle          time.Duration // 0: none
 	maxIdle           int           // <= 0: 64
-	tls               *config.UpstreamTLS
+	tls               *tls.Config   // nil: system roots, TLS 1.2 or later
 	client            config.ClusterClient
 	// control checks each address dialled (net.Dialer.Control): forward
 	// mode's egress guard. Nil: none.
@@ -109,10 +114,7 @@ func newTransport(o upstreamOptions, ev *upstreamEvents) (upstreamClient, error)
 	if maxIdle <= 0 {
 		maxIdle = 64
 	}
-	tlsConfig, err := upstreamTLSConfig(o.tls)
-	if err != nil {
-		return nil, err
-	}
+	tlsConfig := o.tls
 	if o.client == config.ClientH1 {
 		if connect == 0 {
 			connect = -1 // config: 0 = none; h1: 0 = its default
@@ -143,26 +145,8 @@ func newTransport(o upstreamOptions, ev *upstreamEvents) (upstreamClient, error)
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     true,
 	}
+	if o.client == config.ClientH2C {
+		t.Protocols = h2cOnly()
+	}
 	return &stdClient{Transport: t, bodyIdle: o.bodyIdle, events: ev}, nil
-}
-
-// upstreamTLSConfig builds the TLS configuration of a cluster's tls
-// section; nil for none (system roots, server name from the URL).
-func upstreamTLSConfig(tc *config.UpstreamTLS) (*tls.Config, error) {
-	if tc == nil {
-		return nil, nil
-	}
-	cfg := &tls.Config{ServerName: tc.ServerName, InsecureSkipVerify: tc.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if tc.CAFile != "" {
-		pem, err := os.ReadFile(tc.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls ca_file %s: no certificates", tc.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
 }

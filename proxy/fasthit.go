@@ -83,13 +83,16 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	if rt == nil && c.h.guard != nil && c.h.guard.checkHost(host, 80) != nil {
 		return false, true // the general path refuses it
 	}
-	if rt != nil && len(rt.filters) > 0 {
+	ch := st.chainFor(l.Name, rt)
+	if len(ch) > 0 {
 		// The request phase runs here, once, before the cache. Whatever
 		// it decided goes with the request if it is handed over; an
 		// early answer is written by the general path's one writer.
-		c.req = fastRequest{c: c, method: method, host: host, target: tgt, route: rt}
+		c.req = fastRequest{c: c, method: method, host: host, target: tgt, route: rt, chain: ch}
 		c.pre.st, c.pre.route, c.pre.filtered = st, rt, true
-		if c.pre.by, _ = rt.filters.onRequest(&c.req, &c.pre.ans); c.pre.by != nil {
+		c.pre.by, _ = ch.onRequest(&c.req, &c.pre.ans)
+		c.pre.consumer = c.req.consumer
+		if c.pre.by != nil {
 			return false, true
 		}
 	}
@@ -124,8 +127,8 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	// The filters' response phase, before the head is written.
 	rf := &c.rf
 	rf.reset()
-	if rt != nil && len(rt.filters) > 0 {
-		rt.filters.onResponse(&c.req, e.Status, rf)
+	if len(ch) > 0 {
+		ch.onResponse(&c.req, e.Status, rf)
 	}
 
 	// The response, as serveEntry and net/http's framing write it.
@@ -218,6 +221,7 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	a := accessEntry{
 		listener: l.Name, method: method, host: host, target: tgt,
 		status: e.Status, route: routeName, cacheLabel: "hit", bytes: bodyBytes(isHEAD, len(e.Body)), d: d,
+		consumer: c.req.consumer,
 	}
 	if p.opts.AccessLog != nil { // the strings only a log line needs
 		a.reqID, a.remote = string(reqID), c.c.RemoteAddr()

@@ -63,6 +63,7 @@ func (s *fastSide) Begin() (*fastpath.Slot, context.Context) {
 		// The hit attempt ran the route's request phase: carry its
 		// outcome, and the state it routed with, to the general path.
 		x.st, x.filtered, x.answeredBy, x.ans = pre.st, true, pre.by, pre.ans
+		x.consumer = pre.consumer
 		x.preRoute = pre.route
 		*pre = fastPre{}
 	}

@@ -27,6 +27,7 @@ type metrics struct {
 	egressRefused    *prometheus.CounterVec // forward destinations refused (egress.go)
 	tunnelIdle       prometheus.Counter
 	filterAnswers    *prometheus.CounterVec // early answers of route filters (filter.go)
+	tls              tlsMetrics             // certificate file reloads (tls.go)
 	res              resilienceMetrics      // breakers, retries, mirrors (resilience_metrics.go)
 	series           sync.Map               // seriesKey -> *series
 	notStoredC       sync.Map               // reason -> prometheus.Counter
@@ -79,6 +80,7 @@ func newMetrics(reg prometheus.Registerer, cache *shm.Writer) (*metrics, error) 
 	}, []string{"route", "filter", "code"})
 	cs := []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.upstreamRefusals, m.notStored, m.stored, m.coalesced, m.refreshes, m.reloads,
 		m.egressRefused, m.tunnelIdle, m.filterAnswers}
+	cs = append(cs, m.tls.init()...)
 	m.res = newResilienceMetrics()
 	cs = append(cs, m.res.collectors()...)
 	if cache != nil {

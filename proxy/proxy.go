@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +97,8 @@ type Proxy struct {
 	oldGuards []*egressGuard          // replaced, closed by Close
 	self      self                    // the sidecar's own addresses
 
+	listenerTLS listenerTLS // TLS listeners' certificate files (tls.go)
+
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
 }
@@ -111,6 +114,41 @@ type state struct {
 	maxObject int64
 	coalesce  time.Duration
 	sie       time.Duration
+	// listeners holds the chains of the listeners that have filters of
+	// their own (chainFor); empty when none has.
+	listeners map[string]*listenerChains
+}
+
+// listenerChains are the chains of one listener with filters of its own:
+// for requests without a route, and for each route (the listener's
+// filters, then the route's), built once per configuration.
+type listenerChains struct {
+	unrouted chain
+	routed   map[*route]chain
+}
+
+// chainFor returns the filters a request of listener lis routed to rt
+// (nil: none) runs. Both entry paths resolve the chain with it.
+func (st *state) chainFor(lis string, rt *route) chain {
+	if len(st.listeners) > 0 {
+		if lc := st.listeners[lis]; lc != nil {
+			if rt == nil {
+				return lc.unrouted
+			}
+			return lc.routed[rt]
+		}
+	}
+	if rt == nil {
+		return nil
+	}
+	return rt.filters
+}
+
+// listenerFilters builds the filters of listener l that run before its
+// routes' filters, on every request it accepts (routed or not). None yet:
+// listener-wide policies (rate limits, egress policy) are added here.
+func (p *Proxy) listenerFilters(l config.Listener) chain {
+	return nil
 }
 
 // New builds a proxy for cfg (already validated by config.Load or
@@ -140,6 +178,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.m = m
+	m.tls.log = p.log
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -175,8 +214,7 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 	// finish, then drop the idle connections.
 	for name, c := range old.clusters {
 		if nc, ok := st.clusters[name]; !ok || nc != c {
-			t := c.transport
-			time.AfterFunc(30*time.Second, t.CloseIdleConnections)
+			time.AfterFunc(30*time.Second, c.close)
 		}
 	}
 	p.m.reloads.Inc()
@@ -194,6 +232,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 		}
 		c, err := newCluster(cc, p.m)
 		if err != nil {
+			closeNew(st, old)
 			return nil, err
 		}
 		st.clusters[cc.Name] = c
@@ -201,12 +240,27 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	for _, rc := range cfg.Routes {
 		r, err := compileRoute(rc, st.clusters)
 		if err != nil {
+			closeNew(st, old)
 			return nil, err
 		}
 		if r.cluster == nil {
 			return nil, fmt.Errorf("proxy: route %q: unknown cluster %q", rc.Name, rc.Cluster)
 		}
 		st.routes = append(st.routes, r)
+	}
+	for _, l := range cfg.Listeners {
+		lf := p.listenerFilters(l)
+		if len(lf) == 0 {
+			continue
+		}
+		if st.listeners == nil {
+			st.listeners = map[string]*listenerChains{}
+		}
+		lc := &listenerChains{unrouted: lf, routed: map[*route]chain{}}
+		for _, r := range st.routes {
+			lc.routed[r] = append(slices.Clip(lf), r.filters...)
+		}
+		st.listeners[l.Name] = lc
 	}
 	cc := cfg.Cache
 	st.storeOpts = httpcache.StoreOptions{AllowSetCookie: cc.AllowSetCookie}
@@ -235,8 +289,9 @@ func (p *Proxy) Close() error {
 	p.bg.Wait()
 	p.closeGuards()
 	for _, c := range p.st.Load().clusters {
-		c.transport.CloseIdleConnections()
+		c.close()
 	}
+	p.listenerTLS.close()
 	return nil
 }
 

@@ -70,6 +70,8 @@ type exchange struct {
 	// request over: then filtered is set, and the chain is not run again.
 	filtered   bool
 	preRoute   *route // the route the fast path ran the chain for
+	chain      chain  // the listener's and the route's filters (state.chainFor)
+	consumer   string // who a filter authenticated the request as
 	answeredBy filter
 	ans        answer
 
@@ -202,7 +204,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.resolve(rec, r, x) {
 		return
 	}
-	if x.route != nil && len(x.route.filters) > 0 && p.filterRequest(rec, x) {
+	if len(x.chain) > 0 && p.filterRequest(rec, x) {
 		return
 	}
 	var ctx context.Context = &x.ctx
@@ -238,6 +240,9 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 		x.scheme, x.host, x.target = "http", r.URL.Host, r.URL.RequestURI()
 	} else {
 		x.scheme, x.host, x.target = "http", r.Host, r.RequestURI
+		if r.TLS != nil { // a TLS listener: the target URI is https (httpcache.TargetURI)
+			x.scheme = "https"
+		}
 		if r.URL.IsAbs() || x.target == "" {
 			x.target = r.URL.RequestURI()
 		}
@@ -245,6 +250,7 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 	if rt := x.st.routeFor(r.Method, requestFields(r.Header), hostOnly(x.host), r.URL.Path); rt != nil {
 		x.route, x.cluster = rt, rt.clusterFor(r.Header)
 	}
+	x.chain = x.st.chainFor(x.lis.Name, x.route)
 	if x.route == nil && !forward {
 		p.fail(w, x, http.StatusNotFound, "no route matches this request")
 		return false
@@ -362,8 +368,8 @@ func (r *recorder) WriteHeader(code int) {
 // filterResponse runs the response phase of the route's filters on the
 // head about to be written (filter.go), once per response.
 func (r *recorder) filterResponse(code int) {
-	if x := r.x; x != nil && x.route != nil && len(x.route.filters) > 0 {
-		x.route.filters.onResponse(x, code, headerFields(r.Header()))
+	if x := r.x; x != nil && len(x.chain) > 0 {
+		x.chain.onResponse(x, code, headerFields(r.Header()))
 	}
 }
 
@@ -416,7 +422,7 @@ func (p *Proxy) finish(x *exchange, rec *recorder) {
 		reqID: x.reqID, listener: x.lis.Name, method: x.in.Method, host: x.host, target: x.target,
 		status: code, route: routeName, upstream: x.upstream, cacheLabel: cacheLabel,
 		bytes: int(rec.bytes), d: d, upstreamMs: x.upstreamMs, remote: x.in.RemoteAddr, filter: x.filterNote,
-		tries: x.tries, decision: x.decisions.String(),
+		consumer: x.consumer, tries: x.tries, decision: x.decisions.String(),
 	}
 	if p.opts.AccessLog != nil { // the strings only a log line needs
 		a.cache, a.traceparent = x.status.String(), x.in.Header.Get("Traceparent")
@@ -437,6 +443,7 @@ type accessEntry struct {
 	upstreamMs                            float64
 	traceparent, remote                   string
 	filter                                string // the filter that answered, if one did
+	consumer                              string // who a filter authenticated the caller as
 	tries                                 int    // upstream tries; logged when more than one
 	decision                              string // retried, breaker_open, shadowed (retry.go)
 }
@@ -464,17 +471,24 @@ func (p *Proxy) record(a *accessEntry) {
 		slog.Float64("upstream_ms", a.upstreamMs),
 		slog.String("traceparent", a.traceparent),
 		slog.String("remote", a.remote),
-		{}, {}, {}, // filter, tries, decision: only when they say something
+		{}, {}, {}, {}, // filter, consumer, tries, decision: only when they say something
 	}
-	n := len(attrs) - 3
-	if a.filter != "" { // a filter answered
-		attrs[n], n = slog.String("filter", a.filter), n+1
+	n := len(attrs) - 4
+	if a.filter != "" { // only when a filter answered
+		attrs[n] = slog.String("filter", a.filter)
+		n++
+	}
+	if a.consumer != "" { // only when a filter authenticated the caller
+		attrs[n] = slog.String("consumer", a.consumer)
+		n++
 	}
 	if a.tries > 1 { // the upstream was tried more than once
-		attrs[n], n = slog.Int("tries", a.tries), n+1
+		attrs[n] = slog.Int("tries", a.tries)
+		n++
 	}
 	if a.decision != "" { // retried, breaker_open, shadowed
-		attrs[n], n = slog.String("decision", a.decision), n+1
+		attrs[n] = slog.String("decision", a.decision)
+		n++
 	}
 	p.opts.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:n]...)
 }

@@ -48,10 +48,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 		httpcache.AddValidators(pr.Out.Header, validators)
 	}
-	if x.route != nil && len(x.route.filters) > 0 {
+	if len(x.chain) > 0 {
 		// The upstream phase: after the cache decision, on what goes
 		// upstream only (a background refresh's request too).
-		x.route.filters.onUpstream(x, headerFields(pr.Out.Header))
+		x.chain.onUpstream(x, headerFields(pr.Out.Header))
 	}
 	x.reqTime = p.opts.Now()
 }
@@ -211,6 +211,8 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	switch {
 	case errors.Is(err, h1.ErrTooManyInterim):
 		msg = "upstream sent too many interim (1xx) responses"
+	case tlsFailure(err) != "":
+		msg = tlsFailure(err)
 	case errors.Is(err, context.DeadlineExceeded) || context.Cause(r.Context()) == errUpstreamTimeout || (errors.As(err, &ne) && ne.Timeout()):
 		code, msg = http.StatusGatewayTimeout, "upstream timed out"
 	case x.stored != nil && toHTTPEntry(x.stored).MustRevalidate:
