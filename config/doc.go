@@ -21,7 +21,7 @@
 //	zerohop.yaml:21: routes[2].timeuot: unknown field (did you mean "timeout"?)
 //
 // Unknown keys are errors, so typos are not silently ignored. Keys reserved
-// for features not built yet (auth, egress, limits, health_check, ...)
+// for features not built yet (auth, egress, limits, ...)
 // are rejected with "not supported yet". Top-level keys starting with "x-"
 // are ignored and may hold YAML anchors for "<<" merges.
 //
@@ -83,6 +83,10 @@
 //	    connect_timeout: 2s
 //	    response_timeout: 30s
 //	    body_idle_timeout: 60s
+//	    lb_policy: least_request     # random (default), round_robin, least_request, maglev
+//	    panic_threshold: 50          # % available below which all endpoints are used
+//	    health_check: {path: /healthz, interval: 10s, timeout: 2s, healthy_threshold: 2, unhealthy_threshold: 3}
+//	    outlier_detection: {consecutive_5xx: 5, base_ejection_time: 30s, max_ejection_percent: 10}
 //	  - name: payments
 //	    endpoints: [{url: https://payments.svc:8443}]
 //	    tls:                         # the client is std: HTTP/2 where offered
@@ -94,6 +98,11 @@
 //	  - name: grpc
 //	    client: h2c                  # HTTP/2 without TLS, prior knowledge
 //	    endpoints: [{url: http://grpc.svc:50051}]
+//	  - name: sessions
+//	    endpoints: [{url: http://sessions.svc:8080}]
+//	    dns_refresh: 5s              # each address of the name is an endpoint
+//	    lb_policy: maglev
+//	    hash_policy: {cookie: sid}   # or header: X-User, or source_address: true
 //	routes:
 //	  - name: api-read
 //	    match: {host: "*.example.com", path_prefix: /v1/, methods: [GET, HEAD]}

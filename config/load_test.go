@@ -163,12 +163,13 @@ func TestFileOverlaysDefaults(t *testing.T) {
 	want.Listeners = []Listener{{Name: "in", Address: "127.0.0.1:8089", Mode: ModeReverse,
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: MiB, FastPath: true,
 		MaxConnections: DefaultMaxConnections,
-		Forward:        Forward{TunnelIdleTimeout: time.Hour}}}
+		Forward:        Forward{TunnelIdleTimeout: time.Hour},
+		Transparent:    Transparent{SniffTimeout: DefaultSniffTimeout, Passthrough: true}}}
 	want.Cache.Dir = "/srv/cache"
 	want.Cache.Size = GiB
 	want.Invalidation.Log = "/srv/cache/inval/inval.log" // derived from the new dir
 	want.Clusters = []Cluster{{Name: "api", ConnectTimeout: 5 * time.Second, ResponseTimeout: 30 * time.Second, BodyIdleTimeout: DefaultBodyIdleTimeout,
-		MaxIdleConns: 64, Endpoints: []Endpoint{{URL: "https://api.internal", Weight: 3}, {URL: "http://[::1]:8080", Weight: 0}}}}
+		MaxIdleConns: 64, PanicThreshold: DefaultPanicThreshold, Endpoints: []Endpoint{{URL: "https://api.internal", Weight: 3}, {URL: "http://[::1]:8080", Weight: 0}}}}
 	want.Routes = []Route{{Name: "r", Cluster: "api", Cache: &RouteCache{Enabled: false},
 		Match: Match{Host: "*.Example.com", Headers: map[string]string{"X-Tenant": "blue"}}}}
 	if !reflect.DeepEqual(c, want) {
@@ -220,7 +221,7 @@ func TestBadConfigs(t *testing.T) {
 		{"unbracketed ipv6", lines("listeners:", "  - {name: a, address: '::1:80'}"),
 			`put IPv6 addresses in brackets`},
 		{"bad mode", lines("listeners:", "  - name: a", "    mode: revrse"),
-			`zerohop.yaml:3: listeners[0].mode: invalid mode "revrse": must be "forward" or "reverse"`},
+			`zerohop.yaml:3: listeners[0].mode: invalid mode "revrse": must be "forward", "reverse" or "transparent"`},
 		{"reverse without routes", lines("listeners:", "  - name: a", "    mode: reverse"),
 			`zerohop.yaml:3: listeners[0].mode: reverse mode needs at least one route, but no routes are configured`},
 		{"no listeners", lines("listeners: []"), `zerohop.yaml:1: listeners: at least one listener is required`},
@@ -549,7 +550,14 @@ var everyField = lines(
 	"    tls: {insecure_skip_verify: true, server_name: a.internal, cert_file: testdata/tls/client.pem, key_file: testdata/tls/client-key.pem, min_version: '1.3'}",
 	"    circuit_breakers: {max_connections: 10, max_pending_requests: 5, max_requests: 20, max_retries: 2, retry_budget: {budget_percent: 10, min_retry_concurrency: 1}}",
 	"    retries: {attempts: 2, retry_on: [connect-failure, 503], per_try_timeout: 1s, backoff_base: 10ms, backoff_max: 1s, max_body: 1KiB}",
+	"    lb_policy: maglev",
+	"    hash_policy: {header: X-User}",
+	"    panic_threshold: 30",
+	"    health_check: {path: /healthz, interval: 5s, timeout: 1s, jitter: 1s, healthy_threshold: 1, unhealthy_threshold: 2, expected_statuses: [200, 204], host: health.internal}",
+	"    outlier_detection: {consecutive_5xx: 3, consecutive_gateway_failure: 2, base_ejection_time: 10s, max_ejection_time: 1m, max_ejection_percent: 50}",
 	"  - {name: b, endpoints: [{url: 'https://b:8443'}], tls: {ca_file: testdata/tls/ca.pem}}",
+	"  - {name: by-cookie, endpoints: [{url: 'http://b'}], lb_policy: maglev, hash_policy: {cookie: sid}, dns_refresh: 30s, dns_resolver: '10.0.0.53:53'}",
+	"  - {name: by-client, endpoints: [{url: 'http://c'}], lb_policy: maglev, hash_policy: {source_address: true}}",
 	"routes:",
 	"  - name: a",
 	"    match: {host: a.example.com, path_prefix: /a/, methods: [GET], headers: {X-A: b}}",

@@ -58,6 +58,14 @@ const (
 	// ModeReverse: requests are matched against routes and sent to the
 	// route's cluster; a request matching no route is answered 404.
 	ModeReverse ListenerMode = "reverse"
+	// ModeTransparent: connections redirected to the listener by
+	// iptables (zerohop iptables) are forwarded to the destination the
+	// app dialled (SO_ORIGINAL_DST). An HTTP/1.x request is a forward
+	// request to that destination, its Host field kept, through the same
+	// pipeline (routes matching its host, filters, cache, egress checks);
+	// anything else (TLS, other protocols) is passed through as TCP after
+	// the same destination checks. Linux only. See docs/transparent.md.
+	ModeTransparent ListenerMode = "transparent"
 )
 
 // Listener is one HTTP listening socket.
@@ -101,13 +109,17 @@ type Listener struct {
 	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
 	// Forward limits where the clients of a forward-mode listener may send
 	// requests (absolute-form URLs without a matching route) and CONNECT
-	// tunnels. Only for mode forward: a reverse listener sends requests to
-	// the operator's clusters, never to a destination the client chose.
+	// tunnels, and where a transparent listener forwards intercepted
+	// connections. Only for modes forward and transparent: a reverse
+	// listener sends requests to the operator's clusters, never to a
+	// destination the client chose.
 	Forward Forward `yaml:"forward"`
 	// TLS, if set, makes the listener serve HTTPS (TLS termination for
 	// ingress), optionally requiring client certificates. Default nil =
 	// plain HTTP (and h2c). See ListenerTLS.
 	TLS *ListenerTLS `yaml:"tls,omitempty"`
+	// Transparent configures a listener with mode transparent.
+	Transparent Transparent `yaml:"transparent"`
 }
 
 // Forward is what a forward-mode listener lets its clients reach. By
@@ -141,6 +153,24 @@ type Forward struct {
 	// do not pile up. 0 = none.
 	TunnelIdleTimeout time.Duration `yaml:"tunnel_idle_timeout"`
 }
+
+// Transparent is how a transparent listener treats what it intercepts.
+type Transparent struct {
+	// SniffTimeout is how long the listener waits for a connection's
+	// first bytes to tell HTTP from TLS and other protocols. A protocol
+	// in which the server speaks first (SMTP, MySQL) sends nothing: it
+	// is passed through when the wait ends, so its connection set-up
+	// takes this much longer. Default 200ms; must be > 0.
+	SniffTimeout time.Duration `yaml:"sniff_timeout"`
+	// Passthrough lets connections that are not HTTP/1.x (TLS, whose
+	// server name is logged and checked against the destination rules
+	// by address, and other TCP) through to their destination. Default
+	// true; false closes them (counted).
+	Passthrough bool `yaml:"passthrough"`
+}
+
+// DefaultSniffTimeout is Transparent.SniffTimeout's default.
+const DefaultSniffTimeout = 200 * time.Millisecond
 
 // Admin is the admin HTTP endpoint.
 type Admin struct {
@@ -287,14 +317,44 @@ type Cluster struct {
 	// "std" to fall back if h1 misbehaves with an upstream; "h1" with
 	// https endpoints speaks HTTP/1.1 over TLS.
 	Client ClusterClient `yaml:"client"`
+	// LBPolicy chooses the endpoint of each request: "random" (by
+	// weight), "round_robin" (smooth weighted), "least_request" (two
+	// random choices) or "maglev" (consistent hashing on hash_policy's
+	// key). Default "" = random. See config/balance.go.
+	LBPolicy LBPolicy `yaml:"lb_policy"`
+	// HashPolicy is the request key maglev hashes. Required with
+	// lb_policy maglev, rejected otherwise. Default nil.
+	HashPolicy *HashPolicy `yaml:"hash_policy,omitempty"`
+	// PanicThreshold is the percentage (0 to 100) of endpoints (weight >
+	// 0) that must be healthy and not ejected for the others to be
+	// skipped; below it requests go to all endpoints, as in Envoy.
+	// Default 50; 0 never panics, though with no endpoint available all
+	// are used still.
+	PanicThreshold int `yaml:"panic_threshold"`
+	// HealthCheck actively checks each endpoint over HTTP. Default nil =
+	// none.
+	HealthCheck *HealthCheck `yaml:"health_check,omitempty"`
+	// OutlierDetection ejects endpoints whose requests fail in a row.
+	// Default nil = none.
+	OutlierDetection *OutlierDetection `yaml:"outlier_detection,omitempty"`
+	// DNSRefresh, when > 0, resolves the endpoints named by host name at
+	// start and again at this interval: each address becomes an endpoint
+	// of its own (the name's weight each; Host header and TLS server name
+	// still the name), balanced, checked and ejected on its own. When a
+	// resolution fails the last addresses stay, and the failure is
+	// logged and counted (zerohop_dns_failures_total). Default 0: a name
+	// is one endpoint, resolved by each new connection.
+	DNSRefresh time.Duration `yaml:"dns_refresh"`
+	// DNSResolver is the host:port of the DNS server dns_refresh asks
+	// (over UDP, TCP for long answers). Default "" = the system's
+	// resolver. Only with dns_refresh.
+	DNSResolver string `yaml:"dns_resolver"`
 	// CircuitBreakers are the cluster's limits (config/resilience.go).
 	// Default: no limits, and the default retry budget.
 	CircuitBreakers CircuitBreakers `yaml:"circuit_breakers"`
 	// Retries is the retry policy of routes to the cluster that set none
 	// of their own (config/resilience.go). Default nil = no retries.
 	Retries *RetryPolicy `yaml:"retries,omitempty"`
-
-	// Reserved: health_check, outlier_detection.
 }
 
 // ClusterClient names the HTTP client a cluster's connections use.
@@ -401,6 +461,5 @@ type RouteCache struct {
 var reservedKeys = map[reflect.Type][]string{
 	reflect.TypeFor[Config]():      {"auth", "egress", "limits"},
 	reflect.TypeFor[RedisStream](): {"tls"},
-	reflect.TypeFor[Cluster]():     {"health_check", "outlier_detection"},
 	reflect.TypeFor[Route]():       {"rate_limits", "auth"},
 }

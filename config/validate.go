@@ -159,13 +159,13 @@ func (v *validator) listeners(c *Config) {
 			}
 		}
 		switch l.Mode {
-		case ModeForward:
+		case ModeForward, ModeTransparent:
 		case ModeReverse:
 			if len(c.Routes) == 0 {
 				v.errorf(p+".mode", "reverse mode needs at least one route, but no routes are configured")
 			}
 		default:
-			v.errorf(p+".mode", "invalid mode %q: must be %q or %q", l.Mode, ModeForward, ModeReverse)
+			v.errorf(p+".mode", "invalid mode %q: must be %q, %q or %q", l.Mode, ModeForward, ModeReverse, ModeTransparent)
 		}
 		v.nonNegative(p+".read_header_timeout", l.ReadHeaderTimeout)
 		v.nonNegative(p+".idle_timeout", l.IdleTimeout)
@@ -331,6 +331,7 @@ func (v *validator) clusters(cs []Cluster) map[string]string {
 			v.errorf(p+".client", "invalid client %q: must be %q, %q or %q", c.Client, ClientH1, ClientStd, ClientH2C)
 		}
 		v.upstreamTLS(p, &cs[i])
+		v.balancing(p, &cs[i])
 		v.circuitBreakers(p, &cs[i])
 	}
 	return names

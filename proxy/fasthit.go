@@ -33,6 +33,10 @@ func (c *fastSide) serveHit() (served, keep bool) {
 
 	// The URL parts, as resolve computes them from the parsed request.
 	var hostB, target []byte
+	transparent := l.Mode == config.ModeTransparent
+	if transparent && (!c.dst.IsValid() || len(h.Get("Via")) > 0) {
+		return false, true // the general path answers (resolveIntercepted)
+	}
 	if l.Mode == config.ModeForward {
 		if !field.HasPrefixFold(h.Target(), "http://") {
 			return false, true
@@ -77,11 +81,19 @@ func (c *fastSide) serveHit() (served, keep bool) {
 		method = http.MethodHead
 	}
 	rt := st.routeFor(method, h, hostOnly(host), path)
-	if rt == nil && l.Mode != config.ModeForward {
+	if rt == nil && l.Mode == config.ModeReverse {
 		return false, true // 404 from the general path
 	}
-	if rt == nil && c.h.guard != nil && c.h.guard.checkHost(host, 80) != nil {
-		return false, true // the general path refuses it
+	if rt == nil && c.h.guard != nil {
+		refused := false
+		if transparent {
+			refused = c.h.guard.check(c.dst) != nil
+		} else {
+			refused = c.h.guard.checkHost(host, 80) != nil
+		}
+		if refused {
+			return false, true // the general path refuses it
+		}
 	}
 	ch := st.chainFor(l.Name, rt)
 	if len(ch) > 0 {

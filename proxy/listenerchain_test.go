@@ -44,6 +44,9 @@ func TestListenerChain(t *testing.T) {
 				if got := tr.Take(); !slices.Equal(got, want) {
 					t.Errorf("#%d: ran %q; want %q", i, got, want)
 				}
+				if _, ok := h.logs.statusLogged(id); !ok {
+					t.Fatalf("#%d: no access-log line", i)
+				}
 				var consumer any
 				for _, l := range h.logs.records() {
 					if l["request_id"] == id {

@@ -51,23 +51,29 @@ func (p *Proxy) shadow(x *exchange, r *http.Request) {
 		return
 	}
 	x.decisions |= decShadowed
-	ep := m.c.pick()
 	ctx, cancel := context.WithTimeout(p.bgCtx, m.timeout)
 	req := &http.Request{Method: r.Method, Header: r.Header.Clone(), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
 	removeHopByHop(req.Header)
+	req.Host = shadowHost(x.host)
+	req = req.WithContext(ctx)
+	// The copy's own exchange, for the mirror cluster's balancing and
+	// outlier detection (balance.go): x's request memory is not the
+	// copy's to keep, and x's endpoint is not the mirror's.
+	y := &exchange{p: p, in: req, cluster: m.c}
+	ep := m.c.pick(y)
 	u := *ep.url
 	u.Path, u.RawPath, u.RawQuery = r.URL.Path, r.URL.RawPath, r.URL.RawQuery
 	req.URL = &u
-	req.Host = shadowHost(x.host)
-	req = req.WithContext(ctx)
 	go func() {
 		defer func() { <-m.slots }()
 		defer cancel()
 		res, err := m.c.transport.RoundTrip(req)
 		if err != nil {
+			y.observeUpstream(0, err)
 			p.m.res.mirrorInc(cl, "failed")
 			return
 		}
+		y.observeUpstream(res.StatusCode, nil)
 		io.CopyN(io.Discard, res.Body, shadowDrainLimit)
 		res.Body.Close()
 		p.m.res.mirrorInc(cl, "sent")

@@ -83,7 +83,9 @@ type Proxy struct {
 	// noDirect sends every request through rp (tests compare the two).
 	noDirect atomic.Bool
 	egress   upstreamClient // forward-mode requests without a listener guard (h1; nothing allowed)
-	flights  flight.Group   // coalesced fetches, by primary key
+	im       *interceptMetrics
+	own      sync.Map     // netip.AddrPort → struct{}: local ends of passthrough dials (transparent.go)
+	flights  flight.Group // coalesced fetches, by primary key
 	m        *metrics
 	reg      *prometheus.Registry
 	bg       sync.WaitGroup // background revalidations
@@ -98,6 +100,8 @@ type Proxy struct {
 	self      self                    // the sidecar's own addresses
 
 	listenerTLS listenerTLS // TLS listeners' certificate files (tls.go)
+	reloadMu    sync.Mutex  // serialises Reload and DNS refreshes
+	dns         dnsClusters // dns_refresh's resolved names, by cluster (dns.go)
 
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
@@ -179,6 +183,12 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	}
 	p.m = m
 	m.tls.log = p.log
+	p.im = newInterceptMetrics()
+	for _, c := range p.im.collectors() {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -192,11 +202,16 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		FlushInterval: -1,
 		ErrorLog:      slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
+	if err := reg.Register(endpointCollector{p}); err != nil {
+		return nil, err
+	}
 	st, err := p.compile(cfg, nil)
 	if err != nil {
+		p.dns.prune(nil)
 		return nil, err
 	}
 	p.st.Store(st)
+	st.start()
 	return p, nil
 }
 
@@ -204,26 +219,38 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 // configuration; clusters whose configuration did not change keep their
 // warm connection pools. On error the old configuration stays.
 func (p *Proxy) Reload(cfg *config.Config) error {
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
 	old := p.st.Load()
 	st, err := p.compile(cfg, old)
 	if err != nil {
+		p.dns.prune(old.cfg)
 		return err
 	}
+	p.swap(old, st)
+	p.m.reloads.Inc()
+	return nil
+}
+
+// swap puts st in use in place of old (under reloadMu).
+func (p *Proxy) swap(old, st *state) {
 	p.st.Store(st)
+	st.start()
+	p.dns.prune(st.cfg)
 	// Pools of clusters that went away or changed: let in-flight requests
 	// finish, then drop the idle connections.
 	for name, c := range old.clusters {
 		if nc, ok := st.clusters[name]; !ok || nc != c {
+			c.stop()
 			time.AfterFunc(30*time.Second, c.close)
 		}
 	}
-	p.m.reloads.Inc()
-	return nil
 }
 
 func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	st := &state{cfg: cfg, clusters: map[string]*cluster{}}
 	for _, cc := range cfg.Clusters {
+		cc, hostHeaders := p.expandDNS(cc) // dns_refresh: names become their addresses (dns.go)
 		if old != nil {
 			if c, ok := old.clusters[cc.Name]; ok && c.sameConfig(cc) {
 				st.clusters[cc.Name] = c
@@ -231,8 +258,20 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 			}
 		}
 		c, err := newCluster(cc, p.m)
+		if err == nil {
+			var prev *cluster
+			if old != nil {
+				prev = old.clusters[cc.Name]
+			}
+			c.setHostHeaders(hostHeaders)
+			c.lb, err = newLB(c, prev, p.m, p.log)
+		}
 		if err != nil {
+			if c != nil {
+				c.close()
+			}
 			closeNew(st, old)
+			old.adopt() // the hosts new balancers took back to the old ones
 			return nil, err
 		}
 		st.clusters[cc.Name] = c
@@ -244,6 +283,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 			return nil, err
 		}
 		if r.cluster == nil {
+			old.adopt()
 			return nil, fmt.Errorf("proxy: route %q: unknown cluster %q", rc.Name, rc.Cluster)
 		}
 		st.routes = append(st.routes, r)
@@ -287,8 +327,10 @@ func (p *Proxy) Gatherer() prometheus.Gatherer {
 func (p *Proxy) Close() error {
 	p.bgStop()
 	p.bg.Wait()
+	p.dns.prune(nil)
 	p.closeGuards()
 	for _, c := range p.st.Load().clusters {
+		c.stop()
 		c.close()
 	}
 	p.listenerTLS.close()
@@ -302,7 +344,7 @@ func (p *Proxy) Handler(l config.Listener) http.Handler {
 
 func (p *Proxy) newListenerHandler(l config.Listener) *listenerHandler {
 	h := &listenerHandler{p: p, l: l}
-	if l.Mode == config.ModeForward {
+	if l.Mode == config.ModeForward || l.Mode == config.ModeTransparent {
 		h.guard = p.guardFor(l)
 	}
 	return h

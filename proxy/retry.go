@@ -184,6 +184,13 @@ func (p *Proxy) sendTries(x *exchange, out *http.Request, t *h1.Transport, pol *
 			return res, err
 		}
 		holdsRetry = true
+		// The failed try's outcome, for outlier detection (balance.go),
+		// before the retry picks again.
+		if res != nil {
+			x.observeUpstream(res.StatusCode, nil)
+		} else {
+			x.observeUpstream(0, err)
+		}
 		if res != nil {
 			// Read a little of the failed answer so its connection can be
 			// reused, then drop it.
@@ -211,6 +218,8 @@ func (p *Proxy) sendTries(x *exchange, out *http.Request, t *h1.Transport, pol *
 func (p *Proxy) try(x *exchange, req *http.Request, t *h1.Transport, pol *retryPolicy) (res *http.Response, err error, timedOut bool) {
 	lim := x.cluster.lim
 	if refused, err := lim.acquireSlot(req.Context()); refused != "" || err != nil {
+		// Not sent: nothing to say of the endpoint picked (balance.go).
+		x.observeUpstream(0, errTryAbandoned)
 		if refused != "" {
 			return nil, &breakerError{limit: refused}, false
 		}
@@ -319,9 +328,9 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 // retryRequest is out sent again, to an endpoint of c other than the
 // ones that failed when the cluster's picking offers one.
 func retryRequest(x *exchange, out *http.Request, c *cluster, failed []string) *http.Request {
-	ep := c.pick()
+	ep := c.pick(x)
 	for i := 0; i < 8 && len(c.endpoints) > 1 && contains(failed, ep.url.Host); i++ {
-		ep = c.pick()
+		ep = c.pick(x) // the previous pick is abandoned, judging nothing
 	}
 	req := new(http.Request)
 	*req = *out

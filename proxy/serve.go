@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -26,12 +27,14 @@ type exchange struct {
 	p     *Proxy
 	st    *state
 	lis   *config.Listener
-	guard *egressGuard // forward mode: the listener's destination check
+	guard *egressGuard   // forward and transparent modes: the listener's destination check
+	dst   netip.AddrPort // transparent mode: where the app's connection was going
 	in    *http.Request
 	route *route
 	// cluster is where the request goes; nil means the request's own
 	// absolute URL (forward mode, no route).
 	cluster *cluster
+	ep      *endpoint // the try's endpoint, until its outcome is observed (balance.go)
 	reqID   string
 	start   time.Time
 	// outHdr is the header map of the app's response writer (nil for a
@@ -228,6 +231,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // request itself (and returns false) when it cannot be proxied.
 func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) bool {
 	forward := x.lis.Mode == config.ModeForward
+	transparent := x.lis.Mode == config.ModeTransparent
 	if forward {
 		if !r.URL.IsAbs() || r.URL.Host == "" {
 			p.fail(w, x, http.StatusBadRequest, "this listener is a forward proxy: send absolute-form requests (set HTTP_PROXY)")
@@ -247,18 +251,25 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 			x.target = r.URL.RequestURI()
 		}
 	}
+	if transparent && !p.resolveIntercepted(w, r, x) {
+		return false
+	}
 	if rt := x.st.routeFor(r.Method, requestFields(r.Header), hostOnly(x.host), r.URL.Path); rt != nil {
 		x.route, x.cluster = rt, rt.clusterFor(r.Header)
 	}
 	x.chain = x.st.chainFor(x.lis.Name, x.route)
-	if x.route == nil && !forward {
+	if x.route == nil && !forward && !transparent {
 		p.fail(w, x, http.StatusNotFound, "no route matches this request")
 		return false
 	}
 	if x.route == nil && x.guard != nil {
 		// The client chose the destination: check it before the cache,
 		// so that what is refused is refused on a hit too.
-		if ref := x.guard.checkHost(x.host, 80); ref != nil {
+		ref := x.guard.checkHost(x.host, 80)
+		if transparent { // the address the app dialled, whatever its Host says
+			ref = x.guard.check(x.dst)
+		}
+		if ref != nil {
 			p.refuse(w, x, ref)
 			return false
 		}

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/textproto"
-	"strings"
 
 	"github.com/zerohop/zerohop/config"
 )
@@ -97,22 +95,9 @@ func (s *split) stickyValue(h http.Header) (string, bool) {
 			return vv[0], true
 		}
 	case s.cookie != "":
-		return cookieValue(h["Cookie"], s.cookie)
-	}
-	return "", false
-}
-
-// cookieValue finds a cookie's value in Cookie field lines without
-// parsing every cookie (http.Request.Cookie allocates each one).
-func cookieValue(lines []string, name string) (string, bool) {
-	for _, line := range lines {
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = textproto.TrimString(part)
-			k, v, ok := strings.Cut(part, "=")
-			if ok && k == name && v != "" {
-				return strings.Trim(v, `"`), true
+		for _, line := range h["Cookie"] {
+			if v, ok := cookieValue(line, s.cookie); ok && v != "" {
+				return v, true
 			}
 		}
 	}

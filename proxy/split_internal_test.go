@@ -82,26 +82,6 @@ func TestSplitSticky(t *testing.T) {
 	}
 }
 
-func TestCookieValue(t *testing.T) {
-	for _, tc := range []struct {
-		lines []string
-		want  string
-		ok    bool
-	}{
-		{[]string{"uid=7"}, "7", true},
-		{[]string{"a=1; uid=\"7\"; b=2"}, "7", true},
-		{[]string{"a=1", "uid=9"}, "9", true},
-		{[]string{"xuid=1; uidx=2"}, "", false},
-		{[]string{"uid="}, "", false},
-		{nil, "", false},
-	} {
-		got, ok := cookieValue(tc.lines, "uid")
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("%q: %q %v; want %q %v", tc.lines, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
 func BenchmarkSplitPick(b *testing.B) {
 	s, _ := testSplit("X-User", "", 90, 10)
 	h := http.Header{"X-User": {"user-12345"}}

@@ -18,9 +18,18 @@ import (
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	x := exchangeFrom(pr.In.Context())
 	if x.cluster != nil {
-		ep := x.cluster.pick()
+		ep := x.cluster.pick(x)
 		pr.SetURL(ep.url)
-		x.upstream = x.cluster.name + "/" + ep.url.Host
+		if ep.hostHeader != "" {
+			pr.Out.Host = ep.hostHeader // an address dns_refresh resolved: the name
+		}
+		x.upstream = ep.label
+	} else if x.dst.IsValid() {
+		// Transparent mode, no route: the address the app dialled, with
+		// the Host it sent.
+		pr.Out.URL.Scheme, pr.Out.URL.Host = "http", x.dst.String()
+		pr.Out.Host = x.host
+		x.upstream = x.dst.String()
 	} else {
 		// Forward mode, no route: the absolute URL the app asked for.
 		pr.Out.Host = pr.In.URL.Host
@@ -135,6 +144,7 @@ func forwardedElement(prior, ip, proto, host string) string {
 // the app (httputil.ReverseProxy.ModifyResponse).
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x := exchangeFrom(resp.Request.Context())
+	x.observeUpstream(resp.StatusCode, nil)
 	x.respTime = p.opts.Now()
 	x.upstreamMs = float64(x.respTime.Sub(x.reqTime).Microseconds()) / 1000
 	x.status.FwdStatus = resp.StatusCode
@@ -185,6 +195,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // mid-exchange (httputil.ReverseProxy.ErrorHandler).
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	x := exchangeFrom(r.Context())
+	x.observeUpstream(0, err)
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil && context.Cause(r.Context()) != errUpstreamTimeout {
 		return // the app went away; nobody to answer
 	}
