@@ -329,7 +329,7 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 // ones that failed when the cluster's picking offers one.
 func retryRequest(x *exchange, out *http.Request, c *cluster, failed []string) *http.Request {
 	ep := c.pick(x)
-	for i := 0; i < 8 && len(c.endpoints) > 1 && contains(failed, ep.url.Host); i++ {
+	for i := 0; i < 16 && len(c.endpoints) > 1 && contains(failed, ep.url.Host); i++ {
 		ep = c.pick(x) // the previous pick is abandoned, judging nothing
 	}
 	req := new(http.Request)
