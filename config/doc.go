@@ -21,7 +21,7 @@
 //	zerohop.yaml:21: routes[2].timeuot: unknown field (did you mean "timeout"?)
 //
 // Unknown keys are errors, so typos are not silently ignored. Keys reserved
-// for features not built yet (retries, ...)
+// for features not built yet
 // are rejected with "not supported yet". Top-level keys starting with "x-"
 // are ignored and may hold YAML anchors for "<<" merges.
 //

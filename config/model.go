@@ -367,8 +367,12 @@ type Cluster struct {
 	// Credentials are added to the requests sent to the cluster
 	// (credentials.go). Default nil: none.
 	Credentials *Credentials `yaml:"credentials"`
-
-	// Reserved: retries.
+	// CircuitBreakers are the cluster's limits (config/resilience.go).
+	// Default: no limits, and the default retry budget.
+	CircuitBreakers CircuitBreakers `yaml:"circuit_breakers"`
+	// Retries is the retry policy of routes to the cluster that set none
+	// of their own (config/resilience.go). Default nil = no retries.
+	Retries *RetryPolicy `yaml:"retries,omitempty"`
 }
 
 // ClusterClient names the HTTP client a cluster's connections use.
@@ -407,8 +411,23 @@ type Route struct {
 	Name string `yaml:"name"`
 	// Match selects requests; an empty match matches everything.
 	Match Match `yaml:"match"`
-	// Cluster is the name of the cluster to send to. Required; must exist.
+	// Cluster is the name of the cluster to send to. Required unless
+	// WeightedClusters is set; must exist.
 	Cluster string `yaml:"cluster"`
+	// WeightedClusters splits the route's traffic across clusters in
+	// proportion to their weights (a canary: [{cluster: v1, weight: 90},
+	// {cluster: v2, weight: 10}]), each request picking a side at random
+	// or, with SplitSticky, by a hash. Excludes Cluster. Default empty.
+	WeightedClusters []WeightedCluster `yaml:"weighted_clusters"`
+	// SplitSticky picks the side of WeightedClusters by a request field
+	// or cookie (config/traffic.go). Default nil = at random.
+	SplitSticky *SplitSticky `yaml:"split_sticky,omitempty"`
+	// Mirror copies some of the route's upstream requests to a shadow
+	// cluster (config/traffic.go). Default nil = none.
+	Mirror *Mirror `yaml:"mirror,omitempty"`
+	// Retries replaces the cluster's retry policy for this route
+	// (config/resilience.go). Default nil = the cluster's.
+	Retries *RetryPolicy `yaml:"retries,omitempty"`
 	// Cache overrides caching for this route. Default nil = cache per the
 	// global cache section.
 	Cache *RouteCache `yaml:"cache,omitempty"`
@@ -446,8 +465,6 @@ type Route struct {
 	// listed counts the request; when several refuse it, the one that
 	// frees last answers. Default empty.
 	RateLimits []string `yaml:"rate_limits"`
-
-	// Reserved: weighted_clusters (splits), retries.
 }
 
 // Match is a conjunction: every condition that is set must hold.
@@ -484,6 +501,4 @@ type RouteCache struct {
 // a clear message beats both "unknown field" and silently ignoring them.
 var reservedKeys = map[reflect.Type][]string{
 	reflect.TypeFor[RedisStream](): {"tls"},
-	reflect.TypeFor[Cluster]():     {"retries"},
-	reflect.TypeFor[Route]():       {"weighted_clusters", "retries"},
 }

@@ -99,6 +99,7 @@ func (v *validator) config(c *Config) {
 	v.invalidation(c)
 	clusters := v.clusters(c.Clusters)
 	v.routes(c.Routes, clusters)
+	v.splitCredentials(c)
 	v.authUses(c)
 	v.routeLimits(c.Routes)
 	v.egress(c.Egress)
@@ -337,6 +338,7 @@ func (v *validator) clusters(cs []Cluster) map[string]string {
 		v.upstreamTLS(p, &cs[i])
 		v.balancing(p, &cs[i])
 		v.credentials(p+".credentials", cs[i].Credentials)
+		v.circuitBreakers(p, &cs[i])
 	}
 	return names
 }
@@ -348,6 +350,7 @@ func (v *validator) routes(rs []Route, clusters map[string]string) {
 		v.name(p+".name", "route", r.Name, names)
 		v.match(p+".match", &r.Match)
 		switch _, ok := clusters[r.Cluster]; {
+		case r.Cluster == "" && len(r.WeightedClusters) > 0:
 		case r.Cluster == "":
 			v.errorf(p+".cluster", "required: name the cluster this route sends to")
 		case !ok && !v.failedUnder("clusters"):
@@ -359,6 +362,7 @@ func (v *validator) routes(rs []Route, clusters map[string]string) {
 		}
 		v.nonNegative(p+".timeout", r.Timeout)
 		v.responseHeaders(p+".response_headers", r.ResponseHeaders)
+		v.routeTraffic(p, &r, clusters)
 	}
 }
 

@@ -28,6 +28,7 @@ type cluster struct {
 	tlsFiles  *tlsfiles.Watcher // the cluster's certificate files; nil: none
 	tlsConfig *tls.Config       // what its connections use (and its health checks); nil: plain or defaults
 	cred      *credential       // outbound credentials (credentials.go); nil: none
+	lim       *limits           // circuit breakers, retry budget and policy (breaker.go)
 }
 
 // upstreamClient is a pool of upstream connections: an *h1.Transport, or
@@ -75,6 +76,7 @@ func newCluster(cc config.Cluster, m *metrics) (*cluster, error) {
 		return nil, fmt.Errorf("proxy: cluster %q: %w", cc.Name, err)
 	}
 	c.transport = t
+	c.lim = newLimits(cc)
 	return c, nil
 }
 

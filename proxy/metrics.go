@@ -31,6 +31,7 @@ type metrics struct {
 	ejections        *prometheus.CounterVec // outlier ejections, by cluster and endpoint (balance.go)
 	healthChecks     *prometheus.CounterVec // active health check results (health.go)
 	dnsFailures      *prometheus.CounterVec // dns_refresh resolutions that failed (dns.go)
+	res              resilienceMetrics      // breakers, retries, mirrors (resilience_metrics.go)
 	series           sync.Map               // seriesKey -> *series
 	notStoredC       sync.Map               // reason -> prometheus.Counter
 }
@@ -92,6 +93,8 @@ func newMetrics(reg prometheus.Registerer, cache *shm.Writer) (*metrics, error) 
 	cs := []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.upstreamRefusals, m.notStored, m.stored, m.coalesced, m.refreshes, m.reloads,
 		m.egressRefused, m.tunnelIdle, m.filterAnswers, m.ejections, m.healthChecks, m.dnsFailures}
 	cs = append(cs, m.tls.init()...)
+	m.res = newResilienceMetrics()
+	cs = append(cs, m.res.collectors()...)
 	if cache != nil {
 		cs = append(cs, shmCollector{cache})
 	}

@@ -316,7 +316,12 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 		st.clusters[cc.Name] = c
 	}
 	for _, rc := range cfg.Routes {
-		r := compileRoute(rc, st.clusters)
+		r, err := compileRoute(rc, st.clusters)
+		if err != nil {
+			closeNew(st, old)
+			old.adopt()
+			return nil, err
+		}
 		r.filters = append(r.filters, st.limits.filters(rc.RateLimits)...)
 		if r.cluster == nil {
 			old.adopt()
@@ -415,7 +420,7 @@ type listenerHandler struct {
 type dispatch struct{ p *Proxy }
 
 func (d dispatch) RoundTrip(r *http.Request) (*http.Response, error) {
-	return d.p.clientFor(exchangeFrom(r.Context())).RoundTrip(r)
+	return d.p.send(exchangeFrom(r.Context()), r, nil) // with retries (retry.go)
 }
 
 // errUpstreamTimeout marks a route timeout, answered 504.

@@ -28,9 +28,13 @@ type route struct {
 
 	filters chain      // built here, once per configuration (filter.go)
 	conc    *concLimit // concurrency caps; nil = none (concurrency.go)
+
+	split  *split       // weighted_clusters (split.go); nil: cluster
+	mirror *mirror      // shadow traffic (mirror.go); nil: none
+	retry  *retryPolicy // replaces the cluster's (retry.go); nil: the cluster's
 }
 
-func compileRoute(rc config.Route, clusters map[string]*cluster) *route {
+func compileRoute(rc config.Route, clusters map[string]*cluster) (*route, error) {
 	r := &route{name: rc.Name, cluster: clusters[rc.Cluster], cfg: rc, cache: true}
 	h := strings.ToLower(rc.Match.Host)
 	if strings.HasPrefix(h, "*.") {
@@ -54,8 +58,11 @@ func compileRoute(rc config.Route, clusters map[string]*cluster) *route {
 	if len(rc.ResponseHeaders) > 0 {
 		r.filters = append(r.filters, newSetFieldsFilter(rc.ResponseHeaders))
 	}
+	if err := r.compileTraffic(rc, clusters); err != nil {
+		return r, err
+	}
 	r.filters = append(r.filters, credentialFilters(r.cluster)...)
-	return r
+	return r, nil
 }
 
 // routeFor returns the first route of st that the request matches (host

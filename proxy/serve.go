@@ -64,7 +64,9 @@ type exchange struct {
 	// What happened, for logs and metrics.
 	upstream   string
 	upstreamMs float64
-	filterNote string // the filter that answered, and why
+	filterNote string   // the filter that answered, and why
+	tries      int      // upstream tries made (retry.go); 0: none
+	decisions  decision // retried, breaker open, shadowed
 
 	// The request phase's outcome (filter.go). The fast path may have
 	// run the chain already on the parsed head, before handing the
@@ -270,7 +272,7 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 		return false
 	}
 	if rt := x.st.routeFor(r.Method, requestFields(r.Header), hostOnly(x.host), r.URL.Path); rt != nil {
-		x.route, x.cluster = rt, rt.cluster
+		x.route, x.cluster = rt, rt.clusterFor(r.Header)
 	}
 	x.chain = x.st.chainFor(x.lis.Name, x.route)
 	if x.route == nil && !forward && !transparent {
@@ -449,7 +451,7 @@ func (p *Proxy) finish(x *exchange, rec *recorder) {
 		reqID: x.reqID, listener: x.lis.Name, method: x.in.Method, host: x.host, target: x.target,
 		status: code, route: routeName, upstream: x.upstream, cacheLabel: cacheLabel,
 		bytes: int(rec.bytes), d: d, upstreamMs: x.upstreamMs, remote: x.in.RemoteAddr, filter: x.filterNote,
-		consumer: x.consumer,
+		consumer: x.consumer, tries: x.tries, decision: x.decisions.String(),
 	}
 	if p.opts.AccessLog != nil { // the strings only a log line needs
 		a.cache, a.traceparent = x.status.String(), x.in.Header.Get("Traceparent")
@@ -471,6 +473,8 @@ type accessEntry struct {
 	traceparent, remote                   string
 	filter                                string // the filter that answered, if one did
 	consumer                              string // who a filter authenticated the caller as
+	tries                                 int    // upstream tries; logged when more than one
+	decision                              string // retried, breaker_open, shadowed (retry.go)
 }
 
 // record records a request's metrics and access-log line. Both entry
@@ -496,15 +500,23 @@ func (p *Proxy) record(a *accessEntry) {
 		slog.Float64("upstream_ms", a.upstreamMs),
 		slog.String("traceparent", a.traceparent),
 		slog.String("remote", a.remote),
-		{}, {}, // filter and consumer, when set
+		{}, {}, {}, {}, // filter, consumer, tries, decision: only when they say something
 	}
-	n := len(attrs) - 2
+	n := len(attrs) - 4
 	if a.filter != "" { // only when a filter answered
 		attrs[n] = slog.String("filter", a.filter)
 		n++
 	}
 	if a.consumer != "" { // only when a filter authenticated the caller
 		attrs[n] = slog.String("consumer", a.consumer)
+		n++
+	}
+	if a.tries > 1 { // the upstream was tried more than once
+		attrs[n] = slog.Int("tries", a.tries)
+		n++
+	}
+	if a.decision != "" { // retried, breaker_open, shadowed
+		attrs[n] = slog.String("decision", a.decision)
 		n++
 	}
 	p.opts.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:n]...)

@@ -202,6 +202,10 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil && context.Cause(r.Context()) != errUpstreamTimeout {
 		return // the app went away; nobody to answer
 	}
+	if be := (*breakerError)(nil); errors.As(err, &be) {
+		p.breakerOpen(w, x, be.limit) // a breaker limit refused a try (breaker.go)
+		return
+	}
 	if ref := (*refusal)(nil); errors.As(err, &ref) {
 		// The dialer refused the address a name resolved to.
 		p.refuse(w, x, ref)
