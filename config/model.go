@@ -326,7 +326,8 @@ type Route struct {
 	Name string `yaml:"name"`
 	// Match selects requests; an empty match matches everything.
 	Match Match `yaml:"match"`
-	// Cluster is the name of the cluster to send to. Required; must exist.
+	// Cluster is the name of the cluster to send to. Required, and must
+	// exist, unless the route answers by itself (DirectResponse, Redirect).
 	Cluster string `yaml:"cluster"`
 	// Cache overrides caching for this route. Default nil = cache per the
 	// global cache section.
@@ -340,6 +341,21 @@ type Route struct {
 	// Transfer-Encoding, Connection, Age, Cache-Status, X-Request-Id and
 	// other hop-by-hop fields) are rejected. Default empty.
 	ResponseHeaders map[string]string `yaml:"response_headers"`
+	// Rewrite changes the path and Host sent upstream. Default nil = none.
+	Rewrite *Rewrite `yaml:"rewrite,omitempty"`
+	// RequestHeaderOps add, set and remove fields of the request sent
+	// upstream (misses only: they never reach the cache key). Default nil.
+	RequestHeaderOps *HeaderOps `yaml:"request_header_ops,omitempty"`
+	// ResponseHeaderOps add, set and remove fields of every response of the
+	// route, after response_headers. The owned names of response_headers
+	// are rejected here too. Default nil.
+	ResponseHeaderOps *HeaderOps `yaml:"response_header_ops,omitempty"`
+	// DirectResponse answers the route's requests with a fixed status and
+	// body, without a cluster. Default nil. Excludes Cluster and Redirect.
+	DirectResponse *DirectResponse `yaml:"direct_response,omitempty"`
+	// Redirect answers the route's requests with a redirect, without a
+	// cluster. Default nil. Excludes Cluster and DirectResponse.
+	Redirect *Redirect `yaml:"redirect,omitempty"`
 
 	// Reserved: weighted_clusters (splits), retries, rate_limits, auth.
 }
@@ -352,13 +368,24 @@ type Match struct {
 	Host string `yaml:"host"`
 	// PathPrefix matches paths starting with it. Default "" = any path.
 	PathPrefix string `yaml:"path_prefix"`
-	// PathExact matches one path exactly. Excludes PathPrefix. Default "".
+	// PathExact matches one path exactly. Default "".
 	PathExact string `yaml:"path_exact"`
+	// PathRegex matches paths that a regular expression (RE2 syntax, as
+	// Go's regexp) matches whole. Default "". Only one of PathExact,
+	// PathPrefix and PathRegex may be set. Paths are compared as received
+	// (percent-decoded), case-sensitively.
+	PathRegex string `yaml:"path_regex"`
 	// Methods lists accepted methods (case-sensitive, e.g. GET). Default
 	// empty = any method.
 	Methods []string `yaml:"methods"`
 	// Headers maps header names to exact required values. Default empty.
 	Headers map[string]string `yaml:"headers"`
+	// HeaderRules are further conditions on header fields: present, exact,
+	// prefix or regex, each optionally inverted. Default empty.
+	HeaderRules []FieldMatch `yaml:"header_rules"`
+	// Query are conditions on query parameters: present, exact, prefix or
+	// regex, each optionally inverted. Default empty.
+	Query []FieldMatch `yaml:"query"`
 }
 
 // RouteCache is per-route cache policy.

@@ -105,6 +105,7 @@ type Proxy struct {
 type state struct {
 	cfg       *config.Config
 	routes    []*route
+	index     *routeIndex // over routes (routematch.go)
 	clusters  map[string]*cluster
 	storeOpts httpcache.StoreOptions
 	freshOpts httpcache.FreshnessOptions
@@ -200,11 +201,12 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	}
 	for _, rc := range cfg.Routes {
 		r := compileRoute(rc, st.clusters)
-		if r.cluster == nil {
+		if r.cluster == nil && rc.Cluster != "" {
 			return nil, fmt.Errorf("proxy: route %q: unknown cluster %q", rc.Name, rc.Cluster)
 		}
 		st.routes = append(st.routes, r)
 	}
+	st.index = newRouteIndex(st.routes)
 	cc := cfg.Cache
 	st.storeOpts = httpcache.StoreOptions{AllowSetCookie: cc.AllowSetCookie}
 	st.freshOpts = httpcache.FreshnessOptions{HeuristicMax: cc.HeuristicMax}

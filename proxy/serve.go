@@ -240,7 +240,7 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 			x.target = r.URL.RequestURI()
 		}
 	}
-	if rt := x.st.routeFor(r.Method, requestFields(r.Header), hostOnly(x.host), r.URL.Path); rt != nil {
+	if rt := x.st.routeFor(r.Method, requestFields(r.Header), hostOnly(x.host), r.URL.Path, r.URL.RawQuery); rt != nil {
 		x.route, x.cluster = rt, rt.cluster
 	}
 	if x.route == nil && !forward {

@@ -20,6 +20,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if x.cluster != nil {
 		ep := x.cluster.pick()
 		pr.SetURL(ep.url)
+		if x.route != nil && x.route.rewrite != nil {
+			x.route.rewrite.apply(pr)
+		}
 		x.upstream = x.cluster.name + "/" + ep.url.Host
 	} else {
 		// Forward mode, no route: the absolute URL the app asked for.
