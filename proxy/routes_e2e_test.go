@@ -214,7 +214,7 @@ func TestDirectResponseAndRedirect(t *testing.T) {
 			{Name: "health", Match: config.Match{PathExact: "/healthz"},
 				DirectResponse: &config.DirectResponse{Status: 200, Body: "ok\n"}},
 			{Name: "gone", Match: config.Match{PathPrefix: "/gone/"},
-				DirectResponse: &config.DirectResponse{Status: 410, Body: `{"error":"gone"}`, ContentType: "application/json"},
+				DirectResponse:    &config.DirectResponse{Status: 410, Body: `{"error":"gone"}`, ContentType: "application/json"},
 				ResponseHeaderOps: &config.HeaderOps{Set: map[string]string{"X-Route": "gone"}}},
 			{Name: "empty", Match: config.Match{PathExact: "/empty"}, DirectResponse: &config.DirectResponse{Status: 204}},
 			{Name: "https", Match: config.Match{PathPrefix: "/secure/"},
