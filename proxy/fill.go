@@ -24,6 +24,14 @@ func (p *Proxy) prepareStore(x *exchange, resp *http.Response) {
 	if x.in.Method != http.MethodGet {
 		return
 	}
+	if codedTransfer(resp) {
+		// Framed by a transfer coding other than chunked (h1 relays it,
+		// read until close or decoded): whether the body is the whole
+		// representation cannot be told, so it is never stored.
+		x.status.Detail = "transfer-coding"
+		p.m.notStoredInc("transfer-coding")
+		return
+	}
 	ok, reason := httpcache.Storable(x.in, resp, x.st.storeOpts)
 	if !ok {
 		x.status.Detail = string(reason)
@@ -72,6 +80,13 @@ func (p *Proxy) teeStore(x *exchange, resp *http.Response) {
 	}
 	sb.done = func(body []byte) { p.store(x, status, h, body, x.etag) }
 	resp.Body = sb
+}
+
+// codedTransfer reports whether resp came with transfer codings other
+// than a lone chunked.
+func codedTransfer(resp *http.Response) bool {
+	te := resp.TransferEncoding
+	return len(te) > 1 || len(te) == 1 && te[0] != "chunked"
 }
 
 func stripForStore(h http.Header) http.Header {
