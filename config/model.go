@@ -176,9 +176,19 @@ type Cache struct {
 	// HeartbeatInterval is how often the writer proves it is alive to
 	// readers. Default 250ms; must be > 0.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	// DefaultTTL applies to responses without explicit freshness. Default 0
-	// = only what RFC 9111 allows (explicit or heuristic freshness).
+	// DefaultTTL is the freshness lifetime of responses whose origin gave
+	// none: no max-age or s-maxage (in Cache-Control or the targeted field
+	// in use) and no Expires. It replaces heuristic freshness for them.
+	// Default 0 = only what RFC 9111 allows (explicit or heuristic
+	// freshness). A route's cache.default_ttl takes precedence.
 	DefaultTTL time.Duration `yaml:"default_ttl"`
+	// TargetedFields are the targeted cache-control fields (RFC 9213)
+	// this cache obeys, most specific first: the first with a valid,
+	// non-empty value decides storability and freshness in place of
+	// Cache-Control and Expires. Every listed field is removed from
+	// responses before they reach the app or the cache. Default
+	// [Zerohop-Cache-Control, CDN-Cache-Control]; [] turns targeting off.
+	TargetedFields []string `yaml:"targeted_fields"`
 	// HeuristicMax caps heuristic freshness (RFC 9111 §4.2.2). Default 24h.
 	HeuristicMax time.Duration `yaml:"heuristic_max"`
 	// AllowSetCookie stores responses carrying Set-Cookie. Default false:
@@ -399,6 +409,15 @@ type RouteCache struct {
 	// Bypass lists request header names; a request carrying any of them
 	// skips the cache entirely (no lookup, no store). Default empty.
 	Bypass []string `yaml:"bypass"`
+	// DefaultTTL is the freshness lifetime of a response of the route
+	// whose origin gave none (no max-age or s-maxage, in Cache-Control or
+	// the targeted field in use, and no Expires), in place of
+	// cache.default_ttl and of heuristic freshness. Default 0 =
+	// cache.default_ttl.
+	DefaultTTL time.Duration `yaml:"default_ttl"`
+	// Key adds request header fields to the route's cache key and
+	// normalises its query. Default nil = the request as sent.
+	Key *CacheKey `yaml:"key,omitempty"`
 }
 
 // reservedKeys are keys a future version will accept. Rejecting them with

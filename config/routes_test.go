@@ -78,6 +78,20 @@ func TestBadRouteConfigs(t *testing.T) {
 			`routes[0].response_header_ops.remove[0]: "Age" is set by the proxy or the framing, not by a route`},
 		{"op bad value", routeHead + lines("    cluster: api", "    response_header_ops: {add: {X-A: ' a'}}"),
 			`routes[0].response_header_ops.add.X-A: invalid header value " a"`},
+		{"key query keep and drop", routeHead + lines("    cluster: api", "    cache:", "      key: {query: {keep: [id], drop: [utm]}}"),
+			`zerohop.yaml:8: routes[0].cache.key.query.drop: set keep or drop, not both`},
+		{"key query empty", routeHead + lines("    cluster: api", "    cache:", "      key: {query: {}}"),
+			`routes[0].cache.key.query: set keep, drop or sort`},
+		{"key query twice", routeHead + lines("    cluster: api", "    cache:", "      key: {query: {drop: [a, a]}}"),
+			`routes[0].cache.key.query.drop[1]: parameter "a" is listed twice`},
+		{"key header host", routeHead + lines("    cluster: api", "    cache:", "      key: {headers: [host]}"),
+			`routes[0].cache.key.headers[0]: "host" cannot be a key part`},
+		{"key header bad", routeHead + lines("    cluster: api", "    cache:", "      key: {headers: ['a b']}"),
+			`routes[0].cache.key.headers: invalid header name "a b"`},
+		{"route default ttl negative", routeHead + lines("    cluster: api", "    cache:", "      default_ttl: -1s"),
+			`zerohop.yaml:8: routes[0].cache.default_ttl: invalid duration "-1s": must not be negative`},
+		{"targeted field bad", lines("cache:", "  targeted_fields: ['CDN Cache-Control']"),
+			`zerohop.yaml:2: cache.targeted_fields: invalid header name "CDN Cache-Control"`},
 		{"op set and add", routeHead + lines("    cluster: api", "    request_header_ops: {add: {X-A: a}, set: {x-a: b}}"),
 			`routes[0].request_header_ops.add.X-A: "X-A" is also in set`},
 	}
@@ -104,10 +118,28 @@ func TestGoodRouteConfigs(t *testing.T) {
 		routeHead + lines("    direct_response: {status: 204}"),
 		routeHead + lines("    match: {path_exact: /old}", "    redirect: {status: 301, path_prefix: /new}"),
 		routeHead + lines("    redirect: {scheme: https}"),
+		lines("cache:", "  targeted_fields: []"),
 		routeHead + lines("    cluster: api", "    match: {path_prefix: /v1/}", "    rewrite: {path_prefix: /, keep_host: true}"),
 	} {
 		if _, err := Parse("zerohop.yaml", []byte(y)); err != nil {
 			t.Errorf("%s: %v", y, err)
 		}
+	}
+}
+
+func TestTargetedFieldsDefaultAndOff(t *testing.T) {
+	c, err := Parse("zerohop.yaml", []byte(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Cache.TargetedFields, ","); got != "Zerohop-Cache-Control,CDN-Cache-Control" {
+		t.Errorf("default targeted_fields %q", got)
+	}
+	c, err = Parse("zerohop.yaml", []byte("cache: {targeted_fields: []}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Cache.TargetedFields) != 0 {
+		t.Errorf("targeted_fields: [] gave %q, want none", c.Cache.TargetedFields)
 	}
 }

@@ -238,6 +238,7 @@ func (v *validator) cache(c *Cache) {
 	}
 	v.positive("cache.heartbeat_interval", c.HeartbeatInterval)
 	v.nonNegative("cache.default_ttl", c.DefaultTTL)
+	v.headerNames("cache.targeted_fields", c.TargetedFields)
 	v.nonNegative("cache.heuristic_max", c.HeuristicMax)
 	v.nonNegative("cache.stale_if_error", c.StaleIfError)
 	v.nonNegative("cache.coalesce_timeout", c.CoalesceTimeout)
@@ -343,6 +344,8 @@ func (v *validator) routes(rs []Route, clusters map[string]string) {
 		if rc := r.Cache; rc != nil {
 			v.nonNegative(p+".cache.ttl_override", rc.TTLOverride)
 			v.headerNames(p+".cache.bypass", rc.Bypass)
+			v.nonNegative(p+".cache.default_ttl", rc.DefaultTTL)
+			v.cacheKey(p+".cache.key", rc.Key)
 		}
 		v.nonNegative(p+".timeout", r.Timeout)
 		v.responseHeaders(p+".response_headers", r.ResponseHeaders)

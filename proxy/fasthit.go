@@ -99,7 +99,7 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	}
 
 	// The lookup, as lookupStored does it.
-	c.key = shm.AppendKey(c.key[:0], http.MethodGet, "http", host, tgt)
+	c.key = shm.AppendKey(c.key[:0], http.MethodGet, "http", host, rt.keyTarget(tgt))
 	if c.ebuf == nil {
 		c.ebuf = make([]byte, 16<<10)
 	}

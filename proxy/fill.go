@@ -32,7 +32,11 @@ func (p *Proxy) prepareStore(x *exchange, resp *http.Response) {
 		p.m.notStoredInc("transfer-coding")
 		return
 	}
-	ok, reason := httpcache.Storable(x.in, resp, x.st.storeOpts)
+	pr := resp
+	if x.targeted != "" {
+		pr = &http.Response{StatusCode: resp.StatusCode, Header: x.policy(resp.Header)}
+	}
+	ok, reason := httpcache.Storable(x.in, pr, x.st.storeOpts)
 	if !ok {
 		x.status.Detail = string(reason)
 		p.m.notStoredInc(string(reason))
@@ -51,7 +55,7 @@ func (p *Proxy) prepareStore(x *exchange, resp *http.Response) {
 	}
 	x.storeOK = true
 	x.etag = resp.Header.Get("Etag")
-	x.stripFields = httpcache.StrippedFields(resp.Header)
+	x.stripFields = httpcache.StrippedFields(pr.Header)
 }
 
 // teeStore keeps a copy of the body (up to the object size cap) while it
@@ -101,14 +105,15 @@ func stripForStore(h http.Header) http.Header {
 // lifetime the proxy gives it (route ttl_override and cache.default_ttl
 // applied).
 func (p *Proxy) freshness(x *exchange, status int, h http.Header) (httpcache.Entry, httpcache.Directives, time.Duration) {
+	h = x.policy(h)
 	he := httpcache.NewEntry(status, h, x.reqTime, x.respTime, x.st.freshOpts)
 	cc := httpcache.ParseCacheControl(h)
 	lifetime := he.Lifetime
 	switch {
 	case x.route != nil && x.route.ttlOverride > 0:
 		lifetime = time.Duration(x.route.ttlOverride) * time.Millisecond
-	case x.st.cfg.Cache.DefaultTTL > 0 && !cc.MaxAge.Present && !cc.SMaxAge.Present && h.Get("Expires") == "":
-		lifetime = x.st.cfg.Cache.DefaultTTL
+	case x.defaultTTL() > 0 && !cc.MaxAge.Present && !cc.SMaxAge.Present && h.Get("Expires") == "":
+		lifetime = x.defaultTTL()
 	}
 	return he, cc, lifetime
 }
@@ -189,6 +194,7 @@ func (p *Proxy) newItem(x *exchange, status int, h http.Header, body []byte, eta
 		it.Flags |= shm.FlagAuthShared
 	}
 	names, _ = httpcache.VaryNames(h)
+	names = x.route.keyNames(names) // the route's key headers (cachepolicy.go)
 	return it, names, true
 }
 

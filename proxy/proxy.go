@@ -112,6 +112,7 @@ type state struct {
 	maxObject int64
 	coalesce  time.Duration
 	sie       time.Duration
+	targeted  []string // cache.targeted_fields, canonical
 }
 
 // New builds a proxy for cfg (already validated by config.Load or
@@ -213,6 +214,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	st.maxObject = int64(cc.MaxObjectSize)
 	st.coalesce = cc.CoalesceTimeout
 	st.sie = cc.StaleIfError
+	st.targeted = canonicalNames(cc.TargetedFields)
 	return st, nil
 }
 

@@ -29,6 +29,7 @@ type route struct {
 
 	filters chain        // built here, once per configuration (filter.go)
 	rewrite *pathRewrite // upstream path and Host (routeaction.go); nil = none
+	pol     cachePolicy  // key parts, default_ttl (cachepolicy.go)
 }
 
 func compileRoute(rc config.Route, clusters map[string]*cluster) *route {
@@ -52,6 +53,7 @@ func compileRoute(rc config.Route, clusters map[string]*cluster) *route {
 		}
 		r.ttlOverride = rc.Cache.TTLOverride.Milliseconds()
 	}
+	r.pol = compileCachePolicy(rc.Cache)
 	// The route's filter chain, in the order docs/architecture.md gives.
 	if len(rc.ResponseHeaders) > 0 {
 		r.filters = append(r.filters, newSetFieldsFilter(rc.ResponseHeaders))

@@ -53,6 +53,7 @@ type exchange struct {
 	buf          *[]byte  // pooled lookup buffer; entries above alias it
 	etag         string   // the upstream's ETag, before compression changes it
 	stripFields  []string // fields a qualified private/no-cache forbids storing
+	targeted     string   // the targeted cache-control value in use, if any (cachepolicy.go)
 	reqDir       httpcache.Directives
 	status       httpcache.CacheStatus
 	reqTime      time.Time

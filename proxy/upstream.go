@@ -141,6 +141,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x.respTime = p.opts.Now()
 	x.upstreamMs = float64(x.respTime.Sub(x.reqTime).Microseconds()) / 1000
 	x.status.FwdStatus = resp.StatusCode
+	x.targetResponse(resp.Header) // RFC 9213: before anything reads or keeps the fields
 	if via := resp.Header["Via"]; len(via) > 0 || x.viaV[0] != "" {
 		resp.Header["Via"] = append(via, viaValue(resp.ProtoMajor, resp.ProtoMinor))
 	} else {
