@@ -357,8 +357,9 @@ type Route struct {
 	// upstream (misses only: they never reach the cache key). Default nil.
 	RequestHeaderOps *HeaderOps `yaml:"request_header_ops,omitempty"`
 	// ResponseHeaderOps add, set and remove fields of every response of the
-	// route, after response_headers. The owned names of response_headers
-	// are rejected here too. Default nil.
+	// route; response_headers is applied after them (it wins for a name in
+	// both). The owned names of response_headers are rejected here too.
+	// Default nil.
 	ResponseHeaderOps *HeaderOps `yaml:"response_header_ops,omitempty"`
 	// DirectResponse answers the route's requests with a fixed status and
 	// body, without a cluster. Default nil. Excludes Cluster and Redirect.
