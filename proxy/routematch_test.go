@@ -291,3 +291,18 @@ func BenchmarkRouteIndex(b *testing.B) {
 		ix.find(q.method, requestFields(q.h), q.host, q.path, q.query)
 	}
 }
+
+func TestRequiredLiteral(t *testing.T) {
+	for re, want := range map[string]string{
+		`/api/v[0-9]+/svc12/.*`: "/svc12/",
+		`/items/[0-9]+`:         "/items/",
+		`(?i)/abc`:              "",
+		`/a|/b`:                 "/", // factored: "/" then [ab]
+		`(/x/y)[0-9]`:           "/x/y",
+		`.*`:                    "",
+	} {
+		if got := requiredLiteral(re); got != want {
+			t.Errorf("requiredLiteral(%q) = %q, want %q", re, got, want)
+		}
+	}
+}
