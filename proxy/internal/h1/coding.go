@@ -145,8 +145,8 @@ func (d *lazyDecoder) Read(p []byte) (int, error) {
 func peekHead(br *bufio.Reader) ([]byte, error) {
 	for n := max(br.Buffered(), 1); ; n = br.Buffered() + 1 {
 		b, err := br.Peek(n)
-		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-			return b[:i+4], nil
+		if end := headEnd(b); end > 0 {
+			return b[:end], nil
 		}
 		if err == bufio.ErrBufferFull {
 			return nil, nil
@@ -155,6 +155,21 @@ func peekHead(br *bufio.Reader) ([]byte, error) {
 			return nil, nil // let http.ReadResponse report it
 		}
 	}
+}
+
+// headEnd returns the length of the head at the start of b, through its
+// empty line, or 0 if b does not hold all of it. Lines may end in a bare
+// LF, as http.ReadResponse allows: waiting for a CRLF CRLF that never
+// comes would stall a response that has no body.
+func headEnd(b []byte) int {
+	end := 0
+	if i := bytes.Index(b, []byte("\n\n")); i >= 0 {
+		end = i + 2
+	}
+	if i := bytes.Index(b, []byte("\n\r\n")); i >= 0 && (end == 0 || i+3 < end) {
+		end = i + 3
+	}
+	return end
 }
 
 // headField returns the values of every field named name in a head,

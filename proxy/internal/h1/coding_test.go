@@ -117,3 +117,37 @@ func TestCodedHeadAndNoContent(t *testing.T) {
 		}
 	}
 }
+
+// TestBareLFHeadDoesNotWait: looking for a transfer coding must not wait
+// for bytes after a head whose lines end in a bare LF (a 204 on a kept
+// connection has nothing after it).
+func TestBareLFHeadDoesNotWait(t *testing.T) {
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			if _, ok := readRequest(br); !ok {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 204 No Content\nX-A: b\n\n")
+		}
+	})
+	tr := newTransport(t, Options{})
+	within(t, wait, "a bare-LF 204", func() {
+		resp, _ := get(t, tr, srv.URL())
+		if resp.StatusCode != 204 || resp.Header.Get("X-A") != "b" {
+			t.Errorf("got %d %v", resp.StatusCode, resp.Header)
+		}
+	})
+}
+
+func TestHeadEnd(t *testing.T) {
+	for in, want := range map[string]int{
+		"HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody": 25,
+		"HTTP/1.1 200 OK\nA: b\n\nbody":       22,
+		"HTTP/1.1 200 OK\nA: b\r\n\r\n":       24,
+		"HTTP/1.1 200 OK\r\nA: b\r\n":         0,
+	} {
+		if got := headEnd([]byte(in)); got != want {
+			t.Errorf("headEnd(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
