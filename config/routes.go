@@ -228,8 +228,18 @@ func (v *validator) routeAction(p string, r *Route, clusters map[string]string) 
 			v.errorf(rp+".host", "invalid host %q", rw.Host)
 		}
 	}
-	if (r.DirectResponse != nil || r.Redirect != nil) && r.Timeout > 0 {
-		v.errorf(p+".timeout", "a route that answers by itself has no upstream exchange to bound")
+	if r.DirectResponse != nil || r.Redirect != nil {
+		// Keys that only mean something for a request sent upstream would
+		// be parsed and ignored: refuse them.
+		if r.Timeout > 0 {
+			v.errorf(p+".timeout", "a route that answers by itself has no upstream exchange to bound")
+		}
+		if r.Cache != nil {
+			v.errorf(p+".cache", "a route that answers by itself does not use the cache")
+		}
+		if r.RequestHeaderOps != nil {
+			v.errorf(p+".request_header_ops", "a route that answers by itself sends no request upstream")
+		}
 	}
 	v.headerOps(p+".request_header_ops", r.RequestHeaderOps, ownedRequestFields)
 	v.headerOps(p+".response_header_ops", r.ResponseHeaderOps, ownedResponseFields)

@@ -33,3 +33,20 @@ func TestNormalizeQuery(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNormalizeQuery: normalising is idempotent for every policy (the
+// property that keeps a client's hit the sidecar's), and keeps every
+// parameter a keep list names.
+func FuzzNormalizeQuery(f *testing.F) {
+	f.Add("/a?b=2&a=1&utm_source=x", "utm_source", true)
+	f.Add("/a?%75tm=1&&x", "utm", false)
+	f.Add("/?", "", true)
+	f.Fuzz(func(t *testing.T, target, name string, sort bool) {
+		for _, q := range []*config.QueryKey{{Drop: []string{name}, Sort: sort}, {Keep: []string{name}, Sort: sort}} {
+			n := normalizeQuery(target, q)
+			if again := normalizeQuery(n, q); again != n {
+				t.Fatalf("%+v: %q -> %q -> %q", q, target, n, again)
+			}
+		}
+	})
+}

@@ -2,6 +2,7 @@ package httpcache
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -80,4 +81,27 @@ func TestTargetedPrecedence(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzTargeted: any field value is judged without panicking, and a value
+// judged valid is one ParseCacheControl reads without complaint when it
+// takes Cache-Control's place.
+func FuzzTargeted(f *testing.F) {
+	for _, s := range []string{"max-age=60", `private="a", no-store`, "a;b=?1", ",", "max-age=\"6"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		h := http.Header{"Cdn-Cache-Control": {v}, "Expires": {"0"}}
+		got, ok := SelectTargeted(h, []string{"Cdn-Cache-Control"})
+		if ok != ValidTargetedValue(v) && strings.TrimSpace(v) != "" {
+			t.Fatalf("SelectTargeted(%q) = %v, ValidTargetedValue %v", v, ok, !ok)
+		}
+		if ok {
+			p := TargetedPolicy(h, got)
+			if p.Get("Expires") != "" || p.Get("Cache-Control") != v {
+				t.Fatalf("policy %v for %q", p, v)
+			}
+			ParseCacheControl(p)
+		}
+	})
 }
