@@ -102,8 +102,9 @@ func stripForStore(h http.Header) http.Header {
 
 // freshness returns the policy view of a response with status and header
 // h (which must still carry the upstream's Age), its directives, and the
-// lifetime the proxy gives it (route ttl_override and cache.default_ttl
-// applied).
+// lifetime the proxy gives it (route ttl_override, then the route's or
+// the global default_ttl applied), read through the targeted field in
+// use, if any (x.policy).
 func (p *Proxy) freshness(x *exchange, status int, h http.Header) (httpcache.Entry, httpcache.Directives, time.Duration) {
 	h = x.policy(h)
 	he := httpcache.NewEntry(status, h, x.reqTime, x.respTime, x.st.freshOpts)
