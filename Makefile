@@ -62,7 +62,7 @@ fuzz:
 	  proxy/httpcache:FuzzParseCacheControl proxy/httpcache:FuzzParseHTTPDate proxy/httpcache:FuzzVary \
 	  proxy/httpcache:FuzzETag proxy/httpcache:FuzzCacheStatus proxy/httpcache:FuzzSurrogateKeys proxy/httpcache:FuzzParseRange proxy/httpcache:FuzzTargeted proxy:FuzzNormalizeQuery \
 	  invalidate:FuzzDecode store:FuzzRecord \
-	  proxy/internal/fastpath:FuzzParseHead proxy/internal/h1:FuzzParseResponseHead proxy/internal/h1:FuzzWriteQuick config:FuzzParse; do \
+	  proxy/internal/fastpath:FuzzParseHead proxy/internal/h1:FuzzParseResponseHead proxy/internal/h1:FuzzWriteQuick proxy/internal/sniff:FuzzServerName config:FuzzParse; do \
 	  pkg=$${spec%%:*}; fn=$${spec#*:}; echo "== $$pkg $$fn"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZ_EXECS) ./$$pkg/; \
 	done

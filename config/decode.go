@@ -49,6 +49,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, d.errs.err()
 	}
 	c.derive()
+	c.deriveTLS(d.pos)
 	v := &validator{file: name, pos: d.pos, failed: d.failed}
 	v.config(c)
 	errs := append(d.errs, v.errs...)

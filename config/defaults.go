@@ -82,6 +82,7 @@ func (l *Listener) setDefaults() {
 	l.FastPath = true
 	l.MaxConnections = DefaultMaxConnections
 	l.Forward.TunnelIdleTimeout = DefaultTunnelIdleTimeout
+	l.Transparent = Transparent{SniffTimeout: DefaultSniffTimeout, Passthrough: true}
 }
 
 func (r *RedisStream) setDefaults() {
@@ -94,6 +95,7 @@ func (c *Cluster) setDefaults() {
 	c.ResponseTimeout = 30 * time.Second
 	c.BodyIdleTimeout = DefaultBodyIdleTimeout
 	c.MaxIdleConns = 64
+	c.PanicThreshold = DefaultPanicThreshold
 }
 
 func (e *Endpoint) setDefaults()   { e.Weight = 1 }

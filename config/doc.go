@@ -21,7 +21,7 @@
 //	zerohop.yaml:21: routes[2].timeuot: unknown field (did you mean "timeout"?)
 //
 // Unknown keys are errors, so typos are not silently ignored. Keys reserved
-// for features not built yet (auth, egress, limits, health_check, retries, ...)
+// for features not built yet (auth, egress, limits, retries, ...)
 // are rejected with "not supported yet". Top-level keys starting with "x-"
 // are ignored and may hold YAML anchors for "<<" merges.
 //
@@ -52,6 +52,11 @@
 //	    max_request_body: 8MiB
 //	    max_connections: 4096            # open at once; more are refused at accept
 //	    max_connections_per_client: 200  # from one client IP; default 0 = no cap
+//	    tls:                             # HTTPS (h2 and HTTP/1.1); default: plain HTTP
+//	      cert_file: /etc/zerohop/ingress/tls.crt
+//	      key_file: /etc/zerohop/ingress/tls.key
+//	      client_ca_file: /etc/zerohop/ingress/ca.crt  # require client certificates
+//	      min_version: "1.2"
 //	admin:
 //	  address: 127.0.0.1:9901
 //	  allow_remote: false
@@ -79,7 +84,26 @@
 //	    connect_timeout: 2s
 //	    response_timeout: 30s
 //	    body_idle_timeout: 60s
-//	    tls: {server_name: api.internal}
+//	    lb_policy: least_request     # random (default), round_robin, least_request, maglev
+//	    panic_threshold: 50          # % available below which all endpoints are used
+//	    health_check: {path: /healthz, interval: 10s, timeout: 2s, healthy_threshold: 2, unhealthy_threshold: 3}
+//	    outlier_detection: {consecutive_5xx: 5, base_ejection_time: 30s, max_ejection_percent: 10}
+//	  - name: payments
+//	    endpoints: [{url: https://payments.svc:8443}]
+//	    tls:                         # the client is std: HTTP/2 where offered
+//	      ca_file: /etc/zerohop/payments/ca.crt
+//	      server_name: payments.internal
+//	      cert_file: /etc/zerohop/payments/tls.crt   # mutual TLS
+//	      key_file: /etc/zerohop/payments/tls.key
+//	      min_version: "1.3"
+//	  - name: grpc
+//	    client: h2c                  # HTTP/2 without TLS, prior knowledge
+//	    endpoints: [{url: http://grpc.svc:50051}]
+//	  - name: sessions
+//	    endpoints: [{url: http://sessions.svc:8080}]
+//	    dns_refresh: 5s              # each address of the name is an endpoint
+//	    lb_policy: maglev
+//	    hash_policy: {cookie: sid}   # or header: X-User, or source_address: true
 //	routes:
 //	  - name: api-read
 //	    match: {host: "*.example.com", path_prefix: /v1/, methods: [GET, HEAD]}
@@ -129,6 +153,19 @@
 // A forward listener on a non-loopback address is valid but draws a
 // warning from Warnings (and zerohop validate): it is an open proxy to
 // whoever reaches it.
+//
+// # TLS
+//
+// Certificate, key and CA files (clusters[].tls, listeners[].tls) are PEM,
+// and read at load: a missing file, a file that does not parse or a key
+// that does not match its certificate is an error on that field's line.
+// While zerohop runs, they are reloaded when they change on disk (a
+// Kubernetes Secret update, a file renamed over the old one), without a
+// restart: new handshakes use the new files, open connections keep
+// theirs, and files that do not load are refused, logged and counted in
+// zerohop_tls_reloads_total{result="error"}, the previous ones staying in
+// use. A TLS listener does not run the HTTP/1.1 fast path. docs/tls.md
+// has the details.
 //
 // # Reloading
 //

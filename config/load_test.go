@@ -107,7 +107,12 @@ func TestFullExampleRoundTrips(t *testing.T) {
 	if b.Len() == 0 {
 		t.Fatal("no example YAML found in doc.go")
 	}
-	c, err := Parse("doc.go", []byte(b.String()))
+	// The example's certificate files are where a pod would mount them;
+	// here they are the test's.
+	example := strings.NewReplacer("/etc/zerohop/ingress/tls.crt", srvPEM, "/etc/zerohop/ingress/tls.key", srvKey,
+		"/etc/zerohop/ingress/ca.crt", caPEM, "/etc/zerohop/payments/ca.crt", caPEM,
+		"/etc/zerohop/payments/tls.crt", cliPEM, "/etc/zerohop/payments/tls.key", cliKey).Replace(b.String())
+	c, err := Parse("doc.go", []byte(example))
 	if err != nil {
 		t.Fatalf("doc example: %v\n%s", err, b.String())
 	}
@@ -158,12 +163,13 @@ func TestFileOverlaysDefaults(t *testing.T) {
 	want.Listeners = []Listener{{Name: "in", Address: "127.0.0.1:8089", Mode: ModeReverse,
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: MiB, FastPath: true,
 		MaxConnections: DefaultMaxConnections,
-		Forward:        Forward{TunnelIdleTimeout: time.Hour}}}
+		Forward:        Forward{TunnelIdleTimeout: time.Hour},
+		Transparent:    Transparent{SniffTimeout: DefaultSniffTimeout, Passthrough: true}}}
 	want.Cache.Dir = "/srv/cache"
 	want.Cache.Size = GiB
 	want.Invalidation.Log = "/srv/cache/inval/inval.log" // derived from the new dir
 	want.Clusters = []Cluster{{Name: "api", ConnectTimeout: 5 * time.Second, ResponseTimeout: 30 * time.Second, BodyIdleTimeout: DefaultBodyIdleTimeout,
-		MaxIdleConns: 64, Endpoints: []Endpoint{{URL: "https://api.internal", Weight: 3}, {URL: "http://[::1]:8080", Weight: 0}}}}
+		MaxIdleConns: 64, PanicThreshold: DefaultPanicThreshold, Endpoints: []Endpoint{{URL: "https://api.internal", Weight: 3}, {URL: "http://[::1]:8080", Weight: 0}}}}
 	want.Routes = []Route{{Name: "r", Cluster: "api", Cache: &RouteCache{Enabled: false},
 		Match: Match{Host: "*.Example.com", Headers: map[string]string{"X-Tenant": "blue"}}}}
 	if !reflect.DeepEqual(c, want) {
@@ -215,7 +221,7 @@ func TestBadConfigs(t *testing.T) {
 		{"unbracketed ipv6", lines("listeners:", "  - {name: a, address: '::1:80'}"),
 			`put IPv6 addresses in brackets`},
 		{"bad mode", lines("listeners:", "  - name: a", "    mode: revrse"),
-			`zerohop.yaml:3: listeners[0].mode: invalid mode "revrse": must be "forward" or "reverse"`},
+			`zerohop.yaml:3: listeners[0].mode: invalid mode "revrse": must be "forward", "reverse" or "transparent"`},
 		{"reverse without routes", lines("listeners:", "  - name: a", "    mode: reverse"),
 			`zerohop.yaml:3: listeners[0].mode: reverse mode needs at least one route, but no routes are configured`},
 		{"no listeners", lines("listeners: []"), `zerohop.yaml:1: listeners: at least one listener is required`},
@@ -274,7 +280,7 @@ func TestBadConfigs(t *testing.T) {
 			`URL "http://u:xxxxx@x" must not contain credentials`},
 		{"endpoint bad port", lines("clusters:", "  - name: a", "    endpoints: [{url: 'http://x:0'}]"), `has an invalid port "0"`},
 		{"unknown cluster client", lines("clusters:", "  - name: a", "    endpoints: [{url: 'http://x'}]", "    client: http2"),
-			`zerohop.yaml:4: clusters[0].client: invalid client "http2": must be "h1" or "std"`},
+			`zerohop.yaml:4: clusters[0].client: invalid client "http2": must be "h1", "std" or "h2c"`},
 		{"duplicate endpoint", lines("clusters:", "  - name: a", "    endpoints:", "      - url: http://x", "      - url: http://x"),
 			`zerohop.yaml:5: clusters[0].endpoints[1].url: duplicate endpoint "http://x" (first defined at line 4)`},
 		{"negative weight", lines("clusters:", "  - name: a", "    endpoints:", "      - {url: 'http://x', weight: -1}"),
@@ -510,6 +516,7 @@ var everyField = lines(
 	"    max_request_body: 1GiB",
 	"    max_connections: 500",
 	"    max_connections_per_client: 50",
+	"    tls: {cert_file: testdata/tls/server.pem, key_file: testdata/tls/server-key.pem, client_ca_file: testdata/tls/ca.pem, min_version: '1.3'}",
 	"  - name: out",
 	"    address: 127.0.0.1:8089",
 	"    forward: {allow_loopback: true, allow_destinations: ['169.254.10.0/24', '[::1]:8080'], tunnel_idle_timeout: 10m}",
@@ -540,7 +547,15 @@ var everyField = lines(
 	"    body_idle_timeout: 4s",
 	"    max_idle_conns: 3",
 	"    client: std",
-	"    tls: {ca_file: /ca.pem, insecure_skip_verify: true, server_name: a.internal}",
+	"    tls: {insecure_skip_verify: true, server_name: a.internal, cert_file: testdata/tls/client.pem, key_file: testdata/tls/client-key.pem, min_version: '1.3'}",
+	"    lb_policy: maglev",
+	"    hash_policy: {header: X-User}",
+	"    panic_threshold: 30",
+	"    health_check: {path: /healthz, interval: 5s, timeout: 1s, jitter: 1s, healthy_threshold: 1, unhealthy_threshold: 2, expected_statuses: [200, 204], host: health.internal}",
+	"    outlier_detection: {consecutive_5xx: 3, consecutive_gateway_failure: 2, base_ejection_time: 10s, max_ejection_time: 1m, max_ejection_percent: 50}",
+	"  - {name: b, endpoints: [{url: 'https://b:8443'}], tls: {ca_file: testdata/tls/ca.pem}}",
+	"  - {name: by-cookie, endpoints: [{url: 'http://b'}], lb_policy: maglev, hash_policy: {cookie: sid}, dns_refresh: 30s, dns_resolver: '10.0.0.53:53'}",
+	"  - {name: by-client, endpoints: [{url: 'http://c'}], lb_policy: maglev, hash_policy: {source_address: true}}",
 	"routes:",
 	"  - name: a",
 	"    match: {host: a.example.com, path_prefix: /a/, methods: [GET], headers: {X-A: b}}",

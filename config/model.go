@@ -58,6 +58,14 @@ const (
 	// ModeReverse: requests are matched against routes and sent to the
 	// route's cluster; a request matching no route is answered 404.
 	ModeReverse ListenerMode = "reverse"
+	// ModeTransparent: connections redirected to the listener by
+	// iptables (zerohop iptables) are forwarded to the destination the
+	// app dialled (SO_ORIGINAL_DST). An HTTP/1.x request is a forward
+	// request to that destination, its Host field kept, through the same
+	// pipeline (routes matching its host, filters, cache, egress checks);
+	// anything else (TLS, other protocols) is passed through as TCP after
+	// the same destination checks. Linux only. See docs/transparent.md.
+	ModeTransparent ListenerMode = "transparent"
 )
 
 // Listener is one HTTP listening socket.
@@ -80,7 +88,9 @@ type Listener struct {
 	MaxRequestBody Size `yaml:"max_request_body"`
 	// FastPath serves bodiless HTTP/1.1 GET and HEAD requests on the
 	// connection's goroutine, under net/http (docs/fast-path.md). Default
-	// true; false leaves every request to net/http's server.
+	// true, and false on a listener with tls, which the fast path does not
+	// serve (setting it true there is an error); false leaves every
+	// request to net/http's server.
 	FastPath bool `yaml:"fast_path"`
 	// MaxConnections caps the connections the listener holds open at once,
 	// whatever they carry (HTTP/1.1, h2c, CONNECT tunnels). One more is
@@ -99,11 +109,17 @@ type Listener struct {
 	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
 	// Forward limits where the clients of a forward-mode listener may send
 	// requests (absolute-form URLs without a matching route) and CONNECT
-	// tunnels. Only for mode forward: a reverse listener sends requests to
-	// the operator's clusters, never to a destination the client chose.
+	// tunnels, and where a transparent listener forwards intercepted
+	// connections. Only for modes forward and transparent: a reverse
+	// listener sends requests to the operator's clusters, never to a
+	// destination the client chose.
 	Forward Forward `yaml:"forward"`
-
-	// Reserved: tls (serving TLS to downstream clients).
+	// TLS, if set, makes the listener serve HTTPS (TLS termination for
+	// ingress), optionally requiring client certificates. Default nil =
+	// plain HTTP (and h2c). See ListenerTLS.
+	TLS *ListenerTLS `yaml:"tls,omitempty"`
+	// Transparent configures a listener with mode transparent.
+	Transparent Transparent `yaml:"transparent"`
 }
 
 // Forward is what a forward-mode listener lets its clients reach. By
@@ -137,6 +153,24 @@ type Forward struct {
 	// do not pile up. 0 = none.
 	TunnelIdleTimeout time.Duration `yaml:"tunnel_idle_timeout"`
 }
+
+// Transparent is how a transparent listener treats what it intercepts.
+type Transparent struct {
+	// SniffTimeout is how long the listener waits for a connection's
+	// first bytes to tell HTTP from TLS and other protocols. A protocol
+	// in which the server speaks first (SMTP, MySQL) sends nothing: it
+	// is passed through when the wait ends, so its connection set-up
+	// takes this much longer. Default 200ms; must be > 0.
+	SniffTimeout time.Duration `yaml:"sniff_timeout"`
+	// Passthrough lets connections that are not HTTP/1.x (TLS, whose
+	// server name is logged and checked against the destination rules
+	// by address, and other TCP) through to their destination. Default
+	// true; false closes them (counted).
+	Passthrough bool `yaml:"passthrough"`
+}
+
+// DefaultSniffTimeout is Transparent.SniffTimeout's default.
+const DefaultSniffTimeout = 200 * time.Millisecond
 
 // Admin is the admin HTTP endpoint.
 type Admin struct {
@@ -278,18 +312,55 @@ type Cluster struct {
 	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
 	// MaxIdleConns is the idle keep-alive pool size per endpoint. Default 64.
 	MaxIdleConns int `yaml:"max_idle_conns"`
-	// TLS configures connections to https endpoints. Default nil = system
-	// roots, server name from the URL. Modelled only; not validated yet.
+	// TLS configures connections to https endpoints: CA file, SNI,
+	// minimum version, client certificate (see UpstreamTLS). Default nil =
+	// system roots, server name from the URL, TLS 1.2 or later, no client
+	// certificate.
 	TLS *UpstreamTLS `yaml:"tls,omitempty"`
 	// Client is the HTTP client for the endpoints: "h1" (zerohop's own
-	// HTTP/1.1 client, cheaper per request) or "std" (Go's net/http, which
-	// also negotiates HTTP/2 with https endpoints). Default "" = h1 when
-	// every endpoint is http:// and tls is not set, std otherwise (see
-	// EffectiveClient). Set "std" to fall back if h1 misbehaves with an
-	// upstream; "h1" with https endpoints speaks HTTP/1.1 over TLS.
+	// HTTP/1.1 client, cheaper per request), "std" (Go's net/http, which
+	// also negotiates HTTP/2 with https endpoints through ALPN) or "h2c"
+	// (net/http speaking HTTP/2 without TLS, with prior knowledge, to
+	// http:// endpoints that serve it: gRPC backends; every endpoint must
+	// be http:// and tls unset). Default "" = h1 when every endpoint is
+	// http:// and tls is not set, std otherwise (see EffectiveClient). Set
+	// "std" to fall back if h1 misbehaves with an upstream; "h1" with
+	// https endpoints speaks HTTP/1.1 over TLS.
 	Client ClusterClient `yaml:"client"`
+	// LBPolicy chooses the endpoint of each request: "random" (by
+	// weight), "round_robin" (smooth weighted), "least_request" (two
+	// random choices) or "maglev" (consistent hashing on hash_policy's
+	// key). Default "" = random. See config/balance.go.
+	LBPolicy LBPolicy `yaml:"lb_policy"`
+	// HashPolicy is the request key maglev hashes. Required with
+	// lb_policy maglev, rejected otherwise. Default nil.
+	HashPolicy *HashPolicy `yaml:"hash_policy,omitempty"`
+	// PanicThreshold is the percentage (0 to 100) of endpoints (weight >
+	// 0) that must be healthy and not ejected for the others to be
+	// skipped; below it requests go to all endpoints, as in Envoy.
+	// Default 50; 0 never panics, though with no endpoint available all
+	// are used still.
+	PanicThreshold int `yaml:"panic_threshold"`
+	// HealthCheck actively checks each endpoint over HTTP. Default nil =
+	// none.
+	HealthCheck *HealthCheck `yaml:"health_check,omitempty"`
+	// OutlierDetection ejects endpoints whose requests fail in a row.
+	// Default nil = none.
+	OutlierDetection *OutlierDetection `yaml:"outlier_detection,omitempty"`
+	// DNSRefresh, when > 0, resolves the endpoints named by host name at
+	// start and again at this interval: each address becomes an endpoint
+	// of its own (the name's weight each; Host header and TLS server name
+	// still the name), balanced, checked and ejected on its own. When a
+	// resolution fails the last addresses stay, and the failure is
+	// logged and counted (zerohop_dns_failures_total). Default 0: a name
+	// is one endpoint, resolved by each new connection.
+	DNSRefresh time.Duration `yaml:"dns_refresh"`
+	// DNSResolver is the host:port of the DNS server dns_refresh asks
+	// (over UDP, TCP for long answers). Default "" = the system's
+	// resolver. Only with dns_refresh.
+	DNSResolver string `yaml:"dns_resolver"`
 
-	// Reserved: health_check, outlier_detection, retries.
+	// Reserved: retries.
 }
 
 // ClusterClient names the HTTP client a cluster's connections use.
@@ -300,8 +371,12 @@ const (
 	// ClientH1 is zerohop's HTTP/1.1 client: the request is written and
 	// the response read on the requesting goroutine.
 	ClientH1 ClusterClient = "h1"
-	// ClientStd is Go's net/http client.
+	// ClientStd is Go's net/http client: HTTP/1.1, or HTTP/2 when an
+	// https endpoint offers it.
 	ClientStd ClusterClient = "std"
+	// ClientH2C is Go's net/http client speaking HTTP/2 over plain TCP
+	// (prior knowledge, RFC 9113 §3.3).
+	ClientH2C ClusterClient = "h2c"
 )
 
 // Endpoint is one upstream server.
@@ -316,18 +391,6 @@ type Endpoint struct {
 
 // MaxWeight bounds Endpoint.Weight so that weight sums cannot overflow.
 const MaxWeight = 1_000_000
-
-// UpstreamTLS is TLS towards a cluster's endpoints.
-type UpstreamTLS struct {
-	// CAFile is a PEM bundle of roots to trust. Default "" = system roots.
-	CAFile string `yaml:"ca_file"`
-	// InsecureSkipVerify disables certificate checks. Default false.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-	// ServerName overrides SNI and verification name. Default "" = URL host.
-	ServerName string `yaml:"server_name"`
-
-	// Reserved: cert_file, key_file (client certificates).
-}
 
 // Route sends matching requests to a cluster.
 type Route struct {
@@ -425,9 +488,7 @@ type RouteCache struct {
 // a clear message beats both "unknown field" and silently ignoring them.
 var reservedKeys = map[reflect.Type][]string{
 	reflect.TypeFor[Config]():      {"auth", "egress", "limits"},
-	reflect.TypeFor[Listener]():    {"tls"},
 	reflect.TypeFor[RedisStream](): {"tls"},
-	reflect.TypeFor[Cluster]():     {"health_check", "outlier_detection", "retries"},
-	reflect.TypeFor[UpstreamTLS](): {"cert_file", "key_file"},
+	reflect.TypeFor[Cluster]():     {"retries"},
 	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits", "auth"},
 }

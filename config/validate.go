@@ -159,13 +159,13 @@ func (v *validator) listeners(c *Config) {
 			}
 		}
 		switch l.Mode {
-		case ModeForward:
+		case ModeForward, ModeTransparent:
 		case ModeReverse:
 			if len(c.Routes) == 0 {
 				v.errorf(p+".mode", "reverse mode needs at least one route, but no routes are configured")
 			}
 		default:
-			v.errorf(p+".mode", "invalid mode %q: must be %q or %q", l.Mode, ModeForward, ModeReverse)
+			v.errorf(p+".mode", "invalid mode %q: must be %q, %q or %q", l.Mode, ModeForward, ModeReverse, ModeTransparent)
 		}
 		v.nonNegative(p+".read_header_timeout", l.ReadHeaderTimeout)
 		v.nonNegative(p+".idle_timeout", l.IdleTimeout)
@@ -182,6 +182,7 @@ func (v *validator) listeners(c *Config) {
 			v.errorf(p+".max_connections_per_client", "must not be negative (0 means no cap), got %d", l.MaxConnectionsPerClient)
 		}
 		v.forward(p, &c.Listeners[i])
+		v.listenerTLS(p, &c.Listeners[i])
 	}
 }
 
@@ -326,10 +327,12 @@ func (v *validator) clusters(cs []Cluster) map[string]string {
 			v.errorf(p+".max_idle_conns", "must not be negative, got %d", c.MaxIdleConns)
 		}
 		switch c.Client {
-		case "", ClientH1, ClientStd:
+		case "", ClientH1, ClientStd, ClientH2C:
 		default:
-			v.errorf(p+".client", "invalid client %q: must be %q or %q", c.Client, ClientH1, ClientStd)
+			v.errorf(p+".client", "invalid client %q: must be %q, %q or %q", c.Client, ClientH1, ClientStd, ClientH2C)
 		}
+		v.upstreamTLS(p, &cs[i])
+		v.balancing(p, &cs[i])
 	}
 	return names
 }

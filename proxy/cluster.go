@@ -2,18 +2,17 @@ package proxy
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"reflect"
 	"syscall"
 	"time"
 
 	"github.com/zerohop/zerohop/config"
+	"github.com/zerohop/zerohop/internal/tlsfiles"
+	"github.com/zerohop/zerohop/proxy/internal/balance"
 	"github.com/zerohop/zerohop/proxy/internal/h1"
 )
 
@@ -23,8 +22,10 @@ type cluster struct {
 	name      string
 	cfg       config.Cluster
 	endpoints []endpoint
-	total     int // sum of weights
+	lb        *lbState // balancing and endpoint health (balance.go)
 	transport upstreamClient
+	tlsFiles  *tlsfiles.Watcher // the cluster's certificate files; nil: none
+	tlsConfig *tls.Config       // what its connections use (and its health checks); nil: plain or defaults
 }
 
 // upstreamClient is a pool of upstream connections: an *h1.Transport, or
@@ -38,6 +39,12 @@ type upstreamClient interface {
 type endpoint struct {
 	url    *url.URL
 	weight int
+	key    string        // the configured URL: endpoint state survives reloads by it
+	label  string        // "cluster/host:port", for logs
+	host   *balance.Host // availability and counters
+	// hostHeader is the Host of requests to an address resolved from a
+	// name (dns_refresh): the name. "" otherwise: the URL's host.
+	hostHeader string
 }
 
 func newCluster(cc config.Cluster, m *metrics) (*cluster, error) {
@@ -47,17 +54,22 @@ func newCluster(cc config.Cluster, m *metrics) (*cluster, error) {
 		if err != nil {
 			return nil, fmt.Errorf("proxy: cluster %q: endpoint %q: %w", cc.Name, e.URL, err)
 		}
-		c.endpoints = append(c.endpoints, endpoint{url: u, weight: e.Weight})
-		c.total += e.Weight
+		c.endpoints = append(c.endpoints, endpoint{url: u, weight: e.Weight, key: e.URL, label: cc.Name + "/" + u.Host})
 	}
 	if len(c.endpoints) == 0 {
 		return nil, fmt.Errorf("proxy: cluster %q has no endpoints", cc.Name)
 	}
+	tlsConfig, err := c.upstreamTLS(m)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: cluster %q: %w", cc.Name, err)
+	}
+	c.tlsConfig = tlsConfig
 	t, err := newTransport(upstreamOptions{
 		connect: cc.ConnectTimeout, response: cc.ResponseTimeout, bodyIdle: cc.BodyIdleTimeout,
-		maxIdle: cc.MaxIdleConns, tls: cc.TLS, client: cc.EffectiveClient(),
+		maxIdle: cc.MaxIdleConns, tls: tlsConfig, client: cc.EffectiveClient(),
 	}, newUpstreamEvents(m, cc.Name))
 	if err != nil {
+		c.closeTLS()
 		return nil, fmt.Errorf("proxy: cluster %q: %w", cc.Name, err)
 	}
 	c.transport = t
@@ -68,28 +80,13 @@ func newCluster(cc config.Cluster, m *metrics) (*cluster, error) {
 // warm connection pool) for cc.
 func (c *cluster) sameConfig(cc config.Cluster) bool { return reflect.DeepEqual(c.cfg, cc) }
 
-// pick chooses an endpoint in proportion to weight. Weight 0 drains.
-func (c *cluster) pick() *endpoint {
-	if len(c.endpoints) == 1 || c.total <= 0 {
-		return &c.endpoints[0]
-	}
-	n := rand.IntN(c.total)
-	for i := range c.endpoints {
-		if n < c.endpoints[i].weight {
-			return &c.endpoints[i]
-		}
-		n -= c.endpoints[i].weight
-	}
-	return &c.endpoints[len(c.endpoints)-1]
-}
-
 // upstreamOptions are a pool's settings: a cluster's, or the egress
 // pool's defaults.
 type upstreamOptions struct {
 	connect, response time.Duration // 0: none
 	bodyIdle          time.Duration // 0: none
 	maxIdle           int           // <= 0: 64
-	tls               *config.UpstreamTLS
+	tls               *tls.Config   // nil: system roots, TLS 1.2 or later
 	client            config.ClusterClient
 	// control checks each address dialled (net.Dialer.Control): forward
 	// mode's egress guard. Nil: none.
@@ -107,10 +104,7 @@ func newTransport(o upstreamOptions, ev *upstreamEvents) (upstreamClient, error)
 	if maxIdle <= 0 {
 		maxIdle = 64
 	}
-	tlsConfig, err := upstreamTLSConfig(o.tls)
-	if err != nil {
-		return nil, err
-	}
+	tlsConfig := o.tls
 	if o.client == config.ClientH1 {
 		if connect == 0 {
 			connect = -1 // config: 0 = none; h1: 0 = its default
@@ -141,26 +135,8 @@ func newTransport(o upstreamOptions, ev *upstreamEvents) (upstreamClient, error)
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     true,
 	}
+	if o.client == config.ClientH2C {
+		t.Protocols = h2cOnly()
+	}
 	return &stdClient{Transport: t, bodyIdle: o.bodyIdle, events: ev}, nil
-}
-
-// upstreamTLSConfig builds the TLS configuration of a cluster's tls
-// section; nil for none (system roots, server name from the URL).
-func upstreamTLSConfig(tc *config.UpstreamTLS) (*tls.Config, error) {
-	if tc == nil {
-		return nil, nil
-	}
-	cfg := &tls.Config{ServerName: tc.ServerName, InsecureSkipVerify: tc.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if tc.CAFile != "" {
-		pem, err := os.ReadFile(tc.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls ca_file %s: no certificates", tc.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -28,6 +29,9 @@ type TestFilter struct {
 	Upstream [2]string
 	Response [2]string
 	Trace    *Trace
+	// Consumer, if set, names the field whose value OnRequest sets as
+	// the request's consumer.
+	Consumer string
 	// Views, if set, records which entry path's request view each
 	// OnRequest saw: "fast" (the parsed head) or "net/http", and which
 	// wrote the response head OnResponse changed ("response:fast" for a
@@ -75,6 +79,12 @@ func (t testFilter) OnRequest(r request, a *answer) verdict {
 			Body: "no credentials\n", Note: "missing " + t.f.Require}
 		return filterAnswered
 	}
+	if t.f.Consumer != "" {
+		if v := r.Field(t.f.Consumer); v != "" {
+			r.SetConsumer(strings.Clone(v))
+		}
+		t.f.Trace.add(t.f.Label + ".consumer=" + r.Consumer())
+	}
 	return filterContinue
 }
 
@@ -98,6 +108,20 @@ func (t testFilter) OnResponse(r request, status int, f fields) {
 	if t.f.Response[0] != "" {
 		f.Set(t.f.Response[0], t.f.Response[1])
 	}
+}
+
+// AddListenerFilter gives listener lis of p the filter f, run before
+// its routes' filters and on requests without a route, as a reload
+// that built it from the configuration would.
+func AddListenerFilter(p *Proxy, lis string, f *TestFilter) {
+	old := p.st.Load()
+	st := *old
+	lc := &listenerChains{unrouted: chain{testFilter{f}}, routed: map[*route]chain{}}
+	for _, r := range st.routes {
+		lc.routed[r] = append(chain{testFilter{f}}, r.filters...)
+	}
+	st.listeners = map[string]*listenerChains{lis: lc}
+	p.st.Store(&st)
 }
 
 // AddFilter appends f to the chain of p's route named route, as a reload

@@ -33,6 +33,10 @@ func (c *fastSide) serveHit() (served, keep bool) {
 
 	// The URL parts, as resolve computes them from the parsed request.
 	var hostB, target []byte
+	transparent := l.Mode == config.ModeTransparent
+	if transparent && (!c.dst.IsValid() || len(h.Get("Via")) > 0) {
+		return false, true // the general path answers (resolveIntercepted)
+	}
 	if l.Mode == config.ModeForward {
 		if !field.HasPrefixFold(h.Target(), "http://") {
 			return false, true
@@ -78,19 +82,30 @@ func (c *fastSide) serveHit() (served, keep bool) {
 		method = http.MethodHead
 	}
 	rt := st.routeFor(method, (*fastHead)(h), hostOnly(host), path, query)
-	if rt == nil && l.Mode != config.ModeForward {
+	if rt == nil && l.Mode == config.ModeReverse {
 		return false, true // 404 from the general path
 	}
-	if rt == nil && c.h.guard != nil && c.h.guard.checkHost(host, 80) != nil {
-		return false, true // the general path refuses it
+	if rt == nil && c.h.guard != nil {
+		refused := false
+		if transparent {
+			refused = c.h.guard.check(c.dst) != nil
+		} else {
+			refused = c.h.guard.checkHost(host, 80) != nil
+		}
+		if refused {
+			return false, true // the general path refuses it
+		}
 	}
-	if rt != nil && len(rt.filters) > 0 {
+	ch := st.chainFor(l.Name, rt)
+	if len(ch) > 0 {
 		// The request phase runs here, once, before the cache. Whatever
 		// it decided goes with the request if it is handed over; an
 		// early answer is written by the general path's one writer.
-		c.req = fastRequest{c: c, method: method, host: host, target: tgt, route: rt}
+		c.req = fastRequest{c: c, method: method, host: host, target: tgt, route: rt, chain: ch}
 		c.pre.st, c.pre.route, c.pre.filtered = st, rt, true
-		if c.pre.by, _ = rt.filters.onRequest(&c.req, &c.pre.ans); c.pre.by != nil {
+		c.pre.by, _ = ch.onRequest(&c.req, &c.pre.ans)
+		c.pre.consumer = c.req.consumer
+		if c.pre.by != nil {
 			return false, true
 		}
 	}
@@ -125,8 +140,8 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	// The filters' response phase, before the head is written.
 	rf := &c.rf
 	rf.reset()
-	if rt != nil && len(rt.filters) > 0 {
-		rt.filters.onResponse(&c.req, e.Status, rf)
+	if len(ch) > 0 {
+		ch.onResponse(&c.req, e.Status, rf)
 	}
 
 	// The response, as serveEntry and net/http's framing write it.
@@ -221,6 +236,7 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	a := accessEntry{
 		listener: l.Name, method: method, host: host, target: tgt,
 		status: e.Status, route: routeName, cacheLabel: "hit", bytes: bodyBytes(isHEAD, len(e.Body)), d: d,
+		consumer: c.req.consumer,
 	}
 	if p.opts.AccessLog != nil { // the strings only a log line needs
 		a.reqID, a.remote = string(reqID), c.c.RemoteAddr()

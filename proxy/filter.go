@@ -53,6 +53,13 @@ type request interface {
 	// Listener and Route name the listener and route serving the request.
 	Listener() string
 	Route() string
+	// Consumer is who the request was authenticated as ("" until a
+	// filter said): an authentication filter sets it in OnRequest, and
+	// later filters (rate limits keyed by consumer), the access log
+	// ("consumer") and the hand-over from the fast path to net/http see
+	// it. The string must not alias request bytes (intern or clone it).
+	Consumer() string
+	SetConsumer(name string)
 }
 
 // verdict is what OnRequest decided.
@@ -105,7 +112,10 @@ func (passFilter) OnRequest(request, *answer) verdict { return filterContinue }
 func (passFilter) OnUpstream(request, fields)         {}
 func (passFilter) OnResponse(request, int, fields)    {}
 
-// chain is a route's filters, in configuration order.
+// chain is the filters a request runs, in order: its listener's (which
+// run on every request of the listener, with or without a route), then
+// its route's, each in configuration order. state.chainFor resolves it
+// once per request, when the request is routed.
 type chain []filter
 
 // onRequest runs the request phase. When a filter answers, it returns

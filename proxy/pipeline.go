@@ -18,6 +18,8 @@ func (x *exchange) Target() string           { return x.target }
 func (x *exchange) Field(name string) string { return x.in.Header.Get(name) }
 func (x *exchange) RemoteAddr() string       { return x.in.RemoteAddr }
 func (x *exchange) Listener() string         { return x.lis.Name }
+func (x *exchange) Consumer() string         { return x.consumer }
+func (x *exchange) SetConsumer(name string)  { x.consumer = name }
 
 func (x *exchange) Route() string {
 	if x.route == nil {
@@ -26,7 +28,7 @@ func (x *exchange) Route() string {
 	return x.route.name
 }
 
-// filterRequest runs the request phase of x's route's chain, unless the
+// filterRequest runs the request phase of x's chain, unless the
 // fast path ran it on the parsed head for this same route, and answers
 // the request when a filter did. It reports whether it answered.
 func (p *Proxy) filterRequest(w http.ResponseWriter, x *exchange) bool {
@@ -34,10 +36,10 @@ func (p *Proxy) filterRequest(w http.ResponseWriter, x *exchange) bool {
 		// Not the route the fast path filtered for (it cannot happen with
 		// one state and one routeFor, but a request must never skip its
 		// route's filters): run this route's.
-		x.filtered, x.answeredBy, x.ans = false, nil, answer{}
+		x.filtered, x.answeredBy, x.ans, x.consumer = false, nil, answer{}, ""
 	}
 	if !x.filtered {
-		x.answeredBy, _ = x.route.filters.onRequest(x, &x.ans)
+		x.answeredBy, _ = x.chain.onRequest(x, &x.ans)
 		x.filtered = true
 	}
 	if x.answeredBy == nil {
@@ -79,6 +81,8 @@ type fastRequest struct {
 	method       string
 	host, target string
 	route        *route
+	chain        chain
+	consumer     string
 }
 
 func (r *fastRequest) Method() string     { return r.method }
@@ -86,6 +90,9 @@ func (r *fastRequest) Host() string       { return r.host }
 func (r *fastRequest) Target() string     { return r.target }
 func (r *fastRequest) RemoteAddr() string { return r.c.c.RemoteAddr() }
 func (r *fastRequest) Listener() string   { return r.c.h.l.Name }
+func (r *fastRequest) Consumer() string   { return r.consumer }
+
+func (r *fastRequest) SetConsumer(name string) { r.consumer = name }
 
 func (r *fastRequest) Route() string {
 	if r.route == nil {
@@ -113,6 +120,7 @@ type fastPre struct {
 	filtered bool
 	by       filter
 	ans      answer
+	consumer string
 }
 
 // fastFields are the response fields a filter sets or removes on a hit

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,7 +83,9 @@ type Proxy struct {
 	// noDirect sends every request through rp (tests compare the two).
 	noDirect atomic.Bool
 	egress   upstreamClient // forward-mode requests without a listener guard (h1; nothing allowed)
-	flights  flight.Group   // coalesced fetches, by primary key
+	im       *interceptMetrics
+	own      sync.Map     // netip.AddrPort → struct{}: local ends of passthrough dials (transparent.go)
+	flights  flight.Group // coalesced fetches, by primary key
 	m        *metrics
 	reg      *prometheus.Registry
 	bg       sync.WaitGroup // background revalidations
@@ -95,6 +98,10 @@ type Proxy struct {
 	guards    map[string]*egressGuard // by listener name
 	oldGuards []*egressGuard          // replaced, closed by Close
 	self      self                    // the sidecar's own addresses
+
+	listenerTLS listenerTLS // TLS listeners' certificate files (tls.go)
+	reloadMu    sync.Mutex  // serialises Reload and DNS refreshes
+	dns         dnsClusters // dns_refresh's resolved names, by cluster (dns.go)
 
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
@@ -113,6 +120,41 @@ type state struct {
 	coalesce  time.Duration
 	sie       time.Duration
 	targeted  []string // cache.targeted_fields, canonical
+	// listeners holds the chains of the listeners that have filters of
+	// their own (chainFor); empty when none has.
+	listeners map[string]*listenerChains
+}
+
+// listenerChains are the chains of one listener with filters of its own:
+// for requests without a route, and for each route (the listener's
+// filters, then the route's), built once per configuration.
+type listenerChains struct {
+	unrouted chain
+	routed   map[*route]chain
+}
+
+// chainFor returns the filters a request of listener lis routed to rt
+// (nil: none) runs. Both entry paths resolve the chain with it.
+func (st *state) chainFor(lis string, rt *route) chain {
+	if len(st.listeners) > 0 {
+		if lc := st.listeners[lis]; lc != nil {
+			if rt == nil {
+				return lc.unrouted
+			}
+			return lc.routed[rt]
+		}
+	}
+	if rt == nil {
+		return nil
+	}
+	return rt.filters
+}
+
+// listenerFilters builds the filters of listener l that run before its
+// routes' filters, on every request it accepts (routed or not). None yet:
+// listener-wide policies (rate limits, egress policy) are added here.
+func (p *Proxy) listenerFilters(l config.Listener) chain {
+	return nil
 }
 
 // New builds a proxy for cfg (already validated by config.Load or
@@ -142,6 +184,13 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.m = m
+	m.tls.log = p.log
+	p.im = newInterceptMetrics()
+	for _, c := range p.im.collectors() {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -155,11 +204,16 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		FlushInterval: -1,
 		ErrorLog:      slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
+	if err := reg.Register(endpointCollector{p}); err != nil {
+		return nil, err
+	}
 	st, err := p.compile(cfg, nil)
 	if err != nil {
+		p.dns.prune(nil)
 		return nil, err
 	}
 	p.st.Store(st)
+	st.start()
 	return p, nil
 }
 
@@ -167,27 +221,38 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 // configuration; clusters whose configuration did not change keep their
 // warm connection pools. On error the old configuration stays.
 func (p *Proxy) Reload(cfg *config.Config) error {
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
 	old := p.st.Load()
 	st, err := p.compile(cfg, old)
 	if err != nil {
+		p.dns.prune(old.cfg)
 		return err
 	}
+	p.swap(old, st)
+	p.m.reloads.Inc()
+	return nil
+}
+
+// swap puts st in use in place of old (under reloadMu).
+func (p *Proxy) swap(old, st *state) {
 	p.st.Store(st)
+	st.start()
+	p.dns.prune(st.cfg)
 	// Pools of clusters that went away or changed: let in-flight requests
 	// finish, then drop the idle connections.
 	for name, c := range old.clusters {
 		if nc, ok := st.clusters[name]; !ok || nc != c {
-			t := c.transport
-			time.AfterFunc(30*time.Second, t.CloseIdleConnections)
+			c.stop()
+			time.AfterFunc(30*time.Second, c.close)
 		}
 	}
-	p.m.reloads.Inc()
-	return nil
 }
 
 func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	st := &state{cfg: cfg, clusters: map[string]*cluster{}}
 	for _, cc := range cfg.Clusters {
+		cc, hostHeaders := p.expandDNS(cc) // dns_refresh: names become their addresses (dns.go)
 		if old != nil {
 			if c, ok := old.clusters[cc.Name]; ok && c.sameConfig(cc) {
 				st.clusters[cc.Name] = c
@@ -195,7 +260,20 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 			}
 		}
 		c, err := newCluster(cc, p.m)
+		if err == nil {
+			var prev *cluster
+			if old != nil {
+				prev = old.clusters[cc.Name]
+			}
+			c.setHostHeaders(hostHeaders)
+			c.lb, err = newLB(c, prev, p.m, p.log)
+		}
 		if err != nil {
+			if c != nil {
+				c.close()
+			}
+			closeNew(st, old)
+			old.adopt() // the hosts new balancers took back to the old ones
 			return nil, err
 		}
 		st.clusters[cc.Name] = c
@@ -203,11 +281,26 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	for _, rc := range cfg.Routes {
 		r := compileRoute(rc, st.clusters)
 		if r.cluster == nil && rc.Cluster != "" {
+			old.adopt()
 			return nil, fmt.Errorf("proxy: route %q: unknown cluster %q", rc.Name, rc.Cluster)
 		}
 		st.routes = append(st.routes, r)
 	}
 	st.index = newRouteIndex(st.routes)
+	for _, l := range cfg.Listeners {
+		lf := p.listenerFilters(l)
+		if len(lf) == 0 {
+			continue
+		}
+		if st.listeners == nil {
+			st.listeners = map[string]*listenerChains{}
+		}
+		lc := &listenerChains{unrouted: lf, routed: map[*route]chain{}}
+		for _, r := range st.routes {
+			lc.routed[r] = append(slices.Clip(lf), r.filters...)
+		}
+		st.listeners[l.Name] = lc
+	}
 	cc := cfg.Cache
 	st.storeOpts = httpcache.StoreOptions{AllowSetCookie: cc.AllowSetCookie}
 	st.freshOpts = httpcache.FreshnessOptions{HeuristicMax: cc.HeuristicMax}
@@ -234,10 +327,13 @@ func (p *Proxy) Gatherer() prometheus.Gatherer {
 func (p *Proxy) Close() error {
 	p.bgStop()
 	p.bg.Wait()
+	p.dns.prune(nil)
 	p.closeGuards()
 	for _, c := range p.st.Load().clusters {
-		c.transport.CloseIdleConnections()
+		c.stop()
+		c.close()
 	}
+	p.listenerTLS.close()
 	return nil
 }
 
@@ -248,7 +344,7 @@ func (p *Proxy) Handler(l config.Listener) http.Handler {
 
 func (p *Proxy) newListenerHandler(l config.Listener) *listenerHandler {
 	h := &listenerHandler{p: p, l: l}
-	if l.Mode == config.ModeForward {
+	if l.Mode == config.ModeForward || l.Mode == config.ModeTransparent {
 		h.guard = p.guardFor(l)
 	}
 	return h

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -26,12 +27,14 @@ type exchange struct {
 	p     *Proxy
 	st    *state
 	lis   *config.Listener
-	guard *egressGuard // forward mode: the listener's destination check
+	guard *egressGuard   // forward and transparent modes: the listener's destination check
+	dst   netip.AddrPort // transparent mode: where the app's connection was going
 	in    *http.Request
 	route *route
 	// cluster is where the request goes; nil means the request's own
 	// absolute URL (forward mode, no route).
 	cluster *cluster
+	ep      *endpoint // the try's endpoint, until its outcome is observed (balance.go)
 	reqID   string
 	start   time.Time
 	// outHdr is the header map of the app's response writer (nil for a
@@ -69,6 +72,8 @@ type exchange struct {
 	// request over: then filtered is set, and the chain is not run again.
 	filtered   bool
 	preRoute   *route // the route the fast path ran the chain for
+	chain      chain  // the listener's and the route's filters (state.chainFor)
+	consumer   string // who a filter authenticated the request as
 	answeredBy filter
 	ans        answer
 
@@ -201,7 +206,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.resolve(rec, r, x) {
 		return
 	}
-	if x.route != nil && len(x.route.filters) > 0 && p.filterRequest(rec, x) {
+	if len(x.chain) > 0 && p.filterRequest(rec, x) {
 		return
 	}
 	var ctx context.Context = &x.ctx
@@ -225,6 +230,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // request itself (and returns false) when it cannot be proxied.
 func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) bool {
 	forward := x.lis.Mode == config.ModeForward
+	transparent := x.lis.Mode == config.ModeTransparent
 	if forward {
 		if !r.URL.IsAbs() || r.URL.Host == "" {
 			p.fail(w, x, http.StatusBadRequest, "this listener is a forward proxy: send absolute-form requests (set HTTP_PROXY)")
@@ -237,21 +243,32 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 		x.scheme, x.host, x.target = "http", r.URL.Host, r.URL.RequestURI()
 	} else {
 		x.scheme, x.host, x.target = "http", r.Host, r.RequestURI
+		if r.TLS != nil { // a TLS listener: the target URI is https (httpcache.TargetURI)
+			x.scheme = "https"
+		}
 		if r.URL.IsAbs() || x.target == "" {
 			x.target = r.URL.RequestURI()
 		}
 	}
+	if transparent && !p.resolveIntercepted(w, r, x) {
+		return false
+	}
 	if rt := x.st.routeFor(r.Method, requestFields(r.Header), hostOnly(x.host), r.URL.Path, r.URL.RawQuery); rt != nil {
 		x.route, x.cluster = rt, rt.cluster
 	}
-	if x.route == nil && !forward {
+	x.chain = x.st.chainFor(x.lis.Name, x.route)
+	if x.route == nil && !forward && !transparent {
 		p.fail(w, x, http.StatusNotFound, "no route matches this request")
 		return false
 	}
 	if x.route == nil && x.guard != nil {
 		// The client chose the destination: check it before the cache,
 		// so that what is refused is refused on a hit too.
-		if ref := x.guard.checkHost(x.host, 80); ref != nil {
+		ref := x.guard.checkHost(x.host, 80)
+		if transparent { // the address the app dialled, whatever its Host says
+			ref = x.guard.check(x.dst)
+		}
+		if ref != nil {
 			p.refuse(w, x, ref)
 			return false
 		}
@@ -361,8 +378,8 @@ func (r *recorder) WriteHeader(code int) {
 // filterResponse runs the response phase of the route's filters on the
 // head about to be written (filter.go), once per response.
 func (r *recorder) filterResponse(code int) {
-	if x := r.x; x != nil && x.route != nil && len(x.route.filters) > 0 {
-		x.route.filters.onResponse(x, code, headerFields(r.Header()))
+	if x := r.x; x != nil && len(x.chain) > 0 {
+		x.chain.onResponse(x, code, headerFields(r.Header()))
 	}
 }
 
@@ -415,6 +432,7 @@ func (p *Proxy) finish(x *exchange, rec *recorder) {
 		reqID: x.reqID, listener: x.lis.Name, method: x.in.Method, host: x.host, target: x.target,
 		status: code, route: routeName, upstream: x.upstream, cacheLabel: cacheLabel,
 		bytes: int(rec.bytes), d: d, upstreamMs: x.upstreamMs, remote: x.in.RemoteAddr, filter: x.filterNote,
+		consumer: x.consumer,
 	}
 	if p.opts.AccessLog != nil { // the strings only a log line needs
 		a.cache, a.traceparent = x.status.String(), x.in.Header.Get("Traceparent")
@@ -435,6 +453,7 @@ type accessEntry struct {
 	upstreamMs                            float64
 	traceparent, remote                   string
 	filter                                string // the filter that answered, if one did
+	consumer                              string // who a filter authenticated the caller as
 }
 
 // record records a request's metrics and access-log line. Both entry
@@ -460,11 +479,16 @@ func (p *Proxy) record(a *accessEntry) {
 		slog.Float64("upstream_ms", a.upstreamMs),
 		slog.String("traceparent", a.traceparent),
 		slog.String("remote", a.remote),
-		slog.String("filter", a.filter),
+		{}, {}, // filter and consumer, when set
 	}
-	n := len(attrs)
-	if a.filter == "" {
-		n-- // the filter attribute only when a filter answered
+	n := len(attrs) - 2
+	if a.filter != "" { // only when a filter answered
+		attrs[n] = slog.String("filter", a.filter)
+		n++
+	}
+	if a.consumer != "" { // only when a filter authenticated the caller
+		attrs[n] = slog.String("consumer", a.consumer)
+		n++
 	}
 	p.opts.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:n]...)
 }

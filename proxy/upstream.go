@@ -18,12 +18,21 @@ import (
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	x := exchangeFrom(pr.In.Context())
 	if x.cluster != nil {
-		ep := x.cluster.pick()
+		ep := x.cluster.pick(x)
 		pr.SetURL(ep.url)
-		if x.route != nil && x.route.rewrite != nil {
-			x.route.rewrite.apply(pr)
+		if ep.hostHeader != "" {
+			pr.Out.Host = ep.hostHeader // an address dns_refresh resolved: the name
 		}
-		x.upstream = x.cluster.name + "/" + ep.url.Host
+		if x.route != nil && x.route.rewrite != nil {
+			x.route.rewrite.apply(pr) // after: the route's Host wins
+		}
+		x.upstream = ep.label
+	} else if x.dst.IsValid() {
+		// Transparent mode, no route: the address the app dialled, with
+		// the Host it sent.
+		pr.Out.URL.Scheme, pr.Out.URL.Host = "http", x.dst.String()
+		pr.Out.Host = x.host
+		x.upstream = x.dst.String()
 	} else {
 		// Forward mode, no route: the absolute URL the app asked for.
 		pr.Out.Host = pr.In.URL.Host
@@ -51,10 +60,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 		httpcache.AddValidators(pr.Out.Header, validators)
 	}
-	if x.route != nil && len(x.route.filters) > 0 {
+	if len(x.chain) > 0 {
 		// The upstream phase: after the cache decision, on what goes
 		// upstream only (a background refresh's request too).
-		x.route.filters.onUpstream(x, headerFields(pr.Out.Header))
+		x.chain.onUpstream(x, headerFields(pr.Out.Header))
 	}
 	x.reqTime = p.opts.Now()
 }
@@ -138,6 +147,7 @@ func forwardedElement(prior, ip, proto, host string) string {
 // the app (httputil.ReverseProxy.ModifyResponse).
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x := exchangeFrom(resp.Request.Context())
+	x.observeUpstream(resp.StatusCode, nil)
 	x.respTime = p.opts.Now()
 	x.upstreamMs = float64(x.respTime.Sub(x.reqTime).Microseconds()) / 1000
 	x.status.FwdStatus = resp.StatusCode
@@ -189,6 +199,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // mid-exchange (httputil.ReverseProxy.ErrorHandler).
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	x := exchangeFrom(r.Context())
+	x.observeUpstream(0, err)
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil && context.Cause(r.Context()) != errUpstreamTimeout {
 		return // the app went away; nobody to answer
 	}
@@ -211,6 +222,8 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	switch {
 	case errors.Is(err, h1.ErrTooManyInterim):
 		msg = "upstream sent too many interim (1xx) responses"
+	case tlsFailure(err) != "":
+		msg = tlsFailure(err)
 	case errors.Is(err, context.DeadlineExceeded) || context.Cause(r.Context()) == errUpstreamTimeout || (errors.As(err, &ne) && ne.Timeout()):
 		code, msg = http.StatusGatewayTimeout, "upstream timed out"
 	case x.stored != nil && toHTTPEntry(x.stored).MustRevalidate:

@@ -19,12 +19,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zerohop/zerohop/internal/testproc"
 	"github.com/zerohop/zerohop/shm"
 )
 
 var bin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(testproc.Env) != "" {
+		testproc.Main(m) // a child process playing a role (an upstream in a network namespace)
+	}
 	dir, err := os.MkdirTemp("", "zerohop-bin-")
 	if err != nil {
 		panic(err)

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,6 +137,9 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 }
 
 func (s *Sidecar) listen(l config.Listener) error {
+	if l.Mode == config.ModeTransparent && runtime.GOOS != "linux" {
+		return fmt.Errorf("sidecar: listener %q: mode transparent needs Linux (SO_ORIGINAL_DST)", l.Name)
+	}
 	ln, err := net.Listen("tcp", l.Address)
 	if err != nil {
 		return fmt.Errorf("sidecar: listener %q: %w", l.Name, err)
@@ -143,7 +147,13 @@ func (s *Sidecar) listen(l config.Listener) error {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true) // h2c from the app
+	tlsConfig, err := s.listenerTLS(l, &protos)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{
+		TLSConfig:         tlsConfig,
 		Handler:           s.proxy.Handler(l),
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		IdleTimeout:       l.IdleTimeout,
@@ -156,13 +166,24 @@ func (s *Sidecar) listen(l config.Listener) error {
 	// The caps hold at accept, for every path a connection may take.
 	ln = s.conns.limit(ln, l, s.log)
 	s.proxy.AddLocalAddr(ln.Addr()) // forward-mode clients must not loop back into it
-	if l.FastPath {
+	if l.Mode == config.ModeTransparent {
+		// Redirected connections: HTTP/1.x goes on to srv (and its fast
+		// path), with its original destination in each request's context;
+		// the rest is passed through or refused there.
+		ln = s.proxy.TransparentListener(ln, l)
+		srv.ConnContext = proxy.TransparentConnContext
+	}
+	if l.UsesFastPath() {
 		ln = s.proxy.FastListener(ln, l, srv)
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := srv.Serve
+		if tlsConfig != nil {
+			serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("listener stopped", "listener", l.Name, "err", err)
 		}
 	}()

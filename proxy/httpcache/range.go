@@ -37,9 +37,6 @@ type rangeSpec struct{ first, last int64 }
 // RangeSet is a parsed Range field whose unit is bytes.
 type RangeSet struct{ specs []rangeSpec }
 
-// Len is the number of range-specs in the set.
-func (s RangeSet) len() int { return len(s.specs) }
-
 // FirstByte is the smallest first-pos of the set's int-ranges, or 0 when
 // it has a suffix-range (whose position depends on the length).
 func (s RangeSet) FirstByte() int64 {
