@@ -60,7 +60,7 @@ fuzz:
 	@set -e; for spec in \
 	  shm:FuzzOpen shm:FuzzAdopt shm:FuzzDecodeEntry shm:FuzzSplitKey shm:FuzzKeyRoundTrip shm:FuzzHeaderIter shm:FuzzStringIter \
 	  proxy/httpcache:FuzzParseCacheControl proxy/httpcache:FuzzParseHTTPDate proxy/httpcache:FuzzVary \
-	  proxy/httpcache:FuzzETag proxy/httpcache:FuzzCacheStatus proxy/httpcache:FuzzSurrogateKeys proxy/httpcache:FuzzParseRange \
+	  proxy/httpcache:FuzzETag proxy/httpcache:FuzzCacheStatus proxy/httpcache:FuzzSurrogateKeys proxy/httpcache:FuzzParseRange proxy/httpcache:FuzzTargeted proxy:FuzzNormalizeQuery \
 	  invalidate:FuzzDecode store:FuzzRecord \
 	  proxy/internal/jwtcheck:FuzzVerify proxy/internal/jwtcheck:FuzzParseJWKS proxy/internal/apikey:FuzzParse \
 	  proxy/internal/fastpath:FuzzParseHead proxy/internal/h1:FuzzParseResponseHead proxy/internal/h1:FuzzWriteQuick proxy/internal/sniff:FuzzServerName config:FuzzParse; do \

@@ -51,6 +51,7 @@ func base() *Config {
 			HeartbeatInterval: 250 * time.Millisecond,
 			HeuristicMax:      24 * time.Hour,
 			CoalesceTimeout:   5 * time.Second,
+			TargetedFields:    []string{"Zerohop-Cache-Control", "CDN-Cache-Control"},
 		},
 		Store: Store{
 			MaxDisk:           1 * GiB,

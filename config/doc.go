@@ -67,6 +67,7 @@
 //	  max_object_size: 1MiB
 //	  heartbeat_interval: 250ms
 //	  heuristic_max: 24h
+//	  targeted_fields: [Zerohop-Cache-Control, CDN-Cache-Control]
 //	  stale_if_error: 1m
 //	  coalesce_timeout: 5s
 //	store:
@@ -110,6 +111,26 @@
 //	    cache: {ttl_override: 30s, bypass: [Authorization]}
 //	    timeout: 10s
 //	    response_headers: {X-Served-By: zerohop}
+//	  - name: items
+//	    match:
+//	      path_regex: "/v[0-9]+/items/[0-9]+"
+//	      header_rules: [{name: X-Canary, present: true, invert: true}]
+//	      query: [{name: id, regex: "[0-9]+"}]
+//	    cluster: api
+//	    rewrite: {path_regex: "^/v[0-9]+/(.*)$", path_substitution: "/$1", keep_host: true}
+//	    request_header_ops: {set: {X-Env: prod}, remove: [X-Debug]}
+//	    response_header_ops: {add: {X-Route: items}}
+//	    cache: {default_ttl: 30s, key: {headers: [X-Tenant], query: {drop: [utm_source], sort: true}}}
+//	  - name: health
+//	    match: {path_exact: /healthz}
+//	    direct_response: {status: 200, body: "ok"}
+//	  - name: old-api
+//	    match: {path_prefix: /v1/}
+//	    redirect: {status: 308, path_prefix: /v2/}
+//
+// Routes are tried in file order; the first whose every condition holds
+// takes the request (docs/routes.md has the matching rules, rewrites,
+// direct responses, redirects and cache keys).
 //
 // # Forward proxy destinations
 //

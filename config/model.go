@@ -225,9 +225,19 @@ type Cache struct {
 	// HeartbeatInterval is how often the writer proves it is alive to
 	// readers. Default 250ms; must be > 0.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	// DefaultTTL applies to responses without explicit freshness. Default 0
-	// = only what RFC 9111 allows (explicit or heuristic freshness).
+	// DefaultTTL is the freshness lifetime of responses whose origin gave
+	// none: no max-age or s-maxage (in Cache-Control or the targeted field
+	// in use) and no Expires. It replaces heuristic freshness for them.
+	// Default 0 = only what RFC 9111 allows (explicit or heuristic
+	// freshness). A route's cache.default_ttl takes precedence.
 	DefaultTTL time.Duration `yaml:"default_ttl"`
+	// TargetedFields are the targeted cache-control fields (RFC 9213)
+	// this cache obeys, most specific first: the first with a valid,
+	// non-empty value decides storability and freshness in place of
+	// Cache-Control and Expires. Every listed field is removed from
+	// responses before they reach the app or the cache. Default
+	// [Zerohop-Cache-Control, CDN-Cache-Control]; [] turns targeting off.
+	TargetedFields []string `yaml:"targeted_fields"`
 	// HeuristicMax caps heuristic freshness (RFC 9111 §4.2.2). Default 24h.
 	HeuristicMax time.Duration `yaml:"heuristic_max"`
 	// AllowSetCookie stores responses carrying Set-Cookie. Default false:
@@ -411,8 +421,9 @@ type Route struct {
 	Name string `yaml:"name"`
 	// Match selects requests; an empty match matches everything.
 	Match Match `yaml:"match"`
-	// Cluster is the name of the cluster to send to. Required unless
-	// WeightedClusters is set; must exist.
+	// Cluster is the name of the cluster to send to. Required, and must
+	// exist, unless WeightedClusters is set or the route answers by itself
+	// (DirectResponse, Redirect).
 	Cluster string `yaml:"cluster"`
 	// WeightedClusters splits the route's traffic across clusters in
 	// proportion to their weights (a canary: [{cluster: v1, weight: 90},
@@ -465,6 +476,22 @@ type Route struct {
 	// listed counts the request; when several refuse it, the one that
 	// frees last answers. Default empty.
 	RateLimits []string `yaml:"rate_limits"`
+	// Rewrite changes the path and Host sent upstream. Default nil = none.
+	Rewrite *Rewrite `yaml:"rewrite,omitempty"`
+	// RequestHeaderOps add, set and remove fields of the request sent
+	// upstream (misses only: they never reach the cache key). Default nil.
+	RequestHeaderOps *HeaderOps `yaml:"request_header_ops,omitempty"`
+	// ResponseHeaderOps add, set and remove fields of every response of the
+	// route; response_headers is applied after them (it wins for a name in
+	// both). The owned names of response_headers are rejected here too.
+	// Default nil.
+	ResponseHeaderOps *HeaderOps `yaml:"response_header_ops,omitempty"`
+	// DirectResponse answers the route's requests with a fixed status and
+	// body, without a cluster. Default nil. Excludes Cluster and Redirect.
+	DirectResponse *DirectResponse `yaml:"direct_response,omitempty"`
+	// Redirect answers the route's requests with a redirect, without a
+	// cluster. Default nil. Excludes Cluster and DirectResponse.
+	Redirect *Redirect `yaml:"redirect,omitempty"`
 }
 
 // Match is a conjunction: every condition that is set must hold.
@@ -475,13 +502,24 @@ type Match struct {
 	Host string `yaml:"host"`
 	// PathPrefix matches paths starting with it. Default "" = any path.
 	PathPrefix string `yaml:"path_prefix"`
-	// PathExact matches one path exactly. Excludes PathPrefix. Default "".
+	// PathExact matches one path exactly. Default "".
 	PathExact string `yaml:"path_exact"`
+	// PathRegex matches paths that a regular expression (RE2 syntax, as
+	// Go's regexp) matches whole. Default "". Only one of PathExact,
+	// PathPrefix and PathRegex may be set. Paths are compared as received
+	// (percent-decoded), case-sensitively.
+	PathRegex string `yaml:"path_regex"`
 	// Methods lists accepted methods (case-sensitive, e.g. GET). Default
 	// empty = any method.
 	Methods []string `yaml:"methods"`
 	// Headers maps header names to exact required values. Default empty.
 	Headers map[string]string `yaml:"headers"`
+	// HeaderRules are further conditions on header fields: present, exact,
+	// prefix or regex, each optionally inverted. Default empty.
+	HeaderRules []FieldMatch `yaml:"header_rules"`
+	// Query are conditions on query parameters: present, exact, prefix or
+	// regex, each optionally inverted. Default empty.
+	Query []FieldMatch `yaml:"query"`
 }
 
 // RouteCache is per-route cache policy.
@@ -495,6 +533,15 @@ type RouteCache struct {
 	// Bypass lists request header names; a request carrying any of them
 	// skips the cache entirely (no lookup, no store). Default empty.
 	Bypass []string `yaml:"bypass"`
+	// DefaultTTL is the freshness lifetime of a response of the route
+	// whose origin gave none (no max-age or s-maxage, in Cache-Control or
+	// the targeted field in use, and no Expires), in place of
+	// cache.default_ttl and of heuristic freshness. Default 0 =
+	// cache.default_ttl.
+	DefaultTTL time.Duration `yaml:"default_ttl"`
+	// Key adds request header fields to the route's cache key and
+	// normalises its query. Default nil = the request as sent.
+	Key *CacheKey `yaml:"key,omitempty"`
 }
 
 // reservedKeys are keys a future version will accept. Rejecting them with

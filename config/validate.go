@@ -244,6 +244,7 @@ func (v *validator) cache(c *Cache) {
 	}
 	v.positive("cache.heartbeat_interval", c.HeartbeatInterval)
 	v.nonNegative("cache.default_ttl", c.DefaultTTL)
+	v.headerNames("cache.targeted_fields", c.TargetedFields)
 	v.nonNegative("cache.heuristic_max", c.HeuristicMax)
 	v.nonNegative("cache.stale_if_error", c.StaleIfError)
 	v.nonNegative("cache.coalesce_timeout", c.CoalesceTimeout)
@@ -349,16 +350,12 @@ func (v *validator) routes(rs []Route, clusters map[string]string) {
 		p := fmt.Sprintf("routes[%d]", i)
 		v.name(p+".name", "route", r.Name, names)
 		v.match(p+".match", &r.Match)
-		switch _, ok := clusters[r.Cluster]; {
-		case r.Cluster == "" && len(r.WeightedClusters) > 0:
-		case r.Cluster == "":
-			v.errorf(p+".cluster", "required: name the cluster this route sends to")
-		case !ok && !v.failedUnder("clusters"):
-			v.errorf(p+".cluster", "unknown cluster %q%s", r.Cluster, suggestName(r.Cluster, clusters))
-		}
+		v.routeAction(p, &rs[i], clusters)
 		if rc := r.Cache; rc != nil {
 			v.nonNegative(p+".cache.ttl_override", rc.TTLOverride)
 			v.headerNames(p+".cache.bypass", rc.Bypass)
+			v.nonNegative(p+".cache.default_ttl", rc.DefaultTTL)
+			v.cacheKey(p+".cache.key", rc.Key)
 		}
 		v.nonNegative(p+".timeout", r.Timeout)
 		v.responseHeaders(p+".response_headers", r.ResponseHeaders)
@@ -428,9 +425,7 @@ func (v *validator) match(p string, m *Match) {
 	if err := checkRouteHost(m.Host); err != nil {
 		v.errorf(p+".host", "%v", err)
 	}
-	if m.PathPrefix != "" && m.PathExact != "" {
-		v.errorf(v.first(p+".path_exact", p+".path_prefix"), "set path_prefix or path_exact, not both")
-	}
+	v.pathMatch(p, m)
 	for _, f := range []struct{ name, val string }{{"path_prefix", m.PathPrefix}, {"path_exact", m.PathExact}} {
 		switch {
 		case f.val == "":
@@ -459,6 +454,8 @@ func (v *validator) match(p string, m *Match) {
 	}
 	slices.Sort(names)
 	v.headerNames(p+".headers", names)
+	v.fieldMatches(p+".header_rules", "header field", m.HeaderRules)
+	v.fieldMatches(p+".query", "query parameter", m.Query)
 }
 
 // headerNames checks names are valid and distinct ignoring case.

@@ -67,9 +67,10 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	if tgt == "" || tgt[0] == '?' {
 		tgt = "/" + tgt // url.URL.RequestURI of an empty path
 	}
-	path := tgt
+	path, query := tgt, ""
 	if i := bytes.IndexByte(target, '?'); i >= 0 {
 		path = tgt[:len(tgt)-(len(target)-i)]
+		query = tgt[len(path)+1:]
 	}
 
 	// Routing, the filters' request phase and the cache decision: the
@@ -80,7 +81,7 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	if isHEAD {
 		method = http.MethodHead
 	}
-	rt := st.routeFor(method, h, hostOnly(host), path)
+	rt := st.routeFor(method, (*fastHead)(h), hostOnly(host), path, query)
 	if rt == nil && l.Mode == config.ModeReverse {
 		return false, true // 404 from the general path
 	}
@@ -107,12 +108,12 @@ func (c *fastSide) serveHit() (served, keep bool) {
 		}
 		defer rt.conc.leave(remote)
 	}
-	if ok, _ := p.cachesFor(rt, h); !ok {
+	if ok, _ := p.cachesFor(rt, (*fastHead)(h)); !ok {
 		return false, true
 	}
 
 	// The lookup, as lookupStored does it.
-	c.key = shm.AppendKey(c.key[:0], http.MethodGet, routeKeyScheme(rt, "http"), host, tgt)
+	c.key = shm.AppendKey(c.key[:0], http.MethodGet, routeKeyScheme(rt, "http"), host, rt.keyTarget(tgt))
 	if c.ebuf == nil {
 		c.ebuf = make([]byte, 16<<10)
 	}
@@ -180,11 +181,13 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	if ranges {
 		bw.WriteString("Accept-Ranges: bytes\r\n")
 	}
-	for _, kv := range rf.set {
-		bw.WriteString(kv[0])
-		bw.WriteString(": ")
-		bw.WriteString(kv[1])
-		bw.WriteString("\r\n")
+	for _, set := range [2][][2]string{rf.set, rf.add} {
+		for _, kv := range set {
+			bw.WriteString(kv[0])
+			bw.WriteString(": ")
+			bw.WriteString(kv[1])
+			bw.WriteString("\r\n")
+		}
 	}
 	num := &c.num
 	bw.WriteString("Age: ")

@@ -90,6 +90,8 @@ type answer struct {
 // response's in OnResponse, the upstream request's in OnUpstream.
 type fields interface {
 	Set(name, value string)
+	// Add appends a value to the field.
+	Add(name, value string)
 	Del(name string)
 }
 
@@ -148,6 +150,7 @@ type headerFields http.Header
 
 func (h headerFields) Set(name, value string) { http.Header(h).Set(name, value) }
 func (h headerFields) Del(name string)        { http.Header(h).Del(name) }
+func (h headerFields) Add(name, value string) { http.Header(h).Add(name, value) }
 
 // filterNote is what the access log records of an early answer.
 func filterNote(by filter, a *answer) string {

@@ -131,13 +131,29 @@ type fastPre struct {
 // as the stored fields are written.
 type fastFields struct {
 	set [][2]string
+	add [][2]string // written after the stored fields, which they join
 	del []string
 }
 
-func (f *fastFields) reset() { f.set, f.del = f.set[:0], f.del[:0] }
+func (f *fastFields) reset() { f.set, f.add, f.del = f.set[:0], f.add[:0], f.del[:0] }
+
+func (f *fastFields) Add(name, value string) {
+	f.add = append(f.add, [2]string{http.CanonicalHeaderKey(name), value})
+}
+
+// dropAdded forgets the values added to name (a Set or Del replaces them).
+func (f *fastFields) dropAdded(name string) {
+	for i := 0; i < len(f.add); i++ {
+		if f.add[i][0] == name {
+			f.add = append(f.add[:i], f.add[i+1:]...)
+			i--
+		}
+	}
+}
 
 func (f *fastFields) Set(name, value string) {
 	name = http.CanonicalHeaderKey(name)
+	f.dropAdded(name)
 	for i := range f.set {
 		if f.set[i][0] == name {
 			f.set[i][1] = value
@@ -149,6 +165,7 @@ func (f *fastFields) Set(name, value string) {
 
 func (f *fastFields) Del(name string) {
 	name = http.CanonicalHeaderKey(name)
+	f.dropAdded(name)
 	for i := 0; i < len(f.set); i++ {
 		if f.set[i][0] == name {
 			f.set = append(f.set[:i], f.set[i+1:]...)

@@ -119,6 +119,7 @@ type Proxy struct {
 type state struct {
 	cfg       *config.Config
 	routes    []*route
+	index     *routeIndex // over routes (routematch.go)
 	clusters  map[string]*cluster
 	storeOpts httpcache.StoreOptions
 	freshOpts httpcache.FreshnessOptions
@@ -126,6 +127,7 @@ type state struct {
 	coalesce  time.Duration
 	sie       time.Duration
 	limits    limitSet // rate limits, by name
+	targeted  []string // cache.targeted_fields, canonical
 	// listeners holds the chains of the listeners that have filters of
 	// their own (chainFor); empty when none has.
 	listeners map[string]*listenerChains
@@ -316,14 +318,13 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 		st.clusters[cc.Name] = c
 	}
 	for _, rc := range cfg.Routes {
-		r, err := compileRoute(rc, st.clusters)
+		r, err := compileRoute(rc, st.clusters, st.limits.filters(rc.RateLimits))
 		if err != nil {
 			closeNew(st, old)
 			old.adopt()
 			return nil, err
 		}
-		r.filters = append(r.filters, st.limits.filters(rc.RateLimits)...)
-		if r.cluster == nil {
+		if r.cluster == nil && rc.Cluster != "" {
 			old.adopt()
 			return nil, fmt.Errorf("proxy: route %q: unknown cluster %q", rc.Name, rc.Cluster)
 		}
@@ -342,6 +343,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 		return nil, err
 	}
 	st.egress = egress
+	st.index = newRouteIndex(st.routes)
 	for _, l := range cfg.Listeners {
 		lf := p.listenerFilters(st, l)
 		// The egress checks first (refused before anything else runs),
@@ -365,6 +367,7 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	st.maxObject = int64(cc.MaxObjectSize)
 	st.coalesce = cc.CoalesceTimeout
 	st.sie = cc.StaleIfError
+	st.targeted = canonicalNames(cc.TargetedFields)
 	return st, nil
 }
 

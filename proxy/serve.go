@@ -56,6 +56,7 @@ type exchange struct {
 	buf          *[]byte  // pooled lookup buffer; entries above alias it
 	etag         string   // the upstream's ETag, before compression changes it
 	stripFields  []string // fields a qualified private/no-cache forbids storing
+	targeted     string   // the targeted cache-control value in use, if any (cachepolicy.go)
 	reqDir       httpcache.Directives
 	status       httpcache.CacheStatus
 	reqTime      time.Time
@@ -271,7 +272,7 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 	if transparent && !p.resolveIntercepted(w, r, x) {
 		return false
 	}
-	if rt := x.st.routeFor(r.Method, requestFields(r.Header), hostOnly(x.host), r.URL.Path); rt != nil {
+	if rt := x.st.routeFor(r.Method, requestFields(r.Header), hostOnly(x.host), r.URL.Path, r.URL.RawQuery); rt != nil {
 		x.route, x.cluster = rt, rt.clusterFor(r.Header)
 	}
 	x.chain = x.st.chainFor(x.lis.Name, x.route)

@@ -23,6 +23,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		if ep.hostHeader != "" {
 			pr.Out.Host = ep.hostHeader // an address dns_refresh resolved: the name
 		}
+		if x.route != nil && x.route.rewrite != nil {
+			x.route.rewrite.apply(pr) // after: the route's Host wins
+		}
 		x.upstream = ep.label
 	} else if x.dst.IsValid() {
 		// Transparent mode, no route: the address the app dialled, with
@@ -148,6 +151,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x.respTime = p.opts.Now()
 	x.upstreamMs = float64(x.respTime.Sub(x.reqTime).Microseconds()) / 1000
 	x.status.FwdStatus = resp.StatusCode
+	x.targetResponse(resp.Header) // RFC 9213: before anything reads or keeps the fields
 	if x.cluster != nil && x.cluster.cred != nil {
 		x.cluster.cred.stripEcho(resp.Header) // before it is stored or forwarded
 	}
