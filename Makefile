@@ -12,6 +12,12 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # sends every request to the sidecar.
 CROSS     := linux/amd64 linux/arm64 linux/386 darwin/arm64 windows/amd64
 # Packages whose concurrency matters run under the race detector.
+# What `zerohop version` prints: the nearest tag (or the commit) and the
+# full commit, stamped with -ldflags because the build info's VCS stamp is
+# missing with -buildvcs=false and in a copied source tree (Docker).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 RACE_PKGS := ./shm/... ./clients/... ./internal/... ./proxy/... ./invalidate/... ./store/... ./cmd/...
 
 .PHONY: all build run test test-clients test-long bench fuzz lint vet staticcheck tidy-check crossbuild fmt clean
@@ -19,7 +25,7 @@ RACE_PKGS := ./shm/... ./clients/... ./internal/... ./proxy/... ./invalidate/...
 all: build
 
 build:
-	$(GO) build -o bin/zerohop ./cmd/zerohop
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/zerohop ./cmd/zerohop
 
 run: build
 	./bin/zerohop demo
