@@ -20,12 +20,17 @@ COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 RACE_PKGS := ./shm/... ./clients/... ./internal/... ./proxy/... ./invalidate/... ./store/... ./cmd/...
 
-.PHONY: all build run test test-clients test-long bench fuzz lint vet staticcheck tidy-check crossbuild fmt clean
+.PHONY: all build docs run test test-clients test-long bench fuzz lint vet staticcheck tidy-check crossbuild fmt clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/zerohop ./cmd/zerohop
+
+# Generated documentation: docs/config.md from the config package's doc
+# comments and defaults (a test fails when it is out of date).
+docs:
+	$(GO) generate ./config
 
 run: build
 	./bin/zerohop demo
