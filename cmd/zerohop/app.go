@@ -8,9 +8,11 @@ import (
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:    "zerohop",
-		Usage:   "sidecar API gateway with a zero-hop shared-memory response cache",
-		Version: strings.TrimPrefix(buildVersion().String(), "zerohop "),
+		Name: "zerohop",
+		// Lets `zerohop completion bash|zsh|fish` scripts ask for candidates.
+		EnableBashCompletion: true,
+		Usage:                "sidecar API gateway with a zero-hop shared-memory response cache",
+		Version:              strings.TrimPrefix(buildVersion().String(), "zerohop "),
 		Commands: []*cli.Command{
 			newRunCommand(),
 			newValidateCommand(),
@@ -20,6 +22,7 @@ func newApp() *cli.App {
 			newProbeCommand(),
 			newInjectCommand(),
 			newPurgeCommand(),
+			newCompletionCommand(),
 		},
 	}
 }
