@@ -72,7 +72,7 @@ fuzz:
 	  shm:FuzzOpen shm:FuzzAdopt shm:FuzzDecodeEntry shm:FuzzSplitKey shm:FuzzKeyRoundTrip shm:FuzzHeaderIter shm:FuzzStringIter \
 	  proxy/httpcache:FuzzParseCacheControl proxy/httpcache:FuzzParseHTTPDate proxy/httpcache:FuzzVary \
 	  proxy/httpcache:FuzzETag proxy/httpcache:FuzzCacheStatus proxy/httpcache:FuzzSurrogateKeys proxy/httpcache:FuzzParseRange \
-	  invalidate:FuzzDecode store:FuzzRecord \
+	  invalidate:FuzzDecode store:FuzzRecord shm/appcounters:FuzzParse \
 	  proxy/internal/fastpath:FuzzParseHead proxy/internal/h1:FuzzParseResponseHead proxy/internal/h1:FuzzWriteQuick config:FuzzParse; do \
 	  pkg=$${spec%%:*}; fn=$${spec#*:}; echo "== $$pkg $$fn"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZ_EXECS) ./$$pkg/; \

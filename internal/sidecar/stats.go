@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/zerohop/zerohop/shm"
+	"github.com/zerohop/zerohop/shm/appcounters"
 )
 
 // StatsVersion is the version of the /stats document. Fields are only
@@ -22,6 +23,7 @@ type Stats struct {
 	Time         time.Time     `json:"time"`
 	Cache        CacheStats    `json:"cache"`
 	SidecarReads ReadStats     `json:"sidecar_reads"`
+	App          AppStats      `json:"app"`
 	Invalidation *InvalStats   `json:"invalidation,omitempty"`
 	Store        *StoreSummary `json:"store,omitempty"`
 }
@@ -67,6 +69,15 @@ type ReadStats struct {
 	WriterStaleTotal uint64 `json:"writer_stale_total"`
 	FaultsTotal      uint64 `json:"faults_total"`
 	RemapsTotal      uint64 `json:"remaps_total"`
+}
+
+// AppStats are the counters the app processes' clients publish
+// (docs/format.md, "App counters"): live processes plus those departed.
+type AppStats struct {
+	Processes              int               `json:"processes"`
+	DepartedProcessesTotal uint64            `json:"departed_processes_total"`
+	Counters               map[string]uint64 `json:"counters"` // "<name>_total", as in appcounters.Names
+	RefusedFilesTotal      map[string]uint64 `json:"refused_files_total"`
 }
 
 // InvalStats is the invalidation log as the sidecar's tailer follows it.
@@ -123,6 +134,14 @@ func (s *Sidecar) snapshotStats(now time.Time) Stats {
 	cs.PurgesTotal, cs.WrittenBytesTotal, cs.RejectedTotal = c.Purges, c.BytesWritten, c.Rejected
 	cs.InvalidationSeqApplied = c.InvalSeq
 	st.SidecarReads = readStats(r)
+	if s.apps != nil {
+		a := s.apps.Scan()
+		st.App = AppStats{Processes: a.Live, DepartedProcessesTotal: a.Departed, Counters: map[string]uint64{},
+			RefusedFilesTotal: a.Refused}
+		for i, n := range appcounters.Names {
+			st.App.Counters[n+"_total"] = a.Totals[i]
+		}
+	}
 	if iv := s.inval; iv != nil && iv.tailer != nil {
 		t := iv.tailer.Stats()
 		st.Invalidation = &InvalStats{Log: iv.path, AppliedSeq: t.AppliedSeq, AppliedTotal: t.Applied,
