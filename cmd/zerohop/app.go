@@ -22,6 +22,8 @@ func newApp() *cli.App {
 			newProbeCommand(),
 			newInjectCommand(),
 			newPurgeCommand(),
+			newInspectCommand(),
+			newKeysCommand(),
 			newCompletionCommand(),
 		},
 	}
