@@ -24,6 +24,7 @@ func newApp() *cli.App {
 			newPurgeCommand(),
 			newInspectCommand(),
 			newKeysCommand(),
+			newTopCommand(),
 			newCompletionCommand(),
 		},
 	}
