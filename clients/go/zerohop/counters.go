@@ -45,7 +45,8 @@ func (cp *counterPublisher) start(c *Client, dir string) {
 		cp.err = err // the app works on; its counters are missing from /metrics
 		return
 	}
-	cp.p, cp.done = p, make(chan struct{})
+	done := make(chan struct{})
+	cp.p, cp.done = p, done
 	cp.wg.Add(1)
 	go func() {
 		defer cp.wg.Done()
@@ -55,7 +56,7 @@ func (cp *counterPublisher) start(c *Client, dir string) {
 			select {
 			case <-t.C:
 				c.PublishCounters()
-			case <-cp.done:
+			case <-done:
 				return
 			}
 		}
