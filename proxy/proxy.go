@@ -84,6 +84,7 @@ type Proxy struct {
 	egress   upstreamClient // forward-mode requests without a listener guard (h1; nothing allowed)
 	flights  flight.Group   // coalesced fetches, by primary key
 	m        *metrics
+	reqs     *requestRings // recent and slow requests (requestring.go)
 	reg      *prometheus.Registry
 	bg       sync.WaitGroup // background revalidations
 	bgCtx    context.Context
@@ -140,6 +141,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.m = m
+	p.reqs = newRequestRings()
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{

@@ -25,6 +25,7 @@ func newApp() *cli.App {
 			newInspectCommand(),
 			newKeysCommand(),
 			newTopCommand(),
+			newLogCommand(),
 			newCompletionCommand(),
 		},
 	}

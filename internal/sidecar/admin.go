@@ -53,6 +53,7 @@ func (s *Sidecar) startAdmin(a config.Admin) error {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mux.HandleFunc("GET /stats", s.handleStats)
+	mux.HandleFunc("GET /requests", s.handleRequests)
 	var h http.Handler = mux
 	if a.Token != "" {
 		h = requireToken(a.Token, mux)
