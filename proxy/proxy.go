@@ -87,6 +87,7 @@ type Proxy struct {
 	own      sync.Map     // netip.AddrPort → struct{}: local ends of passthrough dials (transparent.go)
 	flights  flight.Group // coalesced fetches, by primary key
 	m        *metrics
+	reqs     *requestRings // recent and slow requests (requestring.go)
 	reg      *prometheus.Registry
 	bg       sync.WaitGroup // background revalidations
 	bgCtx    context.Context
@@ -216,6 +217,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	if p.limits, err = newLimitRegistry(reg, opts.Logger); err != nil {
 		return nil, err
 	}
+	p.reqs = newRequestRings()
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{

@@ -483,6 +483,7 @@ type accessEntry struct {
 // net/http are recorded by the same code.
 func (p *Proxy) record(a *accessEntry) {
 	p.m.observe(a.listener, a.route, a.cacheLabel, a.status, a.d)
+	p.reqs.add(a, p.opts.Now().UnixMilli())
 	if p.opts.AccessLog == nil {
 		return
 	}

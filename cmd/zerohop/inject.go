@@ -42,13 +42,19 @@ func newInjectCommand() *cli.Command {
 					return err
 				}
 			}
-			out, err := inject.Manifests(in, inject.Options{Image: c.String("image"), ConfigMap: c.String("configmap"), Config: cfg,
+			res, err := inject.Stream(in, inject.Options{Image: c.String("image"), ConfigMap: c.String("configmap"), Config: cfg,
 				Transparent: c.Bool("transparent"), InitImage: c.String("init-image"), InterceptPorts: c.String("intercept-ports"),
 				ExcludeCIDRs: c.String("exclude-cidrs")})
 			if err != nil {
+				if name := c.Args().First(); name != "" && name != "-" {
+					return fmt.Errorf("%s: %w", name, err)
+				}
 				return err
 			}
-			_, err = fmt.Fprint(c.App.Writer, string(out))
+			for _, w := range res.Warnings {
+				fmt.Fprintln(c.App.ErrWriter, "zerohop inject: warning:", w)
+			}
+			_, err = c.App.Writer.Write(res.Output)
 			return err
 		},
 	}

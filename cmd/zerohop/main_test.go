@@ -126,6 +126,9 @@ func startReady(t *testing.T, dir string, within time.Duration, env ...string) *
 func launchDaemon(t *testing.T, dir string, env ...string) (*daemon, func()) {
 	t.Helper()
 	d := &daemon{listen: freeAddr(t), admin: freeAddr(t), dir: dir, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	for d.admin == d.listen { // freeAddr closes its listener: the kernel may hand the port out twice
+		d.admin = freeAddr(t)
+	}
 	d.cmd = exec.Command(bin, "run")
 	d.cmd.Env = append(d.baseEnv(), env...)
 	d.cmd.Stderr = d.stderr

@@ -7,7 +7,6 @@
 package inject
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -83,25 +82,14 @@ var docSep = regexp.MustCompile(`(?m)^---[ \t]*$`)
 
 // Manifests injects every workload in a multi-document YAML stream and
 // passes other documents through unchanged. Already injected workloads
-// are left as they are, so injecting twice changes nothing.
+// are left as they are, so injecting twice changes nothing. Stream does
+// the same and also returns warnings.
 func Manifests(in []byte, o Options) ([]byte, error) {
-	o.defaults()
-	var out [][]byte
-	for i, doc := range docSep.Split(string(in), -1) {
-		if strings.TrimSpace(stripComments(doc)) == "" {
-			continue
-		}
-		b, err := document([]byte(doc), o)
-		if errors.Is(err, ErrUnsupported) {
-			out = append(out, bytes.TrimSpace([]byte(doc)))
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("inject: document %d: %w", i+1, err)
-		}
-		out = append(out, bytes.TrimSpace(b))
+	r, err := Stream(in, o)
+	if err != nil {
+		return nil, err
 	}
-	return append(bytes.Join(out, []byte("\n---\n")), '\n'), nil
+	return r.Output, nil
 }
 
 func stripComments(doc string) string {

@@ -3,7 +3,6 @@ package sidecar
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -53,13 +52,8 @@ func (s *Sidecar) startAdmin(a config.Admin) error {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
-			"cache":        s.cache.Stats(),
-			"sidecar_read": s.cache.ReadStats(),
-		})
-	})
+	mux.HandleFunc("GET /stats", s.handleStats)
+	mux.HandleFunc("GET /requests", s.handleRequests)
 	var h http.Handler = mux
 	if a.Token != "" {
 		h = requireToken(a.Token, mux)

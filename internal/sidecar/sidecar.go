@@ -24,6 +24,7 @@ import (
 	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/proxy"
 	"github.com/zerohop/zerohop/shm"
+	"github.com/zerohop/zerohop/shm/appcounters"
 	"github.com/zerohop/zerohop/store"
 )
 
@@ -55,6 +56,7 @@ type Sidecar struct {
 	cfg     *config.Config
 	wg      sync.WaitGroup
 	inval   *invalidation
+	apps    *appcounters.Collector // the app processes' counters
 
 	store     *store.Store // nil: memory only
 	tier      *store.Tier  // the cache as the proxy uses it (writer + store)
@@ -89,6 +91,7 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registerFileSafety()
+	s.registerAppCounters(cfg)
 	st, err := s.openStore(cfg)
 	if err != nil {
 		w.Close()
@@ -135,6 +138,7 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 	var bg context.Context
 	bg, s.bgCancel = context.WithCancel(context.Background())
 	s.startRefill(bg)
+	s.startAppCounters(bg)
 	s.ready.Store(true)
 	s.log.Info("zerohop sidecar ready", "listeners", s.addrs, "admin", s.AdminAddr(), "cache", cc.Dir)
 	return s, nil
