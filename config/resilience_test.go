@@ -22,7 +22,7 @@ var twoClusters = lines(
 )
 
 func TestTrafficAndRetryConfig(t *testing.T) {
-	c, err := Parse("z.yaml", []byte(twoClusters+lines(
+	_, err := Parse("z.yaml", []byte(twoClusters+lines(
 		"    weighted_clusters: [{cluster: api, weight: 90}, {cluster: canary, weight: 10}]",
 		"    split_sticky: {cookie: session}",
 		"    mirror: {cluster: canary}",
@@ -31,7 +31,7 @@ func TestTrafficAndRetryConfig(t *testing.T) {
 	if err == nil {
 		t.Fatal("429 accepted as a retry status")
 	}
-	c, err = Parse("z.yaml", []byte(twoClusters+lines(
+	c, err := Parse("z.yaml", []byte(twoClusters+lines(
 		"    weighted_clusters: [{cluster: api, weight: 90}, {cluster: canary, weight: 10}]",
 		"    split_sticky: {cookie: session}",
 		"    mirror: {cluster: canary}",
