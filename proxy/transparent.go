@@ -251,8 +251,8 @@ func peekKind(c net.Conn, buf []byte, d time.Duration) (int, sniff.Kind, error) 
 	for {
 		var perr error
 		err := rc.Read(func(fd uintptr) bool {
-			m, _, e := syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			if e == syscall.EAGAIN || (e == nil && m == last && m < len(buf)) {
+			m, again, e := peekFD(fd, buf)
+			if again || (e == nil && m == last && m < len(buf)) {
 				return false // nothing new yet: wait for the poller
 			}
 			n, perr = m, e
