@@ -18,9 +18,9 @@ const (
 	// and adding an endpoint to N moves 0.95 to 1.03/(N+1) of the keys
 	// for N = 3, 10, 30, 100 (TestRingHashMoves; 512 points moved
 	// 1.14/(N+1) at N = 10, near the bound of 1.2). 100 endpoints make a
-	// ring of 102,400 points: 1.2 MB, and a bucket index of 0.2 MB.
+	// ring of 102,400 points: 1.2 MB, and a bucket index of 0.26 MB.
 	DefaultRingPoints = 1024
-	// DefaultMaxRingSize caps the ring at 2^20 points (12 MB).
+	// DefaultMaxRingSize caps the ring at 2^20 points (about 16 MB).
 	DefaultMaxRingSize = 1 << 20
 )
 
