@@ -33,9 +33,9 @@ type ring struct {
 	hashes []uint64 // sorted
 	owners []int32  // host index of each point
 	// start[j] is the first point whose hash's top bits (hash>>shift)
-	// are j or more: a key's point is among the one or two of its
-	// bucket, found without a binary search's cache misses and
-	// mispredicted branches over the whole ring.
+	// are j or more: a key's point is among the few of its bucket (one
+	// or two on average), found without a binary search's cache misses
+	// and mispredicted branches over the whole ring.
 	start []uint32
 	shift uint
 }
@@ -106,7 +106,7 @@ func newRing(hosts []*Host, weights []int, points, maxSize int) *ring {
 	return r
 }
 
-// index fills start and shift: about two points a bucket.
+// index fills start and shift: one or two points a bucket on average.
 func (r *ring) index() {
 	b := max(0, bits.Len(uint(len(r.hashes)-1))-1)
 	r.shift = uint(64 - b)

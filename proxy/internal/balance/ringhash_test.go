@@ -254,3 +254,21 @@ func TestRingHashIndex(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRingHashBuild: building the ring of 100 endpoints (New, at a
+// reload) and filtering it when one is marked down (Rebuild).
+func BenchmarkRingHashBuild(b *testing.B) {
+	b.Run("new/100", func(b *testing.B) {
+		hs := hosts(100)
+		for range b.N {
+			mustNew(b, hs, ones(100), Options{Policy: RingHash})
+		}
+	})
+	b.Run("rebuild/100", func(b *testing.B) {
+		hs := hosts(100)
+		mustNew(b, hs, ones(100), Options{Policy: RingHash, PanicThreshold: 50})
+		for i := range b.N {
+			hs[0].SetDown(i%2 == 0)
+		}
+	})
+}
