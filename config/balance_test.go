@@ -53,7 +53,7 @@ func TestBalancingErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown policy", []string{"    lb_policy: fastest"},
-			`zerohop.yaml:4: clusters[0].lb_policy: invalid lb_policy "fastest": must be "random", "round_robin", "least_request" or "maglev"`},
+			`zerohop.yaml:4: clusters[0].lb_policy: invalid lb_policy "fastest": must be "random", "round_robin", "least_request", "maglev" or "ring_hash"`},
 		{"maglev without key", []string{"    lb_policy: maglev"},
 			`zerohop.yaml:2: clusters[0].hash_policy: lb_policy "maglev" needs a hash_policy with exactly one of header, cookie or source_address`},
 		{"two keys", []string{"    lb_policy: maglev", "    hash_policy: {header: X-U, source_address: true}"},
@@ -61,7 +61,7 @@ func TestBalancingErrors(t *testing.T) {
 		{"bad header", []string{"    lb_policy: maglev", "    hash_policy: {header: 'X U'}"},
 			`zerohop.yaml:5: clusters[0].hash_policy.header: invalid header name "X U"`},
 		{"hash without maglev", []string{"    hash_policy: {cookie: sid}"},
-			`zerohop.yaml:4: clusters[0].hash_policy: only for lb_policy "maglev"`},
+			`zerohop.yaml:4: clusters[0].hash_policy: only for lb_policy "maglev" or "ring_hash"`},
 		{"panic threshold", []string{"    panic_threshold: 101"},
 			`zerohop.yaml:4: clusters[0].panic_threshold: must be a percentage from 0 to 100, got 101`},
 		{"no path", []string{"    health_check: {interval: 1s}"},

@@ -84,7 +84,7 @@
 //	    connect_timeout: 2s
 //	    response_timeout: 30s
 //	    body_idle_timeout: 60s
-//	    lb_policy: least_request     # random (default), round_robin, least_request, maglev
+//	    lb_policy: least_request     # random (default), round_robin, least_request, maglev, ring_hash
 //	    panic_threshold: 50          # % available below which all endpoints are used
 //	    health_check: {path: /healthz, interval: 10s, timeout: 2s, healthy_threshold: 2, unhealthy_threshold: 3}
 //	    outlier_detection: {consecutive_5xx: 5, base_ejection_time: 30s, max_ejection_percent: 10}

@@ -561,6 +561,7 @@ var everyField = lines(
 	"  - {name: b, endpoints: [{url: 'https://b:8443'}], tls: {ca_file: testdata/tls/ca.pem}}",
 	"  - {name: by-cookie, endpoints: [{url: 'http://b'}], lb_policy: maglev, hash_policy: {cookie: sid}, dns_refresh: 30s, dns_resolver: '10.0.0.53:53'}",
 	"  - {name: by-client, endpoints: [{url: 'http://c'}], lb_policy: maglev, hash_policy: {source_address: true}}",
+	"  - {name: ring, endpoints: [{url: 'http://d'}], lb_policy: ring_hash, hash_policy: {header: X-User}, ring_hash: {points_per_endpoint: 512, maximum_ring_size: 65536}}",
 	"auth:",
 	"  - name: keys",
 	"    api_key: {file: /k, header: X-Key, query: key, realm: r}",

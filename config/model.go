@@ -344,12 +344,15 @@ type Cluster struct {
 	Client ClusterClient `yaml:"client"`
 	// LBPolicy chooses the endpoint of each request: "random" (by
 	// weight), "round_robin" (smooth weighted), "least_request" (two
-	// random choices) or "maglev" (consistent hashing on hash_policy's
-	// key). Default "" = random. See config/balance.go.
+	// random choices), "maglev" or "ring_hash" (consistent hashing on
+	// hash_policy's key). Default "" = random. See config/balance.go.
 	LBPolicy LBPolicy `yaml:"lb_policy"`
-	// HashPolicy is the request key maglev hashes. Required with
-	// lb_policy maglev, rejected otherwise. Default nil.
+	// HashPolicy is the request key maglev and ring_hash hash. Required
+	// with lb_policy maglev or ring_hash, rejected otherwise. Default nil.
 	HashPolicy *HashPolicy `yaml:"hash_policy,omitempty"`
+	// RingHash sizes ring_hash's ring; only with lb_policy ring_hash.
+	// Default nil = 1024 points per endpoint, at most 1048576 in all.
+	RingHash *RingHash `yaml:"ring_hash,omitempty"`
 	// PanicThreshold is the percentage (0 to 100) of endpoints (weight >
 	// 0) that must be healthy and not ejected for the others to be
 	// skipped; below it requests go to all endpoints, as in Envoy.

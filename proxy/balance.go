@@ -30,7 +30,7 @@ type lbState struct {
 	hash   hashKey
 }
 
-// hashKey is the request key a maglev cluster hashes.
+// hashKey is the request key a maglev or ring_hash cluster hashes.
 type hashKey struct {
 	header string // canonical header name
 	cookie string
@@ -39,7 +39,7 @@ type hashKey struct {
 
 var lbPolicies = map[config.LBPolicy]balance.Policy{
 	"": balance.Random, config.LBRandom: balance.Random, config.LBRoundRobin: balance.RoundRobin,
-	config.LBLeastRequest: balance.LeastRequest, config.LBMaglev: balance.Maglev,
+	config.LBLeastRequest: balance.LeastRequest, config.LBMaglev: balance.Maglev, config.LBRingHash: balance.RingHash,
 }
 
 // newLB builds c's balancer over its endpoints, reusing the hosts of old
@@ -66,7 +66,9 @@ func newLB(c *cluster, old *cluster, m *metrics, log *slog.Logger) (*lbState, er
 	if h := cc.HashPolicy; h != nil {
 		lb.hash = hashKey{header: textproto.CanonicalMIMEHeaderKey(h.Header), cookie: h.Cookie, source: h.SourceAddress}
 	}
-	bal, err := balance.New(hosts, weights, balance.Options{Policy: lb.policy, PanicThreshold: cc.PanicThreshold})
+	points, maxRing := cc.RingSizes()
+	bal, err := balance.New(hosts, weights, balance.Options{Policy: lb.policy, PanicThreshold: cc.PanicThreshold,
+		RingPoints: points, MaxRingSize: maxRing})
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +99,7 @@ func newLB(c *cluster, old *cluster, m *metrics, log *slog.Logger) (*lbState, er
 // for observe.
 func (c *cluster) pick(x *exchange) *endpoint {
 	key, ok := uint64(0), false
-	if c.lb.policy == balance.Maglev {
+	if c.lb.policy == balance.Maglev || c.lb.policy == balance.RingHash {
 		key, ok = c.lb.hash.of(x.in)
 	}
 	if x.ep != nil {

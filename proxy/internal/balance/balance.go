@@ -1,6 +1,7 @@
 // Package balance chooses an upstream endpoint for each request: smooth
 // weighted round robin (nginx), weighted least-request with two random
-// choices, Maglev consistent hashing, and weighted random. It also keeps
+// choices, Maglev and ring (ketama) consistent hashing, and weighted
+// random. It also keeps
 // each endpoint's availability (active health checks mark it down,
 // outlier detection ejects it) and skips unavailable endpoints, unless
 // too few are available (the panic threshold), when it balances across
@@ -34,6 +35,10 @@ const (
 	// Maglev is consistent hashing with Maglev's lookup table: adding or
 	// removing one of N endpoints moves about 1/N of the keys.
 	Maglev
+	// RingHash is consistent hashing on a ring of points (ketama, as
+	// Envoy's RING_HASH): adding one of N endpoints moves about 1/N of
+	// the keys, for any N, at the cost of a binary search per pick.
+	RingHash
 )
 
 // ErrBadWeights is returned by New when no endpoint has a positive weight
@@ -44,7 +49,8 @@ var ErrBadWeights = errors.New("balance: weights must be >= 0, and one > 0")
 // keeps an endpoint hands the same Host to the new Balancer, so health
 // and ejections survive it.
 type Host struct {
-	// Name identifies the endpoint to Maglev (its permutation), so that
+	// Name identifies the endpoint to Maglev (its permutation) and
+	// RingHash (its points), so that
 	// the same endpoint keeps the same slots whatever its index.
 	Name string
 
@@ -103,6 +109,14 @@ type Options struct {
 	PanicThreshold int
 	// TableSize is Maglev's lookup table size, a prime. Default 65537.
 	TableSize int
+	// RingPoints is the number of points on RingHash's ring of an
+	// endpoint of the smallest positive weight; one of k times that
+	// weight gets k times as many. Default DefaultRingPoints.
+	RingPoints int
+	// MaxRingSize caps RingHash's ring; a ring that would be larger has
+	// every endpoint's count scaled down to fit. Default
+	// DefaultMaxRingSize.
+	MaxRingSize int
 }
 
 // Balancer picks among a fixed list of hosts with fixed weights.
@@ -115,6 +129,7 @@ type Balancer struct {
 	rr      atomic.Uint64 // round robin position
 	swrr    swrrState     // round robin beyond a precomputed sequence
 	maglev  *maglevPerms  // endpoints' permutations, computed once
+	ring    *ring         // every endpoint's points, computed once
 }
 
 // view is what Pick reads: the hosts it may choose among.
@@ -125,6 +140,7 @@ type view struct {
 	alias *aliasTable // weighted draws in constant time, for many hosts
 	seq   []int32     // RoundRobin's sequence of indices into idx; nil: swrr
 	table []int32     // Maglev's lookup table of host indices
+	ring  *ring       // RingHash's points of the hosts idx
 	panic bool        // picking among all hosts
 }
 
@@ -148,9 +164,18 @@ func New(hosts []*Host, weights []int, o Options) (*Balancer, error) {
 	if o.TableSize <= 0 {
 		o.TableSize = DefaultTableSize
 	}
+	if o.RingPoints <= 0 {
+		o.RingPoints = DefaultRingPoints
+	}
+	if o.MaxRingSize <= 0 {
+		o.MaxRingSize = DefaultMaxRingSize
+	}
 	b := &Balancer{opts: o, hosts: hosts, weights: weights}
-	if o.Policy == Maglev {
+	switch o.Policy {
+	case Maglev:
 		b.maglev = newMaglevPerms(hosts, o.TableSize)
+	case RingHash:
+		b.ring = newRing(hosts, weights, o.RingPoints, o.MaxRingSize)
 	}
 	for _, h := range hosts {
 		h.owner.Store(b)
@@ -217,13 +242,15 @@ func (b *Balancer) Rebuild() {
 		b.swrr.reset(v.idx, b.weights)
 	case Maglev:
 		v.table = b.maglev.table(v.idx, b.weights)
+	case RingHash:
+		v.ring = b.ring.only(v.idx, len(b.hosts))
 	}
 	b.v.Store(v)
 }
 
 // Pick returns the index of the host for a request. key is the request's
-// hash (Maglev); hasKey false means the request has none, and Maglev
-// then picks at random by weight. With LeastRequest the pick is counted
+// hash (Maglev, RingHash); hasKey false means the request has none, and
+// they then pick at random by weight. With LeastRequest the pick is counted
 // in flight until the caller calls Release on the host.
 func (b *Balancer) Pick(key uint64, hasKey bool) int {
 	v := b.v.Load()
@@ -255,6 +282,10 @@ func (b *Balancer) Pick(key uint64, hasKey bool) int {
 	case Maglev:
 		if hasKey {
 			return int(v.table[key%uint64(len(v.table))])
+		}
+	case RingHash:
+		if hasKey {
+			return v.ring.find(key)
 		}
 	}
 	return v.random()

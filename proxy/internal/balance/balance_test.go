@@ -103,7 +103,7 @@ func shares(b *Balancer, n, picks int, key func(k int) (uint64, bool)) []float64
 func TestWeightedShares(t *testing.T) {
 	w := []int{6, 3, 1}
 	want := []float64{.6, .3, .1}
-	for _, p := range []Policy{Random, RoundRobin, LeastRequest, Maglev} {
+	for _, p := range []Policy{Random, RoundRobin, LeastRequest, Maglev, RingHash} {
 		b := mustNew(t, hosts(3), w, Options{Policy: p})
 		got := shares(b, 3, 100_000, func(k int) (uint64, bool) { return Mix(uint64(k)), true })
 		for i := range want {
@@ -320,7 +320,7 @@ func waitFor(t *testing.T, ok func() bool) {
 
 // TestPickAllocs: picking allocates nothing, under every policy.
 func TestPickAllocs(t *testing.T) {
-	for _, p := range []Policy{Random, RoundRobin, LeastRequest, Maglev} {
+	for _, p := range []Policy{Random, RoundRobin, LeastRequest, Maglev, RingHash} {
 		b := mustNew(t, hosts(8), []int{1, 2, 3, 4, 1, 2, 3, 4}, Options{Policy: p})
 		d := NewDetector(b, OutlierOptions{Consecutive5xx: 5, BaseEjectionTime: time.Second, MaxEjectionPercent: 10})
 		if n := testing.AllocsPerRun(1000, func() {
@@ -340,7 +340,7 @@ func BenchmarkPick(b *testing.B) {
 		for _, tc := range []struct {
 			name string
 			p    Policy
-		}{{"random", Random}, {"round_robin", RoundRobin}, {"least_request", LeastRequest}, {"maglev", Maglev}} {
+		}{{"random", Random}, {"round_robin", RoundRobin}, {"least_request", LeastRequest}, {"maglev", Maglev}, {"ring_hash", RingHash}} {
 			b.Run(fmt.Sprintf("%s/%d", tc.name, n), func(b *testing.B) {
 				w := make([]int, n)
 				for i := range w {
