@@ -239,9 +239,7 @@ func TestRingHashIndex(t *testing.T) {
 			for _, h := range r.hashes {
 				probe = append(probe, h, h-1, h+1)
 			}
-			for _, k := range ringKeys(2000) {
-				probe = append(probe, k)
-			}
+			probe = append(probe, ringKeys(2000)...)
 			for _, key := range probe {
 				i, _ := slices.BinarySearch(r.hashes, key)
 				if i == len(r.hashes) {
