@@ -558,6 +558,11 @@ var everyField = lines(
 	"  - name: b",
 	"    match: {path_exact: /b}",
 	"    cluster: api",
+	"tracing:",
+	"  slow_threshold: 2s",
+	"  sampling_ratio: 0.5",
+	"  resource_attributes: {deployment.environment: prod}",
+	"  otlp: {endpoint: 'http://otel:4317', protocol: grpc, headers: {X-Key: k}, timeout: 5s}",
 )
 
 // TestEveryFieldDecodes parses everyField and checks, by reflection, that

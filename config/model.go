@@ -39,6 +39,10 @@ type Config struct {
 	// Routes map requests to clusters; the first match wins. Default: none.
 	Routes []Route `yaml:"routes"`
 
+	// Tracing is request timelines (always kept) and OpenTelemetry spans
+	// (when tracing.otlp is set). See tracing.go.
+	Tracing Tracing `yaml:"tracing"`
+
 	// Reserved (rejected with "not supported yet" until implemented; add
 	// each as an optional pointer field so old files keep their meaning):
 	//   auth:   API keys and JWT validation

@@ -99,6 +99,7 @@ func (v *validator) config(c *Config) {
 	v.invalidation(c)
 	clusters := v.clusters(c.Clusters)
 	v.routes(c.Routes, clusters)
+	v.tracing(&c.Tracing)
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)

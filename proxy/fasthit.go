@@ -12,6 +12,7 @@ import (
 	"github.com/zerohop/zerohop/proxy/httpcache"
 	"github.com/zerohop/zerohop/proxy/internal/fastpath"
 	"github.com/zerohop/zerohop/proxy/internal/field"
+	"github.com/zerohop/zerohop/proxy/internal/timeline"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -84,6 +85,8 @@ func (c *fastSide) serveHit() (served, keep bool) {
 		return false, true // the general path refuses it
 	}
 	ch := st.chainFor(l.Name, rt)
+	var ph timeline.Phases
+	cacheAt := p.opts.Now().Sub(start) // the end of routing, then of the filters
 	if len(ch) > 0 {
 		// The request phase runs here, once, before the cache. Whatever
 		// it decided goes with the request if it is handed over; an
@@ -95,6 +98,9 @@ func (c *fastSide) serveHit() (served, keep bool) {
 		if c.pre.by != nil {
 			return false, true
 		}
+		t := p.opts.Now().Sub(start)
+		ph.Mark(timeline.Filters, cacheAt, t)
+		cacheAt = t
 	}
 	if ok, _ := p.cachesFor(rt, h); !ok {
 		return false, true
@@ -124,6 +130,7 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	if httpcache.Decide(httpcache.Directives{}, &he, start) != httpcache.ServeFresh || !fastpath.BodyAllowed(e.Status) {
 		return false, true
 	}
+	ph.Mark(timeline.Cache, cacheAt, p.opts.Now().Sub(start))
 	// The filters' response phase, before the head is written.
 	rf := &c.rf
 	rf.reset()
@@ -221,7 +228,7 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	a := accessEntry{
 		listener: l.Name, method: method, host: host, target: tgt,
 		status: e.Status, route: routeName, cacheLabel: "hit", bytes: bodyBytes(isHEAD, len(e.Body)), d: d,
-		consumer: c.req.consumer,
+		consumer: c.req.consumer, start: start, phases: ph, reqIDb: reqID, tpb: h.Get("Traceparent"),
 	}
 	if p.opts.AccessLog != nil { // the strings only a log line needs
 		a.reqID, a.remote = string(reqID), c.c.RemoteAddr()

@@ -101,6 +101,9 @@ type Proxy struct {
 
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
+
+	rings  requestRings               // recent and slow request timelines (timeline.go)
+	tracer atomic.Pointer[spanExport] // nil: no spans (tracing.go)
 }
 
 // state is everything a reload replaces, swapped atomically; a request
@@ -160,7 +163,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Proxy{opts: opts, log: opts.Logger, cache: opts.Cache}
+	p := &Proxy{opts: opts, log: opts.Logger, cache: opts.Cache, rings: newRequestRings()}
 	switch {
 	case opts.Tier != nil:
 		p.ops = opts.Tier
@@ -197,6 +200,10 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.st.Store(st)
+	if err := p.setTracing(cfg.Tracing); err != nil {
+		p.Close()
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -210,6 +217,9 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		return err
 	}
 	p.st.Store(st)
+	if err := p.setTracing(cfg.Tracing); err != nil {
+		p.log.Error("tracing: keeping the previous exporter", "err", err)
+	}
 	// Pools of clusters that went away or changed: let in-flight requests
 	// finish, then drop the idle connections.
 	for name, c := range old.clusters {
@@ -288,6 +298,7 @@ func (p *Proxy) Close() error {
 		c.close()
 	}
 	p.listenerTLS.close()
+	p.stopTracing()
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/zerohop/zerohop/proxy/httpcache"
 	"github.com/zerohop/zerohop/proxy/internal/fastpath"
 	"github.com/zerohop/zerohop/proxy/internal/flight"
+	"github.com/zerohop/zerohop/proxy/internal/timeline"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -95,6 +96,10 @@ type exchange struct {
 
 	// interimW receives the 1xx responses of a direct forward (Got1xx).
 	interimW http.ResponseWriter
+
+	// The request's phases (timeline.go), as offsets from start.
+	tl     timeline.Phases
+	connAt time.Duration // when the upstream request got its connection (GotConn)
 }
 
 // reqIDField is x.reqID as a header field value.
@@ -202,8 +207,13 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.resolve(rec, r, x) {
 		return
 	}
-	if len(x.chain) > 0 && p.filterRequest(rec, x) {
-		return
+	if len(x.chain) > 0 {
+		t0 := x.since()
+		answered := p.filterRequest(rec, x)
+		x.markFrom(timeline.Filters, t0)
+		if answered {
+			return
+		}
 	}
 	var ctx context.Context = &x.ctx
 	if x.route != nil && x.route.cfg.Timeout > 0 {
@@ -420,10 +430,12 @@ func (p *Proxy) finish(x *exchange, rec *recorder) {
 		reqID: x.reqID, listener: x.lis.Name, method: x.in.Method, host: x.host, target: x.target,
 		status: code, route: routeName, upstream: x.upstream, cacheLabel: cacheLabel,
 		bytes: int(rec.bytes), d: d, upstreamMs: x.upstreamMs, remote: x.in.RemoteAddr, filter: x.filterNote,
-		consumer: x.consumer,
+		consumer: x.consumer, start: x.start, traceparent: x.in.Header.Get("Traceparent"),
 	}
+	x.upstreamPhases(d)
+	a.phases = x.tl
 	if p.opts.AccessLog != nil { // the strings only a log line needs
-		a.cache, a.traceparent = x.status.String(), x.in.Header.Get("Traceparent")
+		a.cache = x.status.String()
 	}
 	p.record(&a)
 }
@@ -442,6 +454,13 @@ type accessEntry struct {
 	traceparent, remote                   string
 	filter                                string // the filter that answered, if one did
 	consumer                              string // who a filter authenticated the caller as
+
+	// For the request's timeline (timeline.go): its start and phases, and
+	// the fast path's request id and traceparent as read (reqID and
+	// traceparent are set only for the access log there).
+	start       time.Time
+	phases      timeline.Phases
+	reqIDb, tpb []byte
 }
 
 // record records a request's metrics and access-log line. Both entry
@@ -449,6 +468,7 @@ type accessEntry struct {
 // net/http are recorded by the same code.
 func (p *Proxy) record(a *accessEntry) {
 	p.m.observe(a.listener, a.route, a.cacheLabel, a.status, a.d)
+	p.recordTimeline(a)
 	if p.opts.AccessLog == nil {
 		return
 	}

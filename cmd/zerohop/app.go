@@ -21,6 +21,7 @@ func newApp() *cli.App {
 			newProbeCommand(),
 			newInjectCommand(),
 			newPurgeCommand(),
+			newLogCommand(),
 		},
 	}
 }

@@ -46,6 +46,7 @@ func (s *Sidecar) startAdmin(a config.Admin) error {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("POST /purge", s.handlePurge)
+	mux.HandleFunc("GET /debug/requests", s.handleRequests) // request timelines (requests.go)
 	if os.Getenv("ZEROHOP_PPROF") == "1" {
 		// Profiling for operators chasing a problem; off by default.
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
