@@ -1,0 +1,261 @@
+package main_test
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// otlpReceiver is an OTLP/HTTP trace receiver on loopback: it decodes
+// each export request with the OpenTelemetry protocol types and keeps
+// the spans and the resource they came with.
+type otlpReceiver struct {
+	srv      *http.Server
+	url      string
+	mu       sync.Mutex
+	exports  int
+	spans    []*tracepb.Span
+	resource []*commonpb.KeyValue
+}
+
+func newOTLPReceiver(t *testing.T) *otlpReceiver {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &otlpReceiver{url: "http://" + ln.Addr().String()}
+	r.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodPost || req.URL.Path != "/v1/traces" || req.Header.Get("Content-Type") != "application/x-protobuf" {
+			http.Error(w, "unexpected "+req.Method+" "+req.URL.Path+" "+req.Header.Get("Content-Type"), http.StatusBadRequest)
+			return
+		}
+		body, err := io.ReadAll(req.Body)
+		var ex coltrace.ExportTraceServiceRequest
+		if err == nil {
+			err = proto.Unmarshal(body, &ex)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.mu.Lock()
+		r.exports++
+		for _, rs := range ex.ResourceSpans {
+			r.resource = rs.GetResource().GetAttributes()
+			for _, ss := range rs.ScopeSpans {
+				r.spans = append(r.spans, ss.Spans...)
+			}
+		}
+		r.mu.Unlock()
+		out, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(out)
+	})}
+	go r.srv.Serve(ln)
+	t.Cleanup(func() { r.srv.Close() })
+	return r
+}
+
+// trace returns the spans received for the trace id (hex).
+func (r *otlpReceiver) trace(id string) []*tracepb.Span {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*tracepb.Span
+	for _, s := range r.spans {
+		if hex.EncodeToString(s.TraceId) == id {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *otlpReceiver) counts() (exports, spans int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.exports, len(r.spans)
+}
+
+func attr(kvs []*commonpb.KeyValue, key string) *commonpb.AnyValue {
+	for _, kv := range kvs {
+		if kv.Key == key {
+			return kv.Value
+		}
+	}
+	return nil
+}
+
+// tracingDaemon runs the binary with spans exported to rcv and returns it
+// with a function sending GET path with a traceparent (none if empty).
+func tracingDaemon(t *testing.T, rcv *otlpReceiver, ratio string) (*daemon, func(path, traceparent string) int) {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "traced")
+	}))
+	t.Cleanup(up.Close)
+	cfgPath := filepath.Join(t.TempDir(), "zerohop.yaml")
+	yaml := fmt.Sprintf(`listeners:
+  - {name: app, mode: reverse}
+clusters:
+  - name: svc
+    endpoints: [{url: %q}]
+routes:
+  - {name: api, cluster: svc}
+tracing:
+  sampling_ratio: %s
+  resource_attributes: {deployment.environment: test, service.name: zerohop-sidecar}
+  otlp: {endpoint: %q, protocol: http, headers: {X-Tenant: t1}, timeout: 5s}
+`, up.URL, ratio, rcv.url)
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := launchDaemon(t, t.TempDir(), "ZEROHOP_CONFIG="+cfgPath)
+	if !d.waitReady(t, 20*time.Second) {
+		t.Fatalf("exited: %v\n%s", d.err, d.stderr)
+	}
+	get := func(path, tp string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+d.listen+path, nil)
+		if tp != "" {
+			req.Header.Set("Traceparent", tp)
+		}
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	return d, get
+}
+
+// stopGracefully sends SIGTERM and waits for the exit, which flushes the
+// span exporter.
+func stopGracefully(t *testing.T, d *daemon) {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit after SIGTERM\n%s", d.stderr)
+	}
+}
+
+// TestTracingSpansOTLP: with tracing.otlp set, a request carrying a W3C
+// traceparent becomes a server span in the caller's trace, child of the
+// caller's span, with a child span per phase; a miss (general path) and
+// then a fresh hit (the fast path); an unsampled parent exports nothing
+// (parent-based sampling). The spans are received by a real OTLP/HTTP
+// receiver decoding the protobuf export requests.
+func TestTracingSpansOTLP(t *testing.T) {
+	rcv := newOTLPReceiver(t)
+	d, get := tracingDaemon(t, rcv, "1")
+	const (
+		tidMiss  = "4bf92f3577b34da6a3ce929d0e0e4736"
+		tidHit   = "5bf92f3577b34da6a3ce929d0e0e4737"
+		tidOff   = "6bf92f3577b34da6a3ce929d0e0e4738"
+		callerID = "00f067aa0ba902b7"
+	)
+	if c := get("/item", "00-"+tidMiss+"-"+callerID+"-01"); c != 200 {
+		t.Fatalf("miss: %d", c)
+	}
+	if c := get("/item", "00-"+tidHit+"-"+callerID+"-01"); c != 200 {
+		t.Fatalf("hit: %d", c)
+	}
+	if c := get("/item", "00-"+tidOff+"-"+callerID+"-00"); c != 200 {
+		t.Fatalf("unsampled: %d", c)
+	}
+	waitFor(t, func() bool { return len(rcv.trace(tidMiss)) > 0 && len(rcv.trace(tidHit)) > 0 }, "spans of both traces")
+	stopGracefully(t, d)
+
+	check := func(tid string, wantPhases ...string) {
+		t.Helper()
+		spans := rcv.trace(tid)
+		var server *tracepb.Span
+		for _, s := range spans {
+			if s.Kind == tracepb.Span_SPAN_KIND_SERVER {
+				server = s
+			}
+		}
+		if server == nil {
+			t.Fatalf("trace %s: no server span among %d", tid, len(spans))
+		}
+		if got := hex.EncodeToString(server.ParentSpanId); got != callerID {
+			t.Errorf("trace %s: server span's parent %s, want the caller's %s", tid, got, callerID)
+		}
+		if server.Name != "GET api" || attr(server.Attributes, "http.response.status_code").GetIntValue() != 200 ||
+			attr(server.Attributes, "http.route").GetStringValue() != "api" {
+			t.Errorf("trace %s: server span %q %v", tid, server.Name, server.Attributes)
+		}
+		children := map[string]*tracepb.Span{}
+		for _, s := range spans {
+			if s != server {
+				if string(s.ParentSpanId) != string(server.SpanId) {
+					t.Errorf("trace %s: span %s is not a child of the server span", tid, s.Name)
+				}
+				if s.StartTimeUnixNano < server.StartTimeUnixNano || s.EndTimeUnixNano > server.EndTimeUnixNano {
+					t.Errorf("trace %s: span %s [%d, %d] outside the server span [%d, %d]", tid, s.Name,
+						s.StartTimeUnixNano, s.EndTimeUnixNano, server.StartTimeUnixNano, server.EndTimeUnixNano)
+				}
+				children[s.Name] = s
+			}
+		}
+		for _, p := range wantPhases {
+			if children["zerohop."+p] == nil {
+				t.Errorf("trace %s: no zerohop.%s span among %v", tid, p, children)
+			}
+		}
+	}
+	check(tidMiss, "cache", "connect", "upstream", "transfer", "store")
+	check(tidHit, "cache")
+	if s := rcv.trace(tidHit); len(s) > 0 {
+		for _, sp := range s {
+			if sp.Kind == tracepb.Span_SPAN_KIND_SERVER && attr(sp.Attributes, "zerohop.cache").GetStringValue() != "hit" {
+				t.Errorf("the second request's span says cache %v", attr(sp.Attributes, "zerohop.cache"))
+			}
+		}
+	}
+	if s := rcv.trace(tidOff); len(s) != 0 {
+		t.Errorf("an unsampled parent's request exported %d spans", len(s))
+	}
+	rcv.mu.Lock()
+	res := rcv.resource
+	rcv.mu.Unlock()
+	if attr(res, "service.name").GetStringValue() != "zerohop-sidecar" || attr(res, "deployment.environment").GetStringValue() != "test" {
+		t.Errorf("resource attributes: %v", res)
+	}
+}
+
+// TestTracingRatioZero: sampling_ratio 0 exports nothing, even for a
+// sampled parent; the request timelines are still kept.
+func TestTracingRatioZero(t *testing.T) {
+	rcv := newOTLPReceiver(t)
+	d, get := tracingDaemon(t, rcv, "0")
+	for range 3 {
+		if c := get("/item", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"); c != 200 {
+			t.Fatalf("GET: %d", c)
+		}
+	}
+	if r := timelines(t, d, "route=api"); len(r) != 3 || r[0].TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("timelines: %+v", r)
+	}
+	stopGracefully(t, d)
+	if ex, n := rcv.counts(); ex != 0 || n != 0 {
+		t.Errorf("sampling_ratio 0: %d exports, %d spans received; want none", ex, n)
+	}
+}
