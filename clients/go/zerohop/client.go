@@ -60,6 +60,12 @@ type Options struct {
 	// InvalidationLog is the log Invalidate appends to. Default
 	// <dir>/inval/inval.log (mounted read-write into the app).
 	InvalidationLog string
+	// OnHit, if set, is called on the request's goroutine after each
+	// response served from the shared mapping (not for misses, which the
+	// sidecar records): the hook for recording shared-memory hits as
+	// spans of the app's tracer. It must be quick and must not keep info
+	// past the call. Default nil: no call, no cost.
+	OnHit func(info HitInfo)
 }
 
 // Client reads the shared cache and forwards misses. It is safe for
@@ -72,6 +78,8 @@ type Client struct {
 	bufSize  int
 
 	hits, misses, bypassed, notModified atomic.Uint64
+
+	onHit func(HitInfo)
 
 	logPath string
 	logMu   sync.Mutex
@@ -144,7 +152,7 @@ func newClient(r *shm.Reader, opts *Options) (*Client, error) {
 	if o.BufferSize <= 0 {
 		o.BufferSize = 64 << 10
 	}
-	c := &Client{r: r, bufSize: o.BufferSize, fallback: o.Fallback}
+	c := &Client{r: r, bufSize: o.BufferSize, fallback: o.Fallback, onHit: o.OnHit}
 	c.clock.init()
 	if c.fallback == nil {
 		addr := o.Sidecar
