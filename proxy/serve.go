@@ -98,8 +98,9 @@ type exchange struct {
 	interimW http.ResponseWriter
 
 	// The request's phases (timeline.go), as offsets from start.
-	tl     timeline.Phases
-	connAt time.Duration // when the upstream request got its connection (GotConn)
+	tl      timeline.Phases
+	connAt  time.Duration // when the upstream request got its connection (GotConn)
+	spanIDs spanIDs       // the server span's ids, when tracing named it upstream (tracing.go)
 }
 
 // reqIDField is x.reqID as a header field value.
@@ -433,7 +434,10 @@ func (p *Proxy) finish(x *exchange, rec *recorder) {
 		consumer: x.consumer, start: x.start, traceparent: x.in.Header.Get("Traceparent"),
 	}
 	x.upstreamPhases(d)
-	a.phases = x.tl
+	a.phases, a.spanIDs = x.tl, x.spanIDs
+	if a.spanIDs.span.IsValid() {
+		a.tracestate = x.in.Header.Get("Tracestate")
+	}
 	if p.opts.AccessLog != nil { // the strings only a log line needs
 		a.cache = x.status.String()
 	}
@@ -461,6 +465,8 @@ type accessEntry struct {
 	start       time.Time
 	phases      timeline.Phases
 	reqIDb, tpb []byte
+	tracestate  string
+	spanIDs     spanIDs
 }
 
 // record records a request's metrics and access-log line. Both entry

@@ -8,8 +8,11 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"reflect"
 	"strings"
@@ -33,9 +36,89 @@ var ErrTracing = errors.New("proxy: tracing")
 
 // spanExport turns recorded requests into spans.
 type spanExport struct {
-	cfg    config.Tracing // what it was built from, to tell a reload's change
-	tp     *sdktrace.TracerProvider
-	tracer trace.Tracer
+	cfg     config.Tracing // what it was built from, to tell a reload's change
+	tp      *sdktrace.TracerProvider
+	tracer  trace.Tracer
+	sampler sdktrace.Sampler
+}
+
+// spanIDs are the ids of a request's server span, chosen when its request
+// goes upstream so that the upstream's traceparent names it as the
+// parent; the span is built after the request with these ids.
+type spanIDs struct {
+	trace   trace.TraceID
+	span    trace.SpanID
+	sampled bool
+}
+
+type presetKey struct{}
+
+// idGenerator is the SDK's id source: a server span's preset ids (from
+// the context) or random ones.
+type idGenerator struct{}
+
+func (idGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
+	if ids, ok := ctx.Value(presetKey{}).(*spanIDs); ok {
+		return ids.trace, ids.span
+	}
+	return randomTraceID(), randomSpanID()
+}
+
+func (idGenerator) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
+	if ids, ok := ctx.Value(presetKey{}).(*spanIDs); ok {
+		return ids.span
+	}
+	return randomSpanID()
+}
+
+func randomTraceID() (t trace.TraceID) {
+	for !t.IsValid() {
+		binary.BigEndian.PutUint64(t[:8], rand.Uint64())
+		binary.BigEndian.PutUint64(t[8:], rand.Uint64())
+	}
+	return t
+}
+
+func randomSpanID() (s trace.SpanID) {
+	for !s.IsValid() {
+		binary.BigEndian.PutUint64(s[:], rand.Uint64())
+	}
+	return s
+}
+
+// traceUpstream sets the traceparent of x's upstream request h to x's
+// own server span (a child of the caller's, or a new trace), so that the
+// upstream's spans are children of the sidecar's. The caller's
+// tracestate passes through. Without tracing it does nothing.
+func (p *Proxy) traceUpstream(x *exchange, h http.Header) {
+	s := p.tracer.Load()
+	if s == nil || x.refresh || x.in == nil {
+		return
+	}
+	if !x.spanIDs.span.IsValid() {
+		parent := s.parent(x.in.Header.Get("Traceparent"), x.in.Header.Get("Tracestate"))
+		tid := trace.SpanContextFromContext(parent).TraceID()
+		if !tid.IsValid() {
+			tid = randomTraceID()
+		}
+		res := s.sampler.ShouldSample(sdktrace.SamplingParameters{ParentContext: parent, TraceID: tid,
+			Kind: trace.SpanKindServer})
+		x.spanIDs = spanIDs{trace: tid, span: randomSpanID(), sampled: res.Decision == sdktrace.RecordAndSample}
+	}
+	flags := "-00"
+	if x.spanIDs.sampled {
+		flags = "-01"
+	}
+	h["Traceparent"] = []string{"00-" + x.spanIDs.trace.String() + "-" + x.spanIDs.span.String() + flags}
+}
+
+// parent is the caller's span context from its traceparent, if valid.
+func (s *spanExport) parent(tp, ts string) context.Context {
+	ctx := context.Background()
+	if tp != "" {
+		ctx = propagation.TraceContext{}.Extract(ctx, traceCarrier{tp: tp, ts: ts})
+	}
+	return ctx
 }
 
 // setTracing starts, replaces or stops span export to match t. The
@@ -120,12 +203,15 @@ func newSpanExport(t config.Tracing) (*spanExport, error) {
 		}
 		attrs = append(attrs, attribute.String(k, v))
 	}
+	sampler := sdktrace.ParentBased(sdktrace.TraceIDRatioBased(t.Ratio()))
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(2*time.Second)),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(t.Ratio()))),
+		sdktrace.WithSampler(sampler),
+		sdktrace.WithIDGenerator(idGenerator{}),
 		sdktrace.WithResource(resource.NewSchemaless(attrs...)),
 	)
-	return &spanExport{cfg: *config.CloneTracing(&t), tp: tp, tracer: tp.Tracer("github.com/zerohop/zerohop/proxy")}, nil
+	return &spanExport{cfg: *config.CloneTracing(&t), tp: tp, tracer: tp.Tracer("github.com/zerohop/zerohop/proxy"),
+		sampler: sampler}, nil
 }
 
 // traceCarrier is a request's traceparent, for the W3C propagator.
@@ -146,22 +232,24 @@ func (traceCarrier) Keys() []string     { return []string{"traceparent"} }
 // export makes a's spans: a server span for the request, continuing its
 // traceparent, and a child for each phase that happened.
 func (s *spanExport) export(a *accessEntry) {
-	ctx := context.Background()
 	tp := a.traceparent
 	if tp == "" && len(a.tpb) > 0 {
 		tp = string(a.tpb)
 	}
-	if tp != "" {
-		ctx = propagation.TraceContext{}.Extract(ctx, traceCarrier{tp: tp})
+	ctx := s.parent(tp, a.tracestate)
+	if a.spanIDs.span.IsValid() { // the ids the upstream was told (traceUpstream)
+		ctx = context.WithValue(ctx, presetKey{}, &a.spanIDs)
 	}
 	name := a.method
 	if a.route != "" {
 		name += " " + a.route
 	}
-	ctx, span := s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(a.start))
+	_, span := s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(a.start))
 	if !span.IsRecording() {
 		return
 	}
+	// Not the context Start returned: it carries the preset ids.
+	ctx = trace.ContextWithSpan(context.Background(), span)
 	reqID := a.reqID
 	if reqID == "" {
 		reqID = string(a.reqIDb)

@@ -101,9 +101,12 @@ func attr(kvs []*commonpb.KeyValue, key string) *commonpb.AnyValue {
 
 // tracingDaemon runs the binary with spans exported to rcv and returns it
 // with a function sending GET path with a traceparent (none if empty).
-func tracingDaemon(t *testing.T, rcv *otlpReceiver, ratio string) (*daemon, func(path, traceparent string) int) {
+func tracingDaemon(t *testing.T, rcv *otlpReceiver, ratio string, upTP chan<- string) (*daemon, func(path, traceparent string) int) {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if upTP != nil {
+			upTP <- r.Header.Get("Traceparent")
+		}
 		w.Header().Set("Cache-Control", "max-age=60")
 		io.WriteString(w, "traced")
 	}))
@@ -164,7 +167,8 @@ func stopGracefully(t *testing.T, d *daemon) {
 // receiver decoding the protobuf export requests.
 func TestTracingSpansOTLP(t *testing.T) {
 	rcv := newOTLPReceiver(t)
-	d, get := tracingDaemon(t, rcv, "1")
+	upTP := make(chan string, 10)
+	d, get := tracingDaemon(t, rcv, "1", upTP)
 	const (
 		tidMiss  = "4bf92f3577b34da6a3ce929d0e0e4736"
 		tidHit   = "5bf92f3577b34da6a3ce929d0e0e4737"
@@ -183,7 +187,7 @@ func TestTracingSpansOTLP(t *testing.T) {
 	waitFor(t, func() bool { return len(rcv.trace(tidMiss)) > 0 && len(rcv.trace(tidHit)) > 0 }, "spans of both traces")
 	stopGracefully(t, d)
 
-	check := func(tid string, wantPhases ...string) {
+	check := func(tid string, wantPhases ...string) *tracepb.Span {
 		t.Helper()
 		spans := rcv.trace(tid)
 		var server *tracepb.Span
@@ -220,8 +224,14 @@ func TestTracingSpansOTLP(t *testing.T) {
 				t.Errorf("trace %s: no zerohop.%s span among %v", tid, p, children)
 			}
 		}
+		return server
 	}
-	check(tidMiss, "cache", "connect", "upstream", "transfer", "store")
+	server := check(tidMiss, "cache", "connect", "upstream", "transfer", "store")
+	// The upstream was told the sidecar's span as its parent, in the
+	// caller's trace.
+	if got, want := <-upTP, "00-"+tidMiss+"-"+hex.EncodeToString(server.SpanId)+"-01"; got != want {
+		t.Errorf("the upstream got traceparent %q, want %q", got, want)
+	}
 	check(tidHit, "cache")
 	if s := rcv.trace(tidHit); len(s) > 0 {
 		for _, sp := range s {
@@ -245,7 +255,7 @@ func TestTracingSpansOTLP(t *testing.T) {
 // sampled parent; the request timelines are still kept.
 func TestTracingRatioZero(t *testing.T) {
 	rcv := newOTLPReceiver(t)
-	d, get := tracingDaemon(t, rcv, "0")
+	d, get := tracingDaemon(t, rcv, "0", nil)
 	for range 3 {
 		if c := get("/item", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"); c != 200 {
 			t.Fatalf("GET: %d", c)
