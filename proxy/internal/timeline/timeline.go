@@ -54,7 +54,8 @@ func (ps *Phases) Mark(p Phase, start, end time.Duration) {
 // Entry is one request, with its strings copied into fixed arrays (cut to
 // their size) so that an Entry can be stored without allocating.
 type Entry struct {
-	Start    int64 // Unix nanoseconds
+	seq      uint64 // the order of recording, set by Ring.Add
+	Start    int64  // Unix nanoseconds
 	Duration time.Duration
 	Status   int32
 	Bytes    int64
@@ -169,9 +170,11 @@ func NewRing(size int) *Ring {
 
 // Add copies e into the ring, over the oldest entry of its shard.
 func (r *Ring) Add(e *Entry) {
-	s := &r.shards[r.next.Add(1)%shardCount]
+	seq := r.next.Add(1)
+	s := &r.shards[seq%shardCount]
 	s.mu.Lock()
 	s.ents[s.n%uint64(len(s.ents))] = *e
+	s.ents[s.n%uint64(len(s.ents))].seq = seq
 	s.n++
 	s.mu.Unlock()
 }
@@ -202,7 +205,8 @@ func (q *Query) match(e *Entry) bool {
 	return true
 }
 
-// Select returns copies of the entries q selects, newest first.
+// Select returns copies of the entries q selects, the last recorded
+// first.
 func (r *Ring) Select(q Query) []Entry {
 	var out []Entry
 	for i := range r.shards {
@@ -218,9 +222,9 @@ func (r *Ring) Select(q Query) []Entry {
 	}
 	slices.SortFunc(out, func(a, b Entry) int {
 		switch {
-		case a.Start > b.Start:
+		case a.seq > b.seq:
 			return -1
-		case a.Start < b.Start:
+		case a.seq < b.seq:
 			return 1
 		}
 		return 0
