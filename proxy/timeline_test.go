@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/zerohop/zerohop/proxy"
 )
@@ -22,7 +23,14 @@ func TestTimelineBothPaths(t *testing.T) {
 				t.Fatalf("plain=%v %s: %d", plain, id, r.StatusCode)
 			}
 		}
-		recs := h.p.Timelines(proxy.TimelineQuery{Route: "main"})
+		// A response reaches the client just before its request is
+		// recorded: wait for the second.
+		var recs []proxy.TimelineRecord
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if recs = h.p.Timelines(proxy.TimelineQuery{Route: "main"}); len(recs) >= 2 || time.Now().After(deadline) {
+				break
+			}
+		}
 		if len(recs) != 2 {
 			t.Fatalf("plain=%v: %d timelines, want 2: %+v", plain, len(recs), recs)
 		}

@@ -261,6 +261,8 @@ func TestTracingRatioZero(t *testing.T) {
 			t.Fatalf("GET: %d", c)
 		}
 	}
+	// A fast-path hit reaches the client just before it is recorded.
+	waitFor(t, func() bool { return len(timelines(t, d, "route=api")) == 3 }, "three timelines")
 	if r := timelines(t, d, "route=api"); len(r) != 3 || r[0].TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" {
 		t.Errorf("timelines: %+v", r)
 	}
