@@ -119,6 +119,10 @@ func runLog(c *cli.Context) error {
 // printTimelines writes one line per request, its phases last as
 // start+duration in milliseconds, e.g. "cache 0.02+0.01  coalesce 0.03+101.20".
 func printTimelines(w io.Writer, recs []proxy.TimelineRecord) {
+	if len(recs) == 0 {
+		fmt.Fprintln(w, "(no requests match)")
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tSTATUS\tCACHE\tMS\tMETHOD\tROUTE\tHOST\tTARGET\tREQUEST ID\tPHASES (ms: start+duration)")
 	for _, r := range recs {
@@ -137,9 +141,6 @@ func printTimelines(w io.Writer, recs []proxy.TimelineRecord) {
 			r.DurationMs, r.Method, route, r.Host, clipText(r.Target, 60), r.RequestID, b.String())
 	}
 	tw.Flush()
-	if len(recs) == 0 {
-		fmt.Fprintln(w, "(no requests match)")
-	}
 }
 
 func clipText(s string, n int) string {
