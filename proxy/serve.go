@@ -474,7 +474,7 @@ type accessEntry struct {
 // net/http are recorded by the same code.
 func (p *Proxy) record(a *accessEntry) {
 	p.m.observe(a.listener, a.route, a.cacheLabel, a.status, a.d)
-	p.recordTimeline(a)
+	defer p.recordTimeline(a) // after the log line, which tests wait for
 	if p.opts.AccessLog == nil {
 		return
 	}
