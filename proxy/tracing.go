@@ -238,7 +238,8 @@ func (s *spanExport) export(a *accessEntry) {
 	}
 	ctx := s.parent(tp, a.tracestate)
 	if a.spanIDs.span.IsValid() { // the ids the upstream was told (traceUpstream)
-		ctx = context.WithValue(ctx, presetKey{}, &a.spanIDs)
+		ids := a.spanIDs // a copy: a must not escape (the fast path's is on its stack)
+		ctx = context.WithValue(ctx, presetKey{}, &ids)
 	}
 	name := a.method
 	if a.route != "" {
