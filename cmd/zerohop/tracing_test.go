@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -30,6 +33,51 @@ type otlpReceiver struct {
 	exports  int
 	spans    []*tracepb.Span
 	resource []*commonpb.KeyValue
+	tenant   string // the X-Tenant header (metadata) of the last export
+}
+
+// take keeps what an export request carried.
+func (r *otlpReceiver) take(ex *coltrace.ExportTraceServiceRequest, tenant string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.exports++
+	r.tenant = tenant
+	for _, rs := range ex.ResourceSpans {
+		r.resource = rs.GetResource().GetAttributes()
+		for _, ss := range rs.ScopeSpans {
+			r.spans = append(r.spans, ss.Spans...)
+		}
+	}
+}
+
+// grpcReceiver is the OTLP/gRPC trace service on loopback.
+type grpcReceiver struct {
+	coltrace.UnimplementedTraceServiceServer
+	r *otlpReceiver
+}
+
+func (g grpcReceiver) Export(ctx context.Context, ex *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	tenant := ""
+	if v := md.Get("x-tenant"); len(v) > 0 {
+		tenant = v[0]
+	}
+	g.r.take(ex, tenant)
+	return &coltrace.ExportTraceServiceResponse{}, nil
+}
+
+func newGRPCReceiver(t *testing.T) *otlpReceiver {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &otlpReceiver{url: "http://" + ln.Addr().String()}
+	srv := grpc.NewServer()
+	coltrace.RegisterTraceServiceServer(srv, grpcReceiver{r: r})
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	return r
 }
 
 func newOTLPReceiver(t *testing.T) *otlpReceiver {
@@ -53,15 +101,7 @@ func newOTLPReceiver(t *testing.T) *otlpReceiver {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		r.mu.Lock()
-		r.exports++
-		for _, rs := range ex.ResourceSpans {
-			r.resource = rs.GetResource().GetAttributes()
-			for _, ss := range rs.ScopeSpans {
-				r.spans = append(r.spans, ss.Spans...)
-			}
-		}
-		r.mu.Unlock()
+		r.take(&ex, req.Header.Get("X-Tenant"))
 		out, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.Write(out)
@@ -101,7 +141,7 @@ func attr(kvs []*commonpb.KeyValue, key string) *commonpb.AnyValue {
 
 // tracingDaemon runs the binary with spans exported to rcv and returns it
 // with a function sending GET path with a traceparent (none if empty).
-func tracingDaemon(t *testing.T, rcv *otlpReceiver, ratio string, upTP chan<- string) (*daemon, func(path, traceparent string) int) {
+func tracingDaemon(t *testing.T, rcv *otlpReceiver, protocol, ratio string, upTP chan<- string) (*daemon, func(path, traceparent string) int) {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if upTP != nil {
@@ -122,8 +162,8 @@ routes:
 tracing:
   sampling_ratio: %s
   resource_attributes: {deployment.environment: test, service.name: zerohop-sidecar}
-  otlp: {endpoint: %q, protocol: http, headers: {X-Tenant: t1}, timeout: 5s}
-`, up.URL, ratio, rcv.url)
+  otlp: {endpoint: %q, protocol: %s, headers: {X-Tenant: t1}, timeout: 5s}
+`, up.URL, ratio, rcv.url, protocol)
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +208,7 @@ func stopGracefully(t *testing.T, d *daemon) {
 func TestTracingSpansOTLP(t *testing.T) {
 	rcv := newOTLPReceiver(t)
 	upTP := make(chan string, 10)
-	d, get := tracingDaemon(t, rcv, "1", upTP)
+	d, get := tracingDaemon(t, rcv, "http", "1", upTP)
 	const (
 		tidMiss  = "4bf92f3577b34da6a3ce929d0e0e4736"
 		tidHit   = "5bf92f3577b34da6a3ce929d0e0e4737"
@@ -244,8 +284,11 @@ func TestTracingSpansOTLP(t *testing.T) {
 		t.Errorf("an unsampled parent's request exported %d spans", len(s))
 	}
 	rcv.mu.Lock()
-	res := rcv.resource
+	res, tenant := rcv.resource, rcv.tenant
 	rcv.mu.Unlock()
+	if tenant != "t1" {
+		t.Errorf("export header X-Tenant %q, want t1", tenant)
+	}
 	if attr(res, "service.name").GetStringValue() != "zerohop-sidecar" || attr(res, "deployment.environment").GetStringValue() != "test" {
 		t.Errorf("resource attributes: %v", res)
 	}
@@ -255,7 +298,7 @@ func TestTracingSpansOTLP(t *testing.T) {
 // sampled parent; the request timelines are still kept.
 func TestTracingRatioZero(t *testing.T) {
 	rcv := newOTLPReceiver(t)
-	d, get := tracingDaemon(t, rcv, "0", nil)
+	d, get := tracingDaemon(t, rcv, "http", "0", nil)
 	for range 3 {
 		if c := get("/item", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"); c != 200 {
 			t.Fatalf("GET: %d", c)
@@ -269,5 +312,34 @@ func TestTracingRatioZero(t *testing.T) {
 	stopGracefully(t, d)
 	if ex, n := rcv.counts(); ex != 0 || n != 0 {
 		t.Errorf("sampling_ratio 0: %d exports, %d spans received; want none", ex, n)
+	}
+}
+
+// TestTracingSpansOTLPGRPC: protocol grpc exports the same spans to a real
+// OTLP/gRPC trace service, headers sent as metadata.
+func TestTracingSpansOTLPGRPC(t *testing.T) {
+	rcv := newGRPCReceiver(t)
+	d, get := tracingDaemon(t, rcv, "grpc", "1", nil)
+	const tid = "7bf92f3577b34da6a3ce929d0e0e4739"
+	if c := get("/g", "00-"+tid+"-00f067aa0ba902b7-01"); c != 200 {
+		t.Fatalf("GET: %d", c)
+	}
+	stopGracefully(t, d) // flushes
+	spans := rcv.trace(tid)
+	var server *tracepb.Span
+	names := map[string]bool{}
+	for _, s := range spans {
+		names[s.Name] = true
+		if s.Kind == tracepb.Span_SPAN_KIND_SERVER {
+			server = s
+		}
+	}
+	if server == nil || hex.EncodeToString(server.ParentSpanId) != "00f067aa0ba902b7" || !names["zerohop.upstream"] {
+		t.Fatalf("spans over gRPC: %v", spans)
+	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	if rcv.tenant != "t1" {
+		t.Errorf("metadata x-tenant %q, want t1", rcv.tenant)
 	}
 }
