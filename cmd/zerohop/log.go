@@ -58,6 +58,9 @@ func runLog(c *cli.Context) error {
 	if addr == "" {
 		addr = config.DefaultAdminAddress
 	}
+	if addr == "off" {
+		return cli.Exit("log: the admin endpoint is off (ZEROHOP_ADMIN=off); give its address with --admin", 2)
+	}
 	q := url.Values{}
 	for _, f := range []string{"route", "status", "cache"} {
 		if v := c.String(f); v != "" {
