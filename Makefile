@@ -12,14 +12,25 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # sends every request to the sidecar.
 CROSS     := linux/amd64 linux/arm64 linux/386 darwin/arm64 windows/amd64
 # Packages whose concurrency matters run under the race detector.
+# What `zerohop version` prints: the nearest tag (or the commit) and the
+# full commit, stamped with -ldflags because the build info's VCS stamp is
+# missing with -buildvcs=false and in a copied source tree (Docker).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 RACE_PKGS := ./shm/... ./clients/... ./internal/... ./proxy/... ./invalidate/... ./store/... ./cmd/...
 
-.PHONY: all build run test test-clients test-long bench fuzz lint vet staticcheck tidy-check crossbuild fmt clean
+.PHONY: all build docs run test test-clients test-long bench fuzz lint vet staticcheck tidy-check crossbuild fmt clean
 
 all: build
 
 build:
-	$(GO) build -o bin/zerohop ./cmd/zerohop
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/zerohop ./cmd/zerohop
+
+# Generated documentation: docs/config.md from the config package's doc
+# comments and defaults (a test fails when it is out of date).
+docs:
+	$(GO) generate ./config
 
 run: build
 	./bin/zerohop demo
@@ -58,11 +69,12 @@ bench: build
 FUZZ_EXECS ?= 200000x
 fuzz:
 	@set -e; for spec in \
-	  shm:FuzzOpen shm:FuzzAdopt shm:FuzzDecodeEntry shm:FuzzSplitKey shm:FuzzKeyRoundTrip shm:FuzzHeaderIter shm:FuzzStringIter \
+	  shm:FuzzOpen shm:FuzzAdopt shm:FuzzDecodeEntry shm:FuzzSplitKey shm:FuzzKeyRoundTrip shm:FuzzHeaderIter shm:FuzzStringIter shm:FuzzVaryFields \
 	  proxy/httpcache:FuzzParseCacheControl proxy/httpcache:FuzzParseHTTPDate proxy/httpcache:FuzzVary \
-	  proxy/httpcache:FuzzETag proxy/httpcache:FuzzCacheStatus proxy/httpcache:FuzzSurrogateKeys proxy/httpcache:FuzzParseRange \
-	  invalidate:FuzzDecode store:FuzzRecord \
-	  proxy/internal/fastpath:FuzzParseHead proxy/internal/h1:FuzzParseResponseHead proxy/internal/h1:FuzzWriteQuick config:FuzzParse; do \
+	  proxy/httpcache:FuzzETag proxy/httpcache:FuzzCacheStatus proxy/httpcache:FuzzSurrogateKeys proxy/httpcache:FuzzParseRange proxy/httpcache:FuzzTargeted proxy:FuzzNormalizeQuery \
+	  invalidate:FuzzDecode store:FuzzRecord shm/appcounters:FuzzParse \
+	  proxy/internal/jwtcheck:FuzzVerify proxy/internal/jwtcheck:FuzzParseJWKS proxy/internal/apikey:FuzzParse \
+	  proxy/internal/fastpath:FuzzParseHead proxy/internal/h1:FuzzParseResponseHead proxy/internal/h1:FuzzWriteQuick proxy/internal/sniff:FuzzServerName config:FuzzParse; do \
 	  pkg=$${spec%%:*}; fn=$${spec#*:}; echo "== $$pkg $$fn"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZ_EXECS) ./$$pkg/; \
 	done

@@ -51,6 +51,7 @@ func base() *Config {
 			HeartbeatInterval: 250 * time.Millisecond,
 			HeuristicMax:      24 * time.Hour,
 			CoalesceTimeout:   5 * time.Second,
+			TargetedFields:    []string{"Zerohop-Cache-Control", "CDN-Cache-Control"},
 		},
 		Store: Store{
 			MaxDisk:           1 * GiB,
@@ -81,6 +82,7 @@ func (l *Listener) setDefaults() {
 	l.FastPath = true
 	l.MaxConnections = DefaultMaxConnections
 	l.Forward.TunnelIdleTimeout = DefaultTunnelIdleTimeout
+	l.Transparent = Transparent{SniffTimeout: DefaultSniffTimeout, Passthrough: true}
 }
 
 func (r *RedisStream) setDefaults() {
@@ -93,6 +95,7 @@ func (c *Cluster) setDefaults() {
 	c.ResponseTimeout = 30 * time.Second
 	c.BodyIdleTimeout = DefaultBodyIdleTimeout
 	c.MaxIdleConns = 64
+	c.PanicThreshold = DefaultPanicThreshold
 }
 
 func (e *Endpoint) setDefaults()   { e.Weight = 1 }

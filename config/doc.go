@@ -21,7 +21,7 @@
 //	zerohop.yaml:21: routes[2].timeuot: unknown field (did you mean "timeout"?)
 //
 // Unknown keys are errors, so typos are not silently ignored. Keys reserved
-// for features not built yet (auth, egress, limits, health_check, retries, ...)
+// for features not built yet
 // are rejected with "not supported yet". Top-level keys starting with "x-"
 // are ignored and may hold YAML anchors for "<<" merges.
 //
@@ -67,6 +67,7 @@
 //	  max_object_size: 1MiB
 //	  heartbeat_interval: 250ms
 //	  heuristic_max: 24h
+//	  targeted_fields: [Zerohop-Cache-Control, CDN-Cache-Control]
 //	  stale_if_error: 1m
 //	  coalesce_timeout: 5s
 //	store:
@@ -83,6 +84,10 @@
 //	    connect_timeout: 2s
 //	    response_timeout: 30s
 //	    body_idle_timeout: 60s
+//	    lb_policy: least_request     # random (default), round_robin, least_request, maglev
+//	    panic_threshold: 50          # % available below which all endpoints are used
+//	    health_check: {path: /healthz, interval: 10s, timeout: 2s, healthy_threshold: 2, unhealthy_threshold: 3}
+//	    outlier_detection: {consecutive_5xx: 5, base_ejection_time: 30s, max_ejection_percent: 10}
 //	  - name: payments
 //	    endpoints: [{url: https://payments.svc:8443}]
 //	    tls:                         # the client is std: HTTP/2 where offered
@@ -94,6 +99,11 @@
 //	  - name: grpc
 //	    client: h2c                  # HTTP/2 without TLS, prior knowledge
 //	    endpoints: [{url: http://grpc.svc:50051}]
+//	  - name: sessions
+//	    endpoints: [{url: http://sessions.svc:8080}]
+//	    dns_refresh: 5s              # each address of the name is an endpoint
+//	    lb_policy: maglev
+//	    hash_policy: {cookie: sid}   # or header: X-User, or source_address: true
 //	routes:
 //	  - name: api-read
 //	    match: {host: "*.example.com", path_prefix: /v1/, methods: [GET, HEAD]}
@@ -101,6 +111,26 @@
 //	    cache: {ttl_override: 30s, bypass: [Authorization]}
 //	    timeout: 10s
 //	    response_headers: {X-Served-By: zerohop}
+//	  - name: items
+//	    match:
+//	      path_regex: "/v[0-9]+/items/[0-9]+"
+//	      header_rules: [{name: X-Canary, present: true, invert: true}]
+//	      query: [{name: id, regex: "[0-9]+"}]
+//	    cluster: api
+//	    rewrite: {path_regex: "^/v[0-9]+/(.*)$", path_substitution: "/$1", keep_host: true}
+//	    request_header_ops: {set: {X-Env: prod}, remove: [X-Debug]}
+//	    response_header_ops: {add: {X-Route: items}}
+//	    cache: {default_ttl: 30s, key: {headers: [X-Tenant], query: {drop: [utm_source], sort: true}}}
+//	  - name: health
+//	    match: {path_exact: /healthz}
+//	    direct_response: {status: 200, body: "ok"}
+//	  - name: old-api
+//	    match: {path_prefix: /v1/}
+//	    redirect: {status: 308, path_prefix: /v2/}
+//
+// Routes are tried in file order; the first whose every condition holds
+// takes the request (docs/routes.md has the matching rules, rewrites,
+// direct responses, redirects and cache keys).
 //
 // # Forward proxy destinations
 //
@@ -136,6 +166,27 @@
 // zerohop_tls_reloads_total{result="error"}, the previous ones staying in
 // use. A TLS listener does not run the HTTP/1.1 fast path. docs/tls.md
 // has the details.
+//
+// # Egress policy and outbound credentials
+//
+// The top-level egress section (Egress) adds allow and deny rules on the
+// destinations of forward listeners (host, address range, port, scheme,
+// method; first match wins; a default action), after the built-in
+// refusals above, with an audit line per decision. A cluster's
+// credentials section (Credentials) has the sidecar add an API key,
+// bearer token or basic credentials from a mounted secret file to the
+// requests sent to the cluster. docs/egress.md describes both.
+//
+//	egress:
+//	  default: deny
+//	  audit_log: /var/log/zerohop/egress.jsonl
+//	  rules:
+//	    - {name: no-internal, action: deny, cidrs: [10.0.0.0/8, "fd00::/8"]}
+//	    - {name: apis, action: allow, hosts: ["*.example.com"], ports: [443], methods: [CONNECT]}
+//	clusters:
+//	  - name: payments
+//	    endpoints: [{url: "http://payments-gw.internal:8080"}]
+//	    credentials: {type: bearer, file: /var/run/secrets/payments/token}
 //
 // # Reloading
 //

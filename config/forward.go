@@ -58,11 +58,23 @@ func (d Destination) Contains(ap netip.AddrPort) bool {
 // forward checks a listener's forward section.
 func (v *validator) forward(p string, l *Listener) {
 	f := &l.Forward
-	if l.Mode != ModeForward {
+	if t := l.Transparent; l.Mode != ModeTransparent {
+		if t.SniffTimeout != DefaultSniffTimeout || !t.Passthrough {
+			v.errorf(p+".transparent", "transparent settings apply only to listeners with mode: transparent (this one is %q)", l.Mode)
+		}
+	} else {
+		if t.SniffTimeout <= 0 {
+			v.errorf(p+".transparent.sniff_timeout", "must be greater than 0")
+		}
+		if l.TLS != nil {
+			v.errorf(p+".tls", "a transparent listener passes the app's TLS through untouched; it cannot terminate TLS")
+		}
+	}
+	if l.Mode != ModeForward && l.Mode != ModeTransparent {
 		// By value, not by presence: a marshalled config carries the
 		// defaults of every listener.
 		if f.AllowLoopback || len(f.AllowDestinations) > 0 || f.TunnelIdleTimeout != DefaultTunnelIdleTimeout {
-			v.errorf(p+".forward", "forward settings apply only to listeners with mode: forward (this one is %q)", l.Mode)
+			v.errorf(p+".forward", "forward settings apply only to listeners with mode: forward or transparent (this one is %q)", l.Mode)
 		}
 		return
 	}
@@ -93,5 +105,5 @@ func (c *Config) Warnings() []string {
 				"unless that is what you want", i, l.Name, l.Address))
 		}
 	}
-	return ws
+	return append(ws, c.limitWarnings()...)
 }

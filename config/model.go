@@ -39,16 +39,23 @@ type Config struct {
 	// Routes map requests to clusters; the first match wins. Default: none.
 	Routes []Route `yaml:"routes"`
 
+	// Auth are the named checks of callers (API keys, JWTs, IP lists)
+	// that listeners[].auth and routes[].auth require (config/auth.go,
+	// docs/auth.md). Default: none.
+	Auth []Authenticator `yaml:"auth"`
+
+	// Egress is the egress policy of forward and transparent listeners
+	// (egress.go, docs/egress.md, docs/transparent.md).
+	// Default nil: none.
+	Egress *Egress `yaml:"egress"`
+
+	// Limits are named rate limits that routes and listeners apply
+	// (their rate_limits lists); see Limit. Default: none.
+	Limits []Limit `yaml:"limits"`
+
 	// Tracing is request timelines (always kept) and OpenTelemetry spans
 	// (when tracing.otlp is set). See tracing.go.
 	Tracing Tracing `yaml:"tracing"`
-
-	// Reserved (rejected with "not supported yet" until implemented; add
-	// each as an optional pointer field so old files keep their meaning):
-	//   auth:   API keys and JWT validation
-	//   egress: which hosts forward mode may reach
-	//   limits: rate limits (a key that was accepted and enforced nothing,
-	//           so a file setting it now fails instead of running unprotected)
 }
 
 // ListenerMode says how a listener treats requests.
@@ -62,6 +69,14 @@ const (
 	// ModeReverse: requests are matched against routes and sent to the
 	// route's cluster; a request matching no route is answered 404.
 	ModeReverse ListenerMode = "reverse"
+	// ModeTransparent: connections redirected to the listener by
+	// iptables (zerohop iptables) are forwarded to the destination the
+	// app dialled (SO_ORIGINAL_DST). An HTTP/1.x request is a forward
+	// request to that destination, its Host field kept, through the same
+	// pipeline (routes matching its host, filters, cache, egress checks);
+	// anything else (TLS, other protocols) is passed through as TCP after
+	// the same destination checks. Linux only. See docs/transparent.md.
+	ModeTransparent ListenerMode = "transparent"
 )
 
 // Listener is one HTTP listening socket.
@@ -105,13 +120,25 @@ type Listener struct {
 	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
 	// Forward limits where the clients of a forward-mode listener may send
 	// requests (absolute-form URLs without a matching route) and CONNECT
-	// tunnels. Only for mode forward: a reverse listener sends requests to
-	// the operator's clusters, never to a destination the client chose.
+	// tunnels, and where a transparent listener forwards intercepted
+	// connections. Only for modes forward and transparent: a reverse
+	// listener sends requests to the operator's clusters, never to a
+	// destination the client chose.
 	Forward Forward `yaml:"forward"`
 	// TLS, if set, makes the listener serve HTTPS (TLS termination for
 	// ingress), optionally requiring client certificates. Default nil =
 	// plain HTTP (and h2c). See ListenerTLS.
 	TLS *ListenerTLS `yaml:"tls,omitempty"`
+	// Transparent configures a listener with mode transparent.
+	Transparent Transparent `yaml:"transparent"`
+	// Auth names the authenticators (top-level auth) every request of the
+	// listener must pass, in order, before its route's, also requests
+	// without a route. Default empty.
+	Auth []string `yaml:"auth"`
+	// RateLimits names limits (top-level limits) applied to every request
+	// the listener accepts, routed or not, before the route's own, in
+	// order. Default empty.
+	RateLimits []string `yaml:"rate_limits"`
 }
 
 // Forward is what a forward-mode listener lets its clients reach. By
@@ -123,8 +150,8 @@ type Listener struct {
 // (169.254.169.254, fd00:ec2::254, 100.100.100.200, and
 // metadata.google.internal). The check is made on the address actually
 // dialled, after name resolution, so a name that resolves to a refused
-// address is refused too. A later egress policy (the reserved top-level
-// egress key) will say which other hosts may be reached; these keys stay.
+// address is refused too. The top-level egress policy (Config.Egress)
+// says which other destinations may be reached.
 // Like every listener setting, a change takes effect at the next start.
 type Forward struct {
 	// AllowLoopback lets clients reach loopback destinations: origins in
@@ -145,6 +172,24 @@ type Forward struct {
 	// do not pile up. 0 = none.
 	TunnelIdleTimeout time.Duration `yaml:"tunnel_idle_timeout"`
 }
+
+// Transparent is how a transparent listener treats what it intercepts.
+type Transparent struct {
+	// SniffTimeout is how long the listener waits for a connection's
+	// first bytes to tell HTTP from TLS and other protocols. A protocol
+	// in which the server speaks first (SMTP, MySQL) sends nothing: it
+	// is passed through when the wait ends, so its connection set-up
+	// takes this much longer. Default 200ms; must be > 0.
+	SniffTimeout time.Duration `yaml:"sniff_timeout"`
+	// Passthrough lets connections that are not HTTP/1.x (TLS, whose
+	// server name is logged and checked against the destination rules
+	// by address, and other TCP) through to their destination. Default
+	// true; false closes them (counted).
+	Passthrough bool `yaml:"passthrough"`
+}
+
+// DefaultSniffTimeout is Transparent.SniffTimeout's default.
+const DefaultSniffTimeout = 200 * time.Millisecond
 
 // Admin is the admin HTTP endpoint.
 type Admin struct {
@@ -184,9 +229,19 @@ type Cache struct {
 	// HeartbeatInterval is how often the writer proves it is alive to
 	// readers. Default 250ms; must be > 0.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	// DefaultTTL applies to responses without explicit freshness. Default 0
-	// = only what RFC 9111 allows (explicit or heuristic freshness).
+	// DefaultTTL is the freshness lifetime of responses whose origin gave
+	// none: no max-age or s-maxage (in Cache-Control or the targeted field
+	// in use) and no Expires. It replaces heuristic freshness for them.
+	// Default 0 = only what RFC 9111 allows (explicit or heuristic
+	// freshness). A route's cache.default_ttl takes precedence.
 	DefaultTTL time.Duration `yaml:"default_ttl"`
+	// TargetedFields are the targeted cache-control fields (RFC 9213)
+	// this cache obeys, most specific first: the first with a valid,
+	// non-empty value decides storability and freshness in place of
+	// Cache-Control and Expires. Every listed field is removed from
+	// responses before they reach the app or the cache. Default
+	// [Zerohop-Cache-Control, CDN-Cache-Control]; [] turns targeting off.
+	TargetedFields []string `yaml:"targeted_fields"`
 	// HeuristicMax caps heuristic freshness (RFC 9111 §4.2.2). Default 24h.
 	HeuristicMax time.Duration `yaml:"heuristic_max"`
 	// AllowSetCookie stores responses carrying Set-Cookie. Default false:
@@ -291,8 +346,47 @@ type Cluster struct {
 	// "std" to fall back if h1 misbehaves with an upstream; "h1" with
 	// https endpoints speaks HTTP/1.1 over TLS.
 	Client ClusterClient `yaml:"client"`
-
-	// Reserved: health_check, outlier_detection, retries.
+	// LBPolicy chooses the endpoint of each request: "random" (by
+	// weight), "round_robin" (smooth weighted), "least_request" (two
+	// random choices) or "maglev" (consistent hashing on hash_policy's
+	// key). Default "" = random. See config/balance.go.
+	LBPolicy LBPolicy `yaml:"lb_policy"`
+	// HashPolicy is the request key maglev hashes. Required with
+	// lb_policy maglev, rejected otherwise. Default nil.
+	HashPolicy *HashPolicy `yaml:"hash_policy,omitempty"`
+	// PanicThreshold is the percentage (0 to 100) of endpoints (weight >
+	// 0) that must be healthy and not ejected for the others to be
+	// skipped; below it requests go to all endpoints, as in Envoy.
+	// Default 50; 0 never panics, though with no endpoint available all
+	// are used still.
+	PanicThreshold int `yaml:"panic_threshold"`
+	// HealthCheck actively checks each endpoint over HTTP. Default nil =
+	// none.
+	HealthCheck *HealthCheck `yaml:"health_check,omitempty"`
+	// OutlierDetection ejects endpoints whose requests fail in a row.
+	// Default nil = none.
+	OutlierDetection *OutlierDetection `yaml:"outlier_detection,omitempty"`
+	// DNSRefresh, when > 0, resolves the endpoints named by host name at
+	// start and again at this interval: each address becomes an endpoint
+	// of its own (the name's weight each; Host header and TLS server name
+	// still the name), balanced, checked and ejected on its own. When a
+	// resolution fails the last addresses stay, and the failure is
+	// logged and counted (zerohop_dns_failures_total). Default 0: a name
+	// is one endpoint, resolved by each new connection.
+	DNSRefresh time.Duration `yaml:"dns_refresh"`
+	// DNSResolver is the host:port of the DNS server dns_refresh asks
+	// (over UDP, TCP for long answers). Default "" = the system's
+	// resolver. Only with dns_refresh.
+	DNSResolver string `yaml:"dns_resolver"`
+	// Credentials are added to the requests sent to the cluster
+	// (credentials.go). Default nil: none.
+	Credentials *Credentials `yaml:"credentials"`
+	// CircuitBreakers are the cluster's limits (config/resilience.go).
+	// Default: no limits, and the default retry budget.
+	CircuitBreakers CircuitBreakers `yaml:"circuit_breakers"`
+	// Retries is the retry policy of routes to the cluster that set none
+	// of their own (config/resilience.go). Default nil = no retries.
+	Retries *RetryPolicy `yaml:"retries,omitempty"`
 }
 
 // ClusterClient names the HTTP client a cluster's connections use.
@@ -331,8 +425,24 @@ type Route struct {
 	Name string `yaml:"name"`
 	// Match selects requests; an empty match matches everything.
 	Match Match `yaml:"match"`
-	// Cluster is the name of the cluster to send to. Required; must exist.
+	// Cluster is the name of the cluster to send to. Required, and must
+	// exist, unless WeightedClusters is set or the route answers by itself
+	// (DirectResponse, Redirect).
 	Cluster string `yaml:"cluster"`
+	// WeightedClusters splits the route's traffic across clusters in
+	// proportion to their weights (a canary: [{cluster: v1, weight: 90},
+	// {cluster: v2, weight: 10}]), each request picking a side at random
+	// or, with SplitSticky, by a hash. Excludes Cluster. Default empty.
+	WeightedClusters []WeightedCluster `yaml:"weighted_clusters"`
+	// SplitSticky picks the side of WeightedClusters by a request field
+	// or cookie (config/traffic.go). Default nil = at random.
+	SplitSticky *SplitSticky `yaml:"split_sticky,omitempty"`
+	// Mirror copies some of the route's upstream requests to a shadow
+	// cluster (config/traffic.go). Default nil = none.
+	Mirror *Mirror `yaml:"mirror,omitempty"`
+	// Retries replaces the cluster's retry policy for this route
+	// (config/resilience.go). Default nil = the cluster's.
+	Retries *RetryPolicy `yaml:"retries,omitempty"`
 	// Cache overrides caching for this route. Default nil = cache per the
 	// global cache section.
 	Cache *RouteCache `yaml:"cache,omitempty"`
@@ -345,8 +455,47 @@ type Route struct {
 	// Transfer-Encoding, Connection, Age, Cache-Status, X-Request-Id and
 	// other hop-by-hop fields) are rejected. Default empty.
 	ResponseHeaders map[string]string `yaml:"response_headers"`
-
-	// Reserved: weighted_clusters (splits), retries, rate_limits, auth.
+	// Auth names the authenticators (top-level auth) every request of the
+	// route must pass, in order, after its listener's and before the
+	// cache. Default empty.
+	Auth []string `yaml:"auth"`
+	// MaxConcurrentRequests caps the requests of the route in progress at
+	// once, from all clients; one more is answered 503 at once (with
+	// Proxy-Status details naming the limit) and counted in
+	// zerohop_concurrency_refused_total{route,limit="route"}. Hits count
+	// too: the cap protects the sidecar as well as the upstream. Default
+	// 0 = no cap.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// MaxConcurrentRequestsPerClient caps the requests of the route in
+	// progress at once from one client IP address (limit="client").
+	// Default 0 = no cap.
+	MaxConcurrentRequestsPerClient int `yaml:"max_concurrent_requests_per_client"`
+	// MaxRequestBody caps the request bodies of the route, as the
+	// listener's max_request_body does (413, enforced while the body
+	// streams); the smaller of the two applies. Default 0 = the
+	// listener's cap only.
+	MaxRequestBody Size `yaml:"max_request_body"`
+	// RateLimits names limits (top-level limits) applied to the route's
+	// requests, hits and misses alike, after its listener's. Every limit
+	// listed counts the request; when several refuse it, the one that
+	// frees last answers. Default empty.
+	RateLimits []string `yaml:"rate_limits"`
+	// Rewrite changes the path and Host sent upstream. Default nil = none.
+	Rewrite *Rewrite `yaml:"rewrite,omitempty"`
+	// RequestHeaderOps add, set and remove fields of the request sent
+	// upstream (misses only: they never reach the cache key). Default nil.
+	RequestHeaderOps *HeaderOps `yaml:"request_header_ops,omitempty"`
+	// ResponseHeaderOps add, set and remove fields of every response of the
+	// route; response_headers is applied after them (it wins for a name in
+	// both). The owned names of response_headers are rejected here too.
+	// Default nil.
+	ResponseHeaderOps *HeaderOps `yaml:"response_header_ops,omitempty"`
+	// DirectResponse answers the route's requests with a fixed status and
+	// body, without a cluster. Default nil. Excludes Cluster and Redirect.
+	DirectResponse *DirectResponse `yaml:"direct_response,omitempty"`
+	// Redirect answers the route's requests with a redirect, without a
+	// cluster. Default nil. Excludes Cluster and DirectResponse.
+	Redirect *Redirect `yaml:"redirect,omitempty"`
 }
 
 // Match is a conjunction: every condition that is set must hold.
@@ -357,13 +506,24 @@ type Match struct {
 	Host string `yaml:"host"`
 	// PathPrefix matches paths starting with it. Default "" = any path.
 	PathPrefix string `yaml:"path_prefix"`
-	// PathExact matches one path exactly. Excludes PathPrefix. Default "".
+	// PathExact matches one path exactly. Default "".
 	PathExact string `yaml:"path_exact"`
+	// PathRegex matches paths that a regular expression (RE2 syntax, as
+	// Go's regexp) matches whole. Default "". Only one of PathExact,
+	// PathPrefix and PathRegex may be set. Paths are compared as received
+	// (percent-decoded), case-sensitively.
+	PathRegex string `yaml:"path_regex"`
 	// Methods lists accepted methods (case-sensitive, e.g. GET). Default
 	// empty = any method.
 	Methods []string `yaml:"methods"`
 	// Headers maps header names to exact required values. Default empty.
 	Headers map[string]string `yaml:"headers"`
+	// HeaderRules are further conditions on header fields: present, exact,
+	// prefix or regex, each optionally inverted. Default empty.
+	HeaderRules []FieldMatch `yaml:"header_rules"`
+	// Query are conditions on query parameters: present, exact, prefix or
+	// regex, each optionally inverted. Default empty.
+	Query []FieldMatch `yaml:"query"`
 }
 
 // RouteCache is per-route cache policy.
@@ -377,13 +537,19 @@ type RouteCache struct {
 	// Bypass lists request header names; a request carrying any of them
 	// skips the cache entirely (no lookup, no store). Default empty.
 	Bypass []string `yaml:"bypass"`
+	// DefaultTTL is the freshness lifetime of a response of the route
+	// whose origin gave none (no max-age or s-maxage, in Cache-Control or
+	// the targeted field in use, and no Expires), in place of
+	// cache.default_ttl and of heuristic freshness. Default 0 =
+	// cache.default_ttl.
+	DefaultTTL time.Duration `yaml:"default_ttl"`
+	// Key adds request header fields to the route's cache key and
+	// normalises its query. Default nil = the request as sent.
+	Key *CacheKey `yaml:"key,omitempty"`
 }
 
 // reservedKeys are keys a future version will accept. Rejecting them with
 // a clear message beats both "unknown field" and silently ignoring them.
 var reservedKeys = map[reflect.Type][]string{
-	reflect.TypeFor[Config]():      {"auth", "egress", "limits"},
 	reflect.TypeFor[RedisStream](): {"tls"},
-	reflect.TypeFor[Cluster]():     {"health_check", "outlier_detection", "retries"},
-	reflect.TypeFor[Route]():       {"weighted_clusters", "retries", "rate_limits", "auth"},
 }

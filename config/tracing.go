@@ -11,14 +11,14 @@ import (
 // the access log: a timeline of its phases (filters, cache decision,
 // coalescing wait, connect, time to first byte, transfer, store) kept in
 // two bounded in-memory rings, one of recent requests and one of slow
-// ones, read at the admin endpoint GET /debug/requests and with
+// ones, read at the admin endpoint GET /requests and with
 // `zerohop log`; and, when OTLP is set, the same phases exported as
 // OpenTelemetry spans. The rings are always on: recording one request
 // costs well under a microsecond and allocates nothing.
 type Tracing struct {
 	// SlowThreshold is how long a request must take to be kept in the
 	// ring of slow requests as well as in the ring of recent ones.
-	// Default 0 = 1s (DefaultSlowThreshold).
+	// Default 0 = 100ms (DefaultSlowThreshold).
 	SlowThreshold time.Duration `yaml:"slow_threshold"`
 	// OTLP exports spans to an OpenTelemetry collector. Default nil = no
 	// spans (zero cost beyond the rings).
@@ -36,7 +36,7 @@ type Tracing struct {
 }
 
 // DefaultSlowThreshold is tracing.slow_threshold's default.
-const DefaultSlowThreshold = time.Second
+const DefaultSlowThreshold = 100 * time.Millisecond
 
 // OTLPProtocol is how spans are sent: "http" (OTLP/HTTP, protobuf) or
 // "grpc".

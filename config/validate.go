@@ -99,6 +99,11 @@ func (v *validator) config(c *Config) {
 	v.invalidation(c)
 	clusters := v.clusters(c.Clusters)
 	v.routes(c.Routes, clusters)
+	v.splitCredentials(c)
+	v.authUses(c)
+	v.routeLimits(c.Routes)
+	v.egress(c.Egress)
+	v.limitRefs(c, v.limits(c.Limits))
 	v.tracing(&c.Tracing)
 }
 
@@ -160,13 +165,13 @@ func (v *validator) listeners(c *Config) {
 			}
 		}
 		switch l.Mode {
-		case ModeForward:
+		case ModeForward, ModeTransparent:
 		case ModeReverse:
 			if len(c.Routes) == 0 {
 				v.errorf(p+".mode", "reverse mode needs at least one route, but no routes are configured")
 			}
 		default:
-			v.errorf(p+".mode", "invalid mode %q: must be %q or %q", l.Mode, ModeForward, ModeReverse)
+			v.errorf(p+".mode", "invalid mode %q: must be %q, %q or %q", l.Mode, ModeForward, ModeReverse, ModeTransparent)
 		}
 		v.nonNegative(p+".read_header_timeout", l.ReadHeaderTimeout)
 		v.nonNegative(p+".idle_timeout", l.IdleTimeout)
@@ -240,6 +245,7 @@ func (v *validator) cache(c *Cache) {
 	}
 	v.positive("cache.heartbeat_interval", c.HeartbeatInterval)
 	v.nonNegative("cache.default_ttl", c.DefaultTTL)
+	v.headerNames("cache.targeted_fields", c.TargetedFields)
 	v.nonNegative("cache.heuristic_max", c.HeuristicMax)
 	v.nonNegative("cache.stale_if_error", c.StaleIfError)
 	v.nonNegative("cache.coalesce_timeout", c.CoalesceTimeout)
@@ -332,6 +338,9 @@ func (v *validator) clusters(cs []Cluster) map[string]string {
 			v.errorf(p+".client", "invalid client %q: must be %q, %q or %q", c.Client, ClientH1, ClientStd, ClientH2C)
 		}
 		v.upstreamTLS(p, &cs[i])
+		v.balancing(p, &cs[i])
+		v.credentials(p+".credentials", cs[i].Credentials)
+		v.circuitBreakers(p, &cs[i])
 	}
 	return names
 }
@@ -342,18 +351,16 @@ func (v *validator) routes(rs []Route, clusters map[string]string) {
 		p := fmt.Sprintf("routes[%d]", i)
 		v.name(p+".name", "route", r.Name, names)
 		v.match(p+".match", &r.Match)
-		switch _, ok := clusters[r.Cluster]; {
-		case r.Cluster == "":
-			v.errorf(p+".cluster", "required: name the cluster this route sends to")
-		case !ok && !v.failedUnder("clusters"):
-			v.errorf(p+".cluster", "unknown cluster %q%s", r.Cluster, suggestName(r.Cluster, clusters))
-		}
+		v.routeAction(p, &rs[i], clusters)
 		if rc := r.Cache; rc != nil {
 			v.nonNegative(p+".cache.ttl_override", rc.TTLOverride)
 			v.headerNames(p+".cache.bypass", rc.Bypass)
+			v.nonNegative(p+".cache.default_ttl", rc.DefaultTTL)
+			v.cacheKey(p+".cache.key", rc.Key)
 		}
 		v.nonNegative(p+".timeout", r.Timeout)
 		v.responseHeaders(p+".response_headers", r.ResponseHeaders)
+		v.routeTraffic(p, &r, clusters)
 	}
 }
 
@@ -419,9 +426,7 @@ func (v *validator) match(p string, m *Match) {
 	if err := checkRouteHost(m.Host); err != nil {
 		v.errorf(p+".host", "%v", err)
 	}
-	if m.PathPrefix != "" && m.PathExact != "" {
-		v.errorf(v.first(p+".path_exact", p+".path_prefix"), "set path_prefix or path_exact, not both")
-	}
+	v.pathMatch(p, m)
 	for _, f := range []struct{ name, val string }{{"path_prefix", m.PathPrefix}, {"path_exact", m.PathExact}} {
 		switch {
 		case f.val == "":
@@ -450,6 +455,8 @@ func (v *validator) match(p string, m *Match) {
 	}
 	slices.Sort(names)
 	v.headerNames(p+".headers", names)
+	v.fieldMatches(p+".header_rules", "header field", m.HeaderRules)
+	v.fieldMatches(p+".query", "query parameter", m.Query)
 }
 
 // headerNames checks names are valid and distinct ignoring case.

@@ -1,9 +1,9 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/internal/tlsfiles"
+	"github.com/zerohop/zerohop/proxy/internal/balance"
 	"github.com/zerohop/zerohop/proxy/internal/h1"
 )
 
@@ -22,9 +23,12 @@ type cluster struct {
 	name      string
 	cfg       config.Cluster
 	endpoints []endpoint
-	total     int // sum of weights
+	lb        *lbState // balancing and endpoint health (balance.go)
 	transport upstreamClient
 	tlsFiles  *tlsfiles.Watcher // the cluster's certificate files; nil: none
+	tlsConfig *tls.Config       // what its connections use (and its health checks); nil: plain or defaults
+	cred      *credential       // outbound credentials (credentials.go); nil: none
+	lim       *limits           // circuit breakers, retry budget and policy (breaker.go)
 }
 
 // upstreamClient is a pool of upstream connections: an *h1.Transport, or
@@ -38,6 +42,12 @@ type upstreamClient interface {
 type endpoint struct {
 	url    *url.URL
 	weight int
+	key    string        // the configured URL: endpoint state survives reloads by it
+	label  string        // "cluster/host:port", for logs
+	host   *balance.Host // availability and counters
+	// hostHeader is the Host of requests to an address resolved from a
+	// name (dns_refresh): the name. "" otherwise: the URL's host.
+	hostHeader string
 }
 
 func newCluster(cc config.Cluster, m *metrics) (*cluster, error) {
@@ -47,8 +57,7 @@ func newCluster(cc config.Cluster, m *metrics) (*cluster, error) {
 		if err != nil {
 			return nil, fmt.Errorf("proxy: cluster %q: endpoint %q: %w", cc.Name, e.URL, err)
 		}
-		c.endpoints = append(c.endpoints, endpoint{url: u, weight: e.Weight})
-		c.total += e.Weight
+		c.endpoints = append(c.endpoints, endpoint{url: u, weight: e.Weight, key: e.URL, label: cc.Name + "/" + u.Host})
 	}
 	if len(c.endpoints) == 0 {
 		return nil, fmt.Errorf("proxy: cluster %q has no endpoints", cc.Name)
@@ -57,6 +66,7 @@ func newCluster(cc config.Cluster, m *metrics) (*cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: cluster %q: %w", cc.Name, err)
 	}
+	c.tlsConfig = tlsConfig
 	t, err := newTransport(upstreamOptions{
 		connect: cc.ConnectTimeout, response: cc.ResponseTimeout, bodyIdle: cc.BodyIdleTimeout,
 		maxIdle: cc.MaxIdleConns, tls: tlsConfig, client: cc.EffectiveClient(),
@@ -66,27 +76,13 @@ func newCluster(cc config.Cluster, m *metrics) (*cluster, error) {
 		return nil, fmt.Errorf("proxy: cluster %q: %w", cc.Name, err)
 	}
 	c.transport = t
+	c.lim = newLimits(cc)
 	return c, nil
 }
 
 // sameConfig reports whether a reload can keep this cluster (and so its
 // warm connection pool) for cc.
 func (c *cluster) sameConfig(cc config.Cluster) bool { return reflect.DeepEqual(c.cfg, cc) }
-
-// pick chooses an endpoint in proportion to weight. Weight 0 drains.
-func (c *cluster) pick() *endpoint {
-	if len(c.endpoints) == 1 || c.total <= 0 {
-		return &c.endpoints[0]
-	}
-	n := rand.IntN(c.total)
-	for i := range c.endpoints {
-		if n < c.endpoints[i].weight {
-			return &c.endpoints[i]
-		}
-		n -= c.endpoints[i].weight
-	}
-	return &c.endpoints[len(c.endpoints)-1]
-}
 
 // upstreamOptions are a pool's settings: a cluster's, or the egress
 // pool's defaults.
@@ -96,9 +92,11 @@ type upstreamOptions struct {
 	maxIdle           int           // <= 0: 64
 	tls               *tls.Config   // nil: system roots, TLS 1.2 or later
 	client            config.ClusterClient
-	// control checks each address dialled (net.Dialer.Control): forward
-	// mode's egress guard. Nil: none.
-	control func(network, address string, c syscall.RawConn) error
+	// control checks each address dialled (net.Dialer.ControlContext),
+	// and checkConn (h1 only) the connection each request goes on:
+	// forward mode's egress guard and policy. Nil: none.
+	control   func(ctx context.Context, network, address string, c syscall.RawConn) error
+	checkConn func(ctx context.Context, c net.Conn, reused bool) error
 }
 
 // newTransport builds an upstream connection pool with the client named,
@@ -126,10 +124,11 @@ func newTransport(o upstreamOptions, ev *upstreamEvents) (upstreamClient, error)
 			BodyIdleTimeout:       o.bodyIdle,
 			OnEvent:               ev.on,
 			TLSConfig:             tlsConfig,
-			Control:               o.control,
+			ControlContext:        o.control,
+			CheckConn:             o.checkConn,
 		}), nil
 	}
-	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second, Control: o.control}
+	d := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second, ControlContext: o.control}
 	t := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,

@@ -32,6 +32,19 @@ import (
 
 // serveUpstream forwards r for x and copies the answer to w.
 func (p *Proxy) serveUpstream(w http.ResponseWriter, r *http.Request, x *exchange) {
+	if c := x.cluster; c != nil {
+		// Breakers and mirroring (breaker.go, mirror.go): once per
+		// request, whichever forwarder sends it.
+		if !c.lim.admit() {
+			p.breakerOpen(w, x, limitRequests)
+			return
+		}
+		defer c.lim.done()
+		if x.route != nil && x.route.mirror != nil && !x.refresh {
+			// After the primary's exchange: the copy never competes with it.
+			defer p.shadow(x, r)
+		}
+	}
 	if t, ok := p.clientFor(x).(*h1.Transport); ok && !p.noDirect.Load() && directEligible(r) {
 		p.forwardDirect(w, r, x, t)
 		return
@@ -97,7 +110,7 @@ func (p *Proxy) forwardDirect(w http.ResponseWriter, r *http.Request, x *exchang
 	}
 
 	x.interimW = w
-	res, err := t.RoundTripInterim(out, x)
+	res, err := p.send(x, out, t) // t.RoundTripInterim, with retries (retry.go)
 	x.interimW = nil
 	if err != nil {
 		p.errorHandler(w, out, err)

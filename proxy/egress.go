@@ -60,11 +60,13 @@ var metadataNames = []string{"metadata.google.internal"}
 // refusal is a destination the guard refused.
 type refusal struct {
 	reason string
-	dest   string // host:port as checked
+	dest   string         // host:port as checked, or as the client named it
+	rule   string         // the egress rule that refused (reason policy)
+	addr   netip.AddrPort // the address refused at dial time, if any
 }
 
 func (r *refusal) Error() string {
-	return fmt.Sprintf("proxy: destination %s prohibited (%s)", r.dest, r.reason)
+	return fmt.Sprintf("proxy: destination %s prohibited (%s)", r.dest, r.ruleName())
 }
 
 func (r *refusal) Unwrap() error { return ErrDestinationProhibited }
@@ -78,6 +80,8 @@ func (r *refusal) explain() string {
 		return "loopback destinations are refused (listeners[].forward.allow_loopback allows them)"
 	case refuseMetadata:
 		return "cloud metadata services are refused (listeners[].forward.allow_destinations can name one)"
+	case refusePolicy:
+		return "the egress policy does not allow it"
 	}
 	return "link-local destinations are refused (listeners[].forward.allow_destinations allows them)"
 }
@@ -110,9 +114,9 @@ func (p *Proxy) guardFor(l config.Listener) *egressGuard {
 	}
 	g.transport, _ = newTransport(upstreamOptions{ // h1 without TLS: no error
 		connect: 5 * time.Second, response: 30 * time.Second, bodyIdle: config.DefaultBodyIdleTimeout,
-		client: config.ClientH1, control: g.control,
+		client: config.ClientH1, control: g.controlCtx, checkConn: g.checkConn,
 	}, newUpstreamEvents(p.m, "egress"))
-	g.dialer = net.Dialer{Timeout: 10 * time.Second, Control: g.control}
+	g.dialer = net.Dialer{Timeout: 10 * time.Second, ControlContext: g.controlCtx}
 	if p.guards == nil {
 		p.guards = map[string]*egressGuard{}
 	}
@@ -233,16 +237,16 @@ func (g *egressGuard) checkHost(hostport string, defPort uint16) *refusal {
 	return nil
 }
 
-// refuse answers a request whose destination the guard refused: 403,
-// with the reason in the body and in a Proxy-Status field (RFC 9209).
+// refuse answers a request whose destination the guard or the egress
+// policy refused: 403, with the reason and rule in the body, in a
+// Proxy-Status field (RFC 9209) and in X-Zerohop-Egress-Rule.
 func (p *Proxy) refuse(w http.ResponseWriter, x *exchange, r *refusal) {
-	p.m.egressRefused.WithLabelValues(x.lis.Name, r.reason).Inc()
-	p.log.Info("forward destination refused", "request_id", x.reqID, "listener", x.lis.Name,
-		"destination", r.dest, "reason", r.reason)
+	p.egressRefused(x, r)
 	x.status.Fwd, x.status.Detail = httpcache.FwdBypass, "destination-prohibited"
-	w.Header().Set("Proxy-Status", `zerohop; error=destination_ip_prohibited; details="`+
-		sfString(r.reason+" "+r.dest)+`"`)
-	p.fail(w, x, http.StatusForbidden, "destination "+r.dest+" refused: "+r.explain())
+	for _, kv := range r.fields() {
+		w.Header().Set(kv[0], kv[1])
+	}
+	p.fail(w, x, http.StatusForbidden, r.message())
 }
 
 // sfString keeps what an RFC 8941 string may hold, minus quote and

@@ -135,6 +135,7 @@ func AddFilter(p *Proxy, route string, f *TestFilter) {
 			nr := *r
 			nr.filters = append(slices.Clone(r.filters), testFilter{f})
 			st.routes[i] = &nr
+			st.index = newRouteIndex(st.routes)
 			p.st.Store(&st)
 			return
 		}

@@ -34,6 +34,10 @@ func (c *fastSide) serveHit() (served, keep bool) {
 
 	// The URL parts, as resolve computes them from the parsed request.
 	var hostB, target []byte
+	transparent := l.Mode == config.ModeTransparent
+	if transparent && (!c.dst.IsValid() || len(h.Get("Via")) > 0) {
+		return false, true // the general path answers (resolveIntercepted)
+	}
 	if l.Mode == config.ModeForward {
 		if !field.HasPrefixFold(h.Target(), "http://") {
 			return false, true
@@ -64,9 +68,10 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	if tgt == "" || tgt[0] == '?' {
 		tgt = "/" + tgt // url.URL.RequestURI of an empty path
 	}
-	path := tgt
+	path, query := tgt, ""
 	if i := bytes.IndexByte(target, '?'); i >= 0 {
 		path = tgt[:len(tgt)-(len(target)-i)]
+		query = tgt[len(path)+1:]
 	}
 
 	// Routing, the filters' request phase and the cache decision: the
@@ -77,14 +82,14 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	if isHEAD {
 		method = http.MethodHead
 	}
-	rt := st.routeFor(method, h, hostOnly(host), path)
-	if rt == nil && l.Mode != config.ModeForward {
+	rt := st.routeFor(method, (*fastHead)(h), hostOnly(host), path, query)
+	if rt == nil && l.Mode == config.ModeReverse {
 		return false, true // 404 from the general path
 	}
-	if rt == nil && c.h.guard != nil && c.h.guard.checkHost(host, 80) != nil {
-		return false, true // the general path refuses it
-	}
 	ch := st.chainFor(l.Name, rt)
+	if rt == nil && c.h.guard != nil && !hasEgressFilter(ch) {
+		return false, true // the general path checks the destination (resolve)
+	}
 	var ph timeline.Phases
 	cacheAt := p.opts.Now().Sub(start) // the end of routing, then of the filters
 	if len(ch) > 0 {
@@ -102,12 +107,19 @@ func (c *fastSide) serveHit() (served, keep bool) {
 		ph.Mark(timeline.Filters, cacheAt, t)
 		cacheAt = t
 	}
-	if ok, _ := p.cachesFor(rt, h); !ok {
+	if rt != nil && rt.conc != nil { // concurrency.go: held for the hit, given back before a hand-over
+		remote := c.c.RemoteAddr()
+		if ok, _ := rt.conc.enter(remote); !ok {
+			return false, true // the general path answers 503
+		}
+		defer rt.conc.leave(remote)
+	}
+	if ok, _ := p.cachesFor(rt, (*fastHead)(h)); !ok {
 		return false, true
 	}
 
 	// The lookup, as lookupStored does it.
-	c.key = shm.AppendKey(c.key[:0], http.MethodGet, "http", host, tgt)
+	c.key = shm.AppendKey(c.key[:0], http.MethodGet, routeKeyScheme(rt, "http"), host, rt.keyTarget(tgt))
 	if c.ebuf == nil {
 		c.ebuf = make([]byte, 16<<10)
 	}
@@ -176,11 +188,13 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	if ranges {
 		bw.WriteString("Accept-Ranges: bytes\r\n")
 	}
-	for _, kv := range rf.set {
-		bw.WriteString(kv[0])
-		bw.WriteString(": ")
-		bw.WriteString(kv[1])
-		bw.WriteString("\r\n")
+	for _, set := range [2][][2]string{rf.set, rf.add} {
+		for _, kv := range set {
+			bw.WriteString(kv[0])
+			bw.WriteString(": ")
+			bw.WriteString(kv[1])
+			bw.WriteString("\r\n")
+		}
 	}
 	num := &c.num
 	bw.WriteString("Age: ")

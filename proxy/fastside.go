@@ -4,9 +4,11 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/netip"
 
 	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/proxy/internal/fastpath"
+	"github.com/zerohop/zerohop/proxy/internal/origdst"
 )
 
 // FastListener wraps ln so that srv, serving listener l, gets the HTTP/1.1
@@ -33,7 +35,13 @@ func (p *Proxy) WaitFast(ctx context.Context) error { return fastpath.Wait(ctx, 
 // fastPipeline is the pipeline the adapter calls for a listener.
 type fastPipeline struct{ h *listenerHandler }
 
-func (f fastPipeline) Open(c *fastpath.Conn) fastpath.Handler { return &fastSide{c: c, h: f.h} }
+func (f fastPipeline) Open(c *fastpath.Conn) fastpath.Handler {
+	s := &fastSide{c: c, h: f.h}
+	if f.h.l.Mode == config.ModeTransparent {
+		s.dst, _ = origdst.Of(c.NetConn()) // none: the general path answers
+	}
+	return s
+}
 
 // fastSide is the pipeline's side of one fast-path connection: the hit
 // path's scratch, reused from request to request.
@@ -41,9 +49,10 @@ type fastSide struct {
 	c *fastpath.Conn
 	h *listenerHandler
 
-	req                  fastRequest // the request view the filters see
-	rf                   fastFields  // what the filters set on the response
-	pre                  fastPre     // the request phase's outcome, for the general path
+	req                  fastRequest    // the request view the filters see
+	rf                   fastFields     // what the filters set on the response
+	pre                  fastPre        // the request phase's outcome, for the general path
+	dst                  netip.AddrPort // transparent mode: the connection's original destination
 	key, vkey, ebuf      []byte
 	lastHost, lastTarget string
 	idBuf                [32]byte
@@ -59,6 +68,7 @@ func (s *fastSide) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.Serve
 func (s *fastSide) Begin() (*fastpath.Slot, context.Context) {
 	x := new(exchange)
 	x.ctx = exchangeCtx{&x.fs.Ctx, x}
+	x.dst = s.dst
 	if pre := &s.pre; pre.filtered {
 		// The hit attempt ran the route's request phase: carry its
 		// outcome, and the state it routed with, to the general path.

@@ -25,7 +25,19 @@ func (p *Proxy) prepareStore(x *exchange, resp *http.Response) {
 	if x.in.Method != http.MethodGet {
 		return
 	}
-	ok, reason := httpcache.Storable(x.in, resp, x.st.storeOpts)
+	if codedTransfer(resp) {
+		// Framed by a transfer coding other than chunked (h1 relays it,
+		// read until close or decoded): whether the body is the whole
+		// representation cannot be told, so it is never stored.
+		x.status.Detail = "transfer-coding"
+		p.m.notStoredInc("transfer-coding")
+		return
+	}
+	pr := resp
+	if x.targeted != "" {
+		pr = &http.Response{StatusCode: resp.StatusCode, Header: x.policy(resp.Header)}
+	}
+	ok, reason := httpcache.Storable(x.in, pr, x.st.storeOpts)
 	if !ok {
 		x.status.Detail = string(reason)
 		p.m.notStoredInc(string(reason))
@@ -44,7 +56,7 @@ func (p *Proxy) prepareStore(x *exchange, resp *http.Response) {
 	}
 	x.storeOK = true
 	x.etag = resp.Header.Get("Etag")
-	x.stripFields = httpcache.StrippedFields(resp.Header)
+	x.stripFields = httpcache.StrippedFields(pr.Header)
 }
 
 // teeStore keeps a copy of the body (up to the object size cap) while it
@@ -75,6 +87,13 @@ func (p *Proxy) teeStore(x *exchange, resp *http.Response) {
 	resp.Body = sb
 }
 
+// codedTransfer reports whether resp came with transfer codings other
+// than a lone chunked.
+func codedTransfer(resp *http.Response) bool {
+	te := resp.TransferEncoding
+	return len(te) > 1 || len(te) == 1 && te[0] != "chunked"
+}
+
 func stripForStore(h http.Header) http.Header {
 	for _, f := range storeStripped {
 		h.Del(f)
@@ -84,17 +103,19 @@ func stripForStore(h http.Header) http.Header {
 
 // freshness returns the policy view of a response with status and header
 // h (which must still carry the upstream's Age), its directives, and the
-// lifetime the proxy gives it (route ttl_override and cache.default_ttl
-// applied).
+// lifetime the proxy gives it (route ttl_override, then the route's or
+// the global default_ttl applied), read through the targeted field in
+// use, if any (x.policy).
 func (p *Proxy) freshness(x *exchange, status int, h http.Header) (httpcache.Entry, httpcache.Directives, time.Duration) {
+	h = x.policy(h)
 	he := httpcache.NewEntry(status, h, x.reqTime, x.respTime, x.st.freshOpts)
 	cc := httpcache.ParseCacheControl(h)
 	lifetime := he.Lifetime
 	switch {
 	case x.route != nil && x.route.ttlOverride > 0:
 		lifetime = time.Duration(x.route.ttlOverride) * time.Millisecond
-	case x.st.cfg.Cache.DefaultTTL > 0 && !cc.MaxAge.Present && !cc.SMaxAge.Present && h.Get("Expires") == "":
-		lifetime = x.st.cfg.Cache.DefaultTTL
+	case x.defaultTTL() > 0 && !cc.MaxAge.Present && !cc.SMaxAge.Present && h.Get("Expires") == "":
+		lifetime = x.defaultTTL()
 	}
 	return he, cc, lifetime
 }
@@ -178,6 +199,7 @@ func (p *Proxy) newItem(x *exchange, status int, h http.Header, body []byte, eta
 		it.Flags |= shm.FlagAuthShared
 	}
 	names, _ = httpcache.VaryNames(h)
+	names = x.route.keyNames(names) // the route's key headers (cachepolicy.go)
 	return it, names, true
 }
 

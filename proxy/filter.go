@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -60,6 +61,9 @@ type request interface {
 	// it. The string must not alias request bytes (intern or clone it).
 	Consumer() string
 	SetConsumer(name string)
+	// Destination is, on a transparent listener, the address the app's
+	// connection was going to (the zero AddrPort elsewhere).
+	Destination() netip.AddrPort
 }
 
 // verdict is what OnRequest decided.
@@ -86,6 +90,8 @@ type answer struct {
 // response's in OnResponse, the upstream request's in OnUpstream.
 type fields interface {
 	Set(name, value string)
+	// Add appends a value to the field.
+	Add(name, value string)
 	Del(name string)
 }
 
@@ -144,6 +150,7 @@ type headerFields http.Header
 
 func (h headerFields) Set(name, value string) { http.Header(h).Set(name, value) }
 func (h headerFields) Del(name string)        { http.Header(h).Del(name) }
+func (h headerFields) Add(name, value string) { http.Header(h).Add(name, value) }
 
 // filterNote is what the access log records of an early answer.
 func filterNote(by filter, a *answer) string {

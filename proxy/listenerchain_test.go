@@ -44,13 +44,8 @@ func TestListenerChain(t *testing.T) {
 				if got := tr.Take(); !slices.Equal(got, want) {
 					t.Errorf("#%d: ran %q; want %q", i, got, want)
 				}
-				var consumer any
-				for _, l := range h.logs.records() {
-					if l["request_id"] == id {
-						consumer = l["consumer"]
-					}
-				}
-				if consumer != "alice" {
+				// The line is written after the response: wait for it.
+				if consumer := logged(h, id, "consumer"); consumer != "alice" {
 					t.Errorf("#%d: access log consumer %v; want alice", i, consumer)
 				}
 			}

@@ -127,7 +127,7 @@ func (p *Proxy) lookupStored(x *exchange) (*shm.Entry, httpcache.Fwd) {
 	if x.primary == nil {
 		x.primary = x.keyArr[:0]
 	}
-	x.primary = shm.AppendKey(x.primary[:0], http.MethodGet, x.scheme, x.host, x.target)
+	x.primary = shm.AppendKey(x.primary[:0], http.MethodGet, x.keyScheme(), x.host, x.route.keyTarget(x.target))
 	if x.buf == nil {
 		x.buf = p.bufs.Get().(*[]byte)
 	}

@@ -28,6 +28,10 @@ type metrics struct {
 	tunnelIdle       prometheus.Counter
 	filterAnswers    *prometheus.CounterVec // early answers of route filters (filter.go)
 	tls              tlsMetrics             // certificate file reloads (tls.go)
+	ejections        *prometheus.CounterVec // outlier ejections, by cluster and endpoint (balance.go)
+	healthChecks     *prometheus.CounterVec // active health check results (health.go)
+	dnsFailures      *prometheus.CounterVec // dns_refresh resolutions that failed (dns.go)
+	res              resilienceMetrics      // breakers, retries, mirrors (resilience_metrics.go)
 	series           sync.Map               // seriesKey -> *series
 	notStoredC       sync.Map               // reason -> prometheus.Counter
 }
@@ -77,9 +81,20 @@ func newMetrics(reg prometheus.Registerer, cache *shm.Writer) (*metrics, error) 
 	m.filterAnswers = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "zerohop_filter_answers_total", Help: "Requests a route filter answered itself, before the cache, by route, filter and status.",
 	}, []string{"route", "filter", "code"})
+	m.ejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zerohop_outlier_ejections_total", Help: "Endpoints ejected by outlier detection.",
+	}, []string{"cluster", "endpoint"})
+	m.healthChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zerohop_health_checks_total", Help: "Active health checks of endpoints, by result (success, failure).",
+	}, []string{"cluster", "endpoint", "result"})
+	m.dnsFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "zerohop_dns_failures_total", Help: "Resolutions of endpoint names (dns_refresh) that failed; the last addresses stay in use.",
+	}, []string{"cluster"})
 	cs := []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.upstreamRefusals, m.notStored, m.stored, m.coalesced, m.refreshes, m.reloads,
-		m.egressRefused, m.tunnelIdle, m.filterAnswers}
+		m.egressRefused, m.tunnelIdle, m.filterAnswers, m.ejections, m.healthChecks, m.dnsFailures}
 	cs = append(cs, m.tls.init()...)
+	m.res = newResilienceMetrics()
+	cs = append(cs, m.res.collectors()...)
 	if cache != nil {
 		cs = append(cs, shmCollector{cache})
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/netip"
 	"strconv"
 	"unsafe"
 
@@ -12,14 +13,15 @@ import (
 // exchange for a request net/http parsed (or the fast path built), and
 // fastRequest for the fast path's parsed head.
 
-func (x *exchange) Method() string           { return x.in.Method }
-func (x *exchange) Host() string             { return x.host }
-func (x *exchange) Target() string           { return x.target }
-func (x *exchange) Field(name string) string { return x.in.Header.Get(name) }
-func (x *exchange) RemoteAddr() string       { return x.in.RemoteAddr }
-func (x *exchange) Listener() string         { return x.lis.Name }
-func (x *exchange) Consumer() string         { return x.consumer }
-func (x *exchange) SetConsumer(name string)  { x.consumer = name }
+func (x *exchange) Method() string              { return x.in.Method }
+func (x *exchange) Host() string                { return x.host }
+func (x *exchange) Target() string              { return x.target }
+func (x *exchange) Field(name string) string    { return x.in.Header.Get(name) }
+func (x *exchange) RemoteAddr() string          { return x.in.RemoteAddr }
+func (x *exchange) Listener() string            { return x.lis.Name }
+func (x *exchange) Consumer() string            { return x.consumer }
+func (x *exchange) Destination() netip.AddrPort { return x.dst }
+func (x *exchange) SetConsumer(name string)     { x.consumer = name }
 
 func (x *exchange) Route() string {
 	if x.route == nil {
@@ -85,12 +87,13 @@ type fastRequest struct {
 	consumer     string
 }
 
-func (r *fastRequest) Method() string     { return r.method }
-func (r *fastRequest) Host() string       { return r.host }
-func (r *fastRequest) Target() string     { return r.target }
-func (r *fastRequest) RemoteAddr() string { return r.c.c.RemoteAddr() }
-func (r *fastRequest) Listener() string   { return r.c.h.l.Name }
-func (r *fastRequest) Consumer() string   { return r.consumer }
+func (r *fastRequest) Method() string              { return r.method }
+func (r *fastRequest) Host() string                { return r.host }
+func (r *fastRequest) Target() string              { return r.target }
+func (r *fastRequest) RemoteAddr() string          { return r.c.c.RemoteAddr() }
+func (r *fastRequest) Listener() string            { return r.c.h.l.Name }
+func (r *fastRequest) Consumer() string            { return r.consumer }
+func (r *fastRequest) Destination() netip.AddrPort { return r.c.dst }
 
 func (r *fastRequest) SetConsumer(name string) { r.consumer = name }
 
@@ -128,13 +131,29 @@ type fastPre struct {
 // as the stored fields are written.
 type fastFields struct {
 	set [][2]string
+	add [][2]string // written after the stored fields, which they join
 	del []string
 }
 
-func (f *fastFields) reset() { f.set, f.del = f.set[:0], f.del[:0] }
+func (f *fastFields) reset() { f.set, f.add, f.del = f.set[:0], f.add[:0], f.del[:0] }
+
+func (f *fastFields) Add(name, value string) {
+	f.add = append(f.add, [2]string{http.CanonicalHeaderKey(name), value})
+}
+
+// dropAdded forgets the values added to name (a Set or Del replaces them).
+func (f *fastFields) dropAdded(name string) {
+	for i := 0; i < len(f.add); i++ {
+		if f.add[i][0] == name {
+			f.add = append(f.add[:i], f.add[i+1:]...)
+			i--
+		}
+	}
+}
 
 func (f *fastFields) Set(name, value string) {
 	name = http.CanonicalHeaderKey(name)
+	f.dropAdded(name)
 	for i := range f.set {
 		if f.set[i][0] == name {
 			f.set[i][1] = value
@@ -146,6 +165,7 @@ func (f *fastFields) Set(name, value string) {
 
 func (f *fastFields) Del(name string) {
 	name = http.CanonicalHeaderKey(name)
+	f.dropAdded(name)
 	for i := 0; i < len(f.set); i++ {
 		if f.set[i][0] == name {
 			f.set = append(f.set[:i], f.set[i+1:]...)

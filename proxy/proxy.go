@@ -83,7 +83,9 @@ type Proxy struct {
 	// noDirect sends every request through rp (tests compare the two).
 	noDirect atomic.Bool
 	egress   upstreamClient // forward-mode requests without a listener guard (h1; nothing allowed)
-	flights  flight.Group   // coalesced fetches, by primary key
+	im       *interceptMetrics
+	own      sync.Map     // netip.AddrPort → struct{}: local ends of passthrough dials (transparent.go)
+	flights  flight.Group // coalesced fetches, by primary key
 	m        *metrics
 	reg      *prometheus.Registry
 	bg       sync.WaitGroup // background revalidations
@@ -96,8 +98,17 @@ type Proxy struct {
 	guards    map[string]*egressGuard // by listener name
 	oldGuards []*egressGuard          // replaced, closed by Close
 	self      self                    // the sidecar's own addresses
+	eg        egressShared            // the egress policy's audit files and counters
+	creds     credMetrics             // outbound credentials' reloads (credentials.go)
 
-	listenerTLS listenerTLS // TLS listeners' certificate files (tls.go)
+	listenerTLS listenerTLS  // TLS listeners' certificate files (tls.go)
+	reloadMu    sync.Mutex   // serialises Reload and DNS refreshes
+	dns         dnsClusters  // dns_refresh's resolved names, by cluster (dns.go)
+	auth        authRegistry // running authenticators (auth.go)
+	authm       *authMetrics
+	concm       *concMetrics // concurrency.go
+
+	limits *limitRegistry // rate limits, kept across reloads (ratelimit.go)
 
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
@@ -111,15 +122,20 @@ type Proxy struct {
 type state struct {
 	cfg       *config.Config
 	routes    []*route
+	index     *routeIndex // over routes (routematch.go)
 	clusters  map[string]*cluster
 	storeOpts httpcache.StoreOptions
 	freshOpts httpcache.FreshnessOptions
 	maxObject int64
 	coalesce  time.Duration
 	sie       time.Duration
+	limits    limitSet // rate limits, by name
+	targeted  []string // cache.targeted_fields, canonical
 	// listeners holds the chains of the listeners that have filters of
 	// their own (chainFor); empty when none has.
 	listeners map[string]*listenerChains
+	auth      map[string]*authRuntime // the authenticators by name (auth.go)
+	egress    *egressPolicy           // the egress policy (egresspolicy.go); nil: none
 }
 
 // listenerChains are the chains of one listener with filters of its own:
@@ -148,10 +164,10 @@ func (st *state) chainFor(lis string, rt *route) chain {
 }
 
 // listenerFilters builds the filters of listener l that run before its
-// routes' filters, on every request it accepts (routed or not). None yet:
+// routes' filters, on every request it accepts (routed or not):
 // listener-wide policies (rate limits, egress policy) are added here.
-func (p *Proxy) listenerFilters(l config.Listener) chain {
-	return nil
+func (p *Proxy) listenerFilters(st *state, l config.Listener) chain {
+	return st.limits.filters(l.RateLimits)
 }
 
 // New builds a proxy for cfg (already validated by config.Load or
@@ -182,6 +198,27 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	}
 	p.m = m
 	m.tls.log = p.log
+	p.im = newInterceptMetrics()
+	for _, c := range p.im.collectors() {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	if p.authm, err = newAuthMetrics(reg); err != nil {
+		return nil, err
+	}
+	if p.concm, err = newConcMetrics(reg); err != nil {
+		return nil, err
+	}
+	if err := p.eg.init(reg); err != nil {
+		return nil, err
+	}
+	if err := p.creds.init(reg); err != nil {
+		return nil, err
+	}
+	if p.limits, err = newLimitRegistry(reg, opts.Logger); err != nil {
+		return nil, err
+	}
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -195,11 +232,18 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		FlushInterval: -1,
 		ErrorLog:      slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
+	if err := reg.Register(endpointCollector{p}); err != nil {
+		return nil, err
+	}
 	st, err := p.compile(cfg, nil)
 	if err != nil {
+		p.dns.prune(nil)
 		return nil, err
 	}
 	p.st.Store(st)
+	st.start()
+	p.commitAuth(st.auth)
+	p.limits.commit(st.limits)
 	if err := p.setTracing(cfg.Tracing); err != nil {
 		p.Close()
 		return nil, err
@@ -211,29 +255,50 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 // configuration; clusters whose configuration did not change keep their
 // warm connection pools. On error the old configuration stays.
 func (p *Proxy) Reload(cfg *config.Config) error {
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
 	old := p.st.Load()
 	st, err := p.compile(cfg, old)
 	if err != nil {
+		p.dns.prune(old.cfg)
 		return err
 	}
-	p.st.Store(st)
+	p.swap(old, st)
 	if err := p.setTracing(cfg.Tracing); err != nil {
 		p.log.Error("tracing: keeping the previous exporter", "err", err)
-	}
-	// Pools of clusters that went away or changed: let in-flight requests
-	// finish, then drop the idle connections.
-	for name, c := range old.clusters {
-		if nc, ok := st.clusters[name]; !ok || nc != c {
-			time.AfterFunc(30*time.Second, c.close)
-		}
 	}
 	p.m.reloads.Inc()
 	return nil
 }
 
+// swap puts st in use in place of old (under reloadMu).
+func (p *Proxy) swap(old, st *state) {
+	p.st.Store(st)
+	st.start()
+	p.dns.prune(st.cfg)
+	p.commitAuth(st.auth)
+	p.limits.commit(st.limits)
+	// Pools of clusters that went away or changed: let in-flight requests
+	// finish, then drop the idle connections.
+	for name, c := range old.clusters {
+		if nc, ok := st.clusters[name]; !ok || nc != c {
+			c.stop()
+			time.AfterFunc(30*time.Second, c.close)
+		}
+	}
+}
+
 func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 	st := &state{cfg: cfg, clusters: map[string]*cluster{}}
+	var err error
+	if st.limits, err = p.limits.build(cfg, p.opts.Now); err != nil {
+		return nil, err
+	}
+	if err := st.limits.check(cfg); err != nil {
+		return nil, err
+	}
 	for _, cc := range cfg.Clusters {
+		cc, hostHeaders := p.expandDNS(cc) // dns_refresh: names become their addresses (dns.go)
 		if old != nil {
 			if c, ok := old.clusters[cc.Name]; ok && c.sameConfig(cc) {
 				st.clusters[cc.Name] = c
@@ -241,21 +306,59 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 			}
 		}
 		c, err := newCluster(cc, p.m)
+		if err == nil {
+			var prev *cluster
+			if old != nil {
+				prev = old.clusters[cc.Name]
+			}
+			c.setHostHeaders(hostHeaders)
+			c.lb, err = newLB(c, prev, p.m, p.log)
+		}
 		if err != nil {
+			if c != nil {
+				c.close()
+			}
 			closeNew(st, old)
+			old.adopt() // the hosts new balancers took back to the old ones
+			return nil, err
+		}
+		if c.cred, err = p.newCredential(cc); err != nil {
 			return nil, err
 		}
 		st.clusters[cc.Name] = c
 	}
 	for _, rc := range cfg.Routes {
-		r := compileRoute(rc, st.clusters)
-		if r.cluster == nil {
+		r, err := compileRoute(rc, st.clusters, st.limits.filters(rc.RateLimits))
+		if err != nil {
+			closeNew(st, old)
+			old.adopt()
+			return nil, err
+		}
+		if r.cluster == nil && rc.Cluster != "" {
+			old.adopt()
 			return nil, fmt.Errorf("proxy: route %q: unknown cluster %q", rc.Name, rc.Cluster)
 		}
 		st.routes = append(st.routes, r)
 	}
+	if err := p.attachAuth(st); err != nil {
+		closeNew(st, old)
+		old.adopt()
+		return nil, err
+	}
+	attachConcurrency(st)
+	egress, err := p.compileEgress(cfg.Egress)
+	if err != nil {
+		closeNew(st, old)
+		old.adopt()
+		return nil, err
+	}
+	st.egress = egress
+	st.index = newRouteIndex(st.routes)
 	for _, l := range cfg.Listeners {
-		lf := p.listenerFilters(l)
+		lf := p.listenerFilters(st, l)
+		// The egress checks first (refused before anything else runs),
+		// then authentication (it sets the consumer the others use).
+		lf = append(append(p.egressFilters(st, l), authChain(l.Auth, st.auth)...), lf...)
 		if len(lf) == 0 {
 			continue
 		}
@@ -269,11 +372,12 @@ func (p *Proxy) compile(cfg *config.Config, old *state) (*state, error) {
 		st.listeners[l.Name] = lc
 	}
 	cc := cfg.Cache
-	st.storeOpts = httpcache.StoreOptions{AllowSetCookie: cc.AllowSetCookie}
+	st.storeOpts.AllowSetCookie = cc.AllowSetCookie
 	st.freshOpts = httpcache.FreshnessOptions{HeuristicMax: cc.HeuristicMax}
 	st.maxObject = int64(cc.MaxObjectSize)
 	st.coalesce = cc.CoalesceTimeout
 	st.sie = cc.StaleIfError
+	st.targeted = canonicalNames(cc.TargetedFields)
 	return st, nil
 }
 
@@ -293,8 +397,13 @@ func (p *Proxy) Gatherer() prometheus.Gatherer {
 func (p *Proxy) Close() error {
 	p.bgStop()
 	p.bg.Wait()
+	p.dns.prune(nil)
 	p.closeGuards()
+	p.closeAuth()
+	p.eg.close()
+	p.limits.close()
 	for _, c := range p.st.Load().clusters {
+		c.stop()
 		c.close()
 	}
 	p.listenerTLS.close()
@@ -309,7 +418,7 @@ func (p *Proxy) Handler(l config.Listener) http.Handler {
 
 func (p *Proxy) newListenerHandler(l config.Listener) *listenerHandler {
 	h := &listenerHandler{p: p, l: l}
-	if l.Mode == config.ModeForward {
+	if l.Mode == config.ModeForward || l.Mode == config.ModeTransparent {
 		h.guard = p.guardFor(l)
 	}
 	return h
@@ -325,7 +434,7 @@ type listenerHandler struct {
 type dispatch struct{ p *Proxy }
 
 func (d dispatch) RoundTrip(r *http.Request) (*http.Response, error) {
-	return d.p.clientFor(exchangeFrom(r.Context())).RoundTrip(r)
+	return d.p.send(exchangeFrom(r.Context()), r, nil) // with retries (retry.go)
 }
 
 // errUpstreamTimeout marks a route timeout, answered 504.

@@ -19,7 +19,11 @@ func (p *Proxy) invalidateAfterUnsafe(x *exchange, resp *http.Response) {
 		return
 	}
 	for _, u := range httpcache.InvalidationURIs(x.in, resp.StatusCode, resp.Header) {
-		p.invalidateURL(u.Scheme, u.Host, u.RequestURI())
+		t, scheme := u.RequestURI(), routeKeyScheme(x.route, u.Scheme) // same origin: x's partition
+		p.invalidateURL(scheme, u.Host, t)
+		if kt := x.route.keyTarget(t); kt != t { // the entry a route's key.query made of it
+			p.invalidateURL(scheme, u.Host, kt)
+		}
 	}
 }
 

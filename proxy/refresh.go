@@ -22,7 +22,7 @@ func (p *Proxy) refreshInBackground(x *exchange, e *shm.Entry) {
 		return
 	}
 	owned := e.Clone() // e lives in the request's buffer, released when it ends
-	y := &exchange{p: p, st: x.st, lis: x.lis, guard: x.guard, route: x.route, chain: x.chain, consumer: x.consumer, cluster: x.cluster,
+	y := &exchange{p: p, st: x.st, lis: x.lis, guard: x.guard, dst: x.dst, route: x.route, chain: x.chain, consumer: x.consumer, cluster: x.cluster,
 		reqID: x.reqID + "-bg", start: p.opts.Now(), scheme: x.scheme, host: x.host, target: x.target,
 		cacheable: true, primary: bytes.Clone(x.primary), primaryIsIdx: x.primaryIsIdx, primaryVary: x.primaryVary,
 		stored: &owned, storedHdr: headerOf(e), refresh: true}

@@ -79,7 +79,7 @@ func (p *Proxy) storableUpdate(x *exchange, status int, h http.Header) bool {
 		req = req.WithContext(req.Context())
 		req.Method = http.MethodGet
 	}
-	ok, _ := httpcache.Storable(req, &http.Response{StatusCode: status, Header: h, Request: req}, x.st.storeOpts)
+	ok, _ := httpcache.Storable(req, &http.Response{StatusCode: status, Header: x.policy(h), Request: req}, x.st.storeOpts)
 	return ok
 }
 

@@ -21,15 +21,23 @@ type route struct {
 	pathExact  string
 	methods    []string
 	headers    [][2]string // canonical name, exact value
+	conds      routeConds  // path_regex, header_rules, query (routematch.go)
 
 	cache       bool
 	bypass      []string // canonical header names
 	ttlOverride int64    // ms; 0 = none
 
-	filters chain // built here, once per configuration (filter.go)
+	filters chain      // built here, once per configuration (filter.go)
+	conc    *concLimit // concurrency caps; nil = none (concurrency.go)
+
+	split   *split       // weighted_clusters (split.go); nil: cluster
+	mirror  *mirror      // shadow traffic (mirror.go); nil: none
+	retry   *retryPolicy // replaces the cluster's (retry.go); nil: the cluster's
+	rewrite *pathRewrite // upstream path and Host (routeaction.go); nil = none
+	pol     cachePolicy  // key parts, default_ttl (cachepolicy.go)
 }
 
-func compileRoute(rc config.Route, clusters map[string]*cluster) *route {
+func compileRoute(rc config.Route, clusters map[string]*cluster, limits chain) (*route, error) {
 	r := &route{name: rc.Name, cluster: clusters[rc.Cluster], cfg: rc, cache: true}
 	h := strings.ToLower(rc.Match.Host)
 	if strings.HasPrefix(h, "*.") {
@@ -42,6 +50,7 @@ func compileRoute(rc config.Route, clusters map[string]*cluster) *route {
 	for k, v := range rc.Match.Headers {
 		r.headers = append(r.headers, [2]string{http.CanonicalHeaderKey(k), v})
 	}
+	r.compileConds(rc.Match)
 	if rc.Cache != nil {
 		r.cache = rc.Cache.Enabled
 		for _, b := range rc.Cache.Bypass {
@@ -49,22 +58,28 @@ func compileRoute(rc config.Route, clusters map[string]*cluster) *route {
 		}
 		r.ttlOverride = rc.Cache.TTLOverride.Milliseconds()
 	}
+	r.pol = compileCachePolicy(rc.Cache)
 	// The route's filter chain, in the order docs/architecture.md gives.
 	if len(rc.ResponseHeaders) > 0 {
 		r.filters = append(r.filters, newSetFieldsFilter(rc.ResponseHeaders))
 	}
-	return r
+	if err := r.compileTraffic(rc, clusters); err != nil {
+		return r, err
+	}
+	r.filters = append(r.filters, credentialFilters(r.cluster)...)
+	// The route's rate limits, then its header ops and, last, its own
+	// answer (direct_response, redirect): limits hold for those too.
+	r.filters = append(r.filters, limits...)
+	r.filters = appendRouteFilters(r.filters, rc)
+	r.rewrite = compileRewrite(rc)
+	return r, nil
 }
 
-// routeFor returns the first route of st that the request matches (host
-// lower-cased, without port), or nil. Both entry paths route with it.
-func (st *state) routeFor(method string, f routeFields, host, path string) *route {
-	for _, r := range st.routes {
-		if r.match(method, f, host, path) {
-			return r
-		}
-	}
-	return nil
+// routeFor returns the first route of st, in configuration order, that
+// the request matches (host lower-cased, without port; path as received,
+// percent-decoded; query raw), or nil. Both entry paths route with it.
+func (st *state) routeFor(method string, f routeFields, host, path, query string) *route {
+	return st.index.find(method, f, host, path, query)
 }
 
 // cachesFor reports whether a GET or HEAD routed to rt (nil: forward
@@ -97,6 +112,8 @@ type routeFields interface {
 	FieldIs(name, value string) bool
 	// FieldSet reports whether the field's first value is not empty.
 	FieldSet(name string) bool
+	// FieldValue returns the field's first value, or "".
+	FieldValue(name string) string
 }
 
 type requestFields http.Header
@@ -106,7 +123,7 @@ func (f requestFields) FieldSet(name string) bool       { return http.Header(f).
 
 // match reports whether a request (host already lower-cased, no port)
 // satisfies every condition of the route.
-func (r *route) match(method string, fields routeFields, host, path string) bool {
+func (r *route) match(method string, fields routeFields, host, path, query string) bool {
 	if r.host != "" {
 		if r.wildcard {
 			if !strings.HasSuffix(host, r.host) || len(host) == len(r.host) {
@@ -130,7 +147,7 @@ func (r *route) match(method string, fields routeFields, host, path string) bool
 			return false
 		}
 	}
-	return true
+	return r.matchConds(fields, path, query)
 }
 
 // hostOnly lower-cases a Host value and strips its port.

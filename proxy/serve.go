@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -27,12 +28,14 @@ type exchange struct {
 	p     *Proxy
 	st    *state
 	lis   *config.Listener
-	guard *egressGuard // forward mode: the listener's destination check
+	guard *egressGuard   // forward and transparent modes: the listener's destination check
+	dst   netip.AddrPort // transparent mode: where the app's connection was going
 	in    *http.Request
 	route *route
 	// cluster is where the request goes; nil means the request's own
 	// absolute URL (forward mode, no route).
 	cluster *cluster
+	ep      *endpoint // the try's endpoint, until its outcome is observed (balance.go)
 	reqID   string
 	start   time.Time
 	// outHdr is the header map of the app's response writer (nil for a
@@ -54,6 +57,7 @@ type exchange struct {
 	buf          *[]byte  // pooled lookup buffer; entries above alias it
 	etag         string   // the upstream's ETag, before compression changes it
 	stripFields  []string // fields a qualified private/no-cache forbids storing
+	targeted     string   // the targeted cache-control value in use, if any (cachepolicy.go)
 	reqDir       httpcache.Directives
 	status       httpcache.CacheStatus
 	reqTime      time.Time
@@ -62,7 +66,9 @@ type exchange struct {
 	// What happened, for logs and metrics.
 	upstream   string
 	upstreamMs float64
-	filterNote string // the filter that answered, and why
+	filterNote string   // the filter that answered, and why
+	tries      int      // upstream tries made (retry.go); 0: none
+	decisions  decision // retried, breaker open, shadowed
 
 	// The request phase's outcome (filter.go). The fast path may have
 	// run the chain already on the parsed head, before handing the
@@ -202,6 +208,12 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.fail(rec, x, http.StatusMethodNotAllowed, "CONNECT is only accepted by forward-proxy listeners")
 			return
 		}
+		// The listener's filters (authentication, IP lists) guard tunnels
+		// as they guard requests without a route.
+		x.host, x.target, x.chain = r.Host, r.Host, x.st.chainFor(x.lis.Name, nil)
+		if len(x.chain) > 0 && p.filterRequest(rec, x) {
+			return
+		}
 		p.tunnel(rec, r, x)
 		return
 	}
@@ -215,6 +227,17 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if answered {
 			return
 		}
+	}
+	if x.route != nil && x.route.cfg.MaxRequestBody > 0 && !p.routeBodyLimit(w, rec, r, x) {
+		return // bodylimit.go
+	}
+	if x.route != nil && x.route.conc != nil { // concurrency.go
+		ok, limit := x.route.conc.enter(r.RemoteAddr)
+		if !ok {
+			p.refuseConcurrency(rec, x, limit)
+			return
+		}
+		defer x.route.conc.leave(r.RemoteAddr)
 	}
 	var ctx context.Context = &x.ctx
 	if x.route != nil && x.route.cfg.Timeout > 0 {
@@ -237,6 +260,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // request itself (and returns false) when it cannot be proxied.
 func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) bool {
 	forward := x.lis.Mode == config.ModeForward
+	transparent := x.lis.Mode == config.ModeTransparent
 	if forward {
 		if !r.URL.IsAbs() || r.URL.Host == "" {
 			p.fail(w, x, http.StatusBadRequest, "this listener is a forward proxy: send absolute-form requests (set HTTP_PROXY)")
@@ -256,18 +280,26 @@ func (p *Proxy) resolve(w http.ResponseWriter, r *http.Request, x *exchange) boo
 			x.target = r.URL.RequestURI()
 		}
 	}
-	if rt := x.st.routeFor(r.Method, requestFields(r.Header), hostOnly(x.host), r.URL.Path); rt != nil {
-		x.route, x.cluster = rt, rt.cluster
+	if transparent && !p.resolveIntercepted(w, r, x) {
+		return false
+	}
+	if rt := x.st.routeFor(r.Method, requestFields(r.Header), hostOnly(x.host), r.URL.Path, r.URL.RawQuery); rt != nil {
+		x.route, x.cluster = rt, rt.clusterFor(r.Header)
 	}
 	x.chain = x.st.chainFor(x.lis.Name, x.route)
-	if x.route == nil && !forward {
+	if x.route == nil && !forward && !transparent {
 		p.fail(w, x, http.StatusNotFound, "no route matches this request")
 		return false
 	}
-	if x.route == nil && x.guard != nil {
-		// The client chose the destination: check it before the cache,
-		// so that what is refused is refused on a hit too.
-		if ref := x.guard.checkHost(x.host, 80); ref != nil {
+	if x.route == nil && x.guard != nil && !hasEgressFilter(x.chain) {
+		// A listener the configuration in use does not name (renamed or
+		// removed since it started): its egress filter is not in the
+		// chain, and the destination is checked here instead.
+		ref := x.guard.decideHost(x.st.egress, x.host, 80, "http", r.Method)
+		if transparent { // the address the app dialled, whatever its Host says
+			ref = x.guard.decideAddr(x.st.egress, x.host, x.dst, "http", r.Method)
+		}
+		if ref != nil {
 			p.refuse(w, x, ref)
 			return false
 		}
@@ -431,7 +463,8 @@ func (p *Proxy) finish(x *exchange, rec *recorder) {
 		reqID: x.reqID, listener: x.lis.Name, method: x.in.Method, host: x.host, target: x.target,
 		status: code, route: routeName, upstream: x.upstream, cacheLabel: cacheLabel,
 		bytes: int(rec.bytes), d: d, upstreamMs: x.upstreamMs, remote: x.in.RemoteAddr, filter: x.filterNote,
-		consumer: x.consumer, start: x.start, traceparent: x.in.Header.Get("Traceparent"),
+		consumer: x.consumer, tries: x.tries, decision: x.decisions.String(),
+		start: x.start, traceparent: x.in.Header.Get("Traceparent"),
 	}
 	x.upstreamPhases(d)
 	a.phases, a.spanIDs = x.tl, x.spanIDs
@@ -458,6 +491,8 @@ type accessEntry struct {
 	traceparent, remote                   string
 	filter                                string // the filter that answered, if one did
 	consumer                              string // who a filter authenticated the caller as
+	tries                                 int    // upstream tries; logged when more than one
+	decision                              string // retried, breaker_open, shadowed (retry.go)
 
 	// For the request's timeline (timeline.go): its start and phases, and
 	// the fast path's request id and traceparent as read (reqID and
@@ -493,15 +528,23 @@ func (p *Proxy) record(a *accessEntry) {
 		slog.Float64("upstream_ms", a.upstreamMs),
 		slog.String("traceparent", a.traceparent),
 		slog.String("remote", a.remote),
-		{}, {}, // filter and consumer, when set
+		{}, {}, {}, {}, // filter, consumer, tries, decision: only when they say something
 	}
-	n := len(attrs) - 2
+	n := len(attrs) - 4
 	if a.filter != "" { // only when a filter answered
 		attrs[n] = slog.String("filter", a.filter)
 		n++
 	}
 	if a.consumer != "" { // only when a filter authenticated the caller
 		attrs[n] = slog.String("consumer", a.consumer)
+		n++
+	}
+	if a.tries > 1 { // the upstream was tried more than once
+		attrs[n] = slog.Int("tries", a.tries)
+		n++
+	}
+	if a.decision != "" { // retried, breaker_open, shadowed
+		attrs[n] = slog.String("decision", a.decision)
 		n++
 	}
 	p.opts.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:n]...)

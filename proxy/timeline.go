@@ -1,7 +1,7 @@
 // Request timelines: each request's phases, stamped as monotonic offsets
 // from its start on the exchange, recorded by Proxy.record into a ring of
 // recent requests and one of slow requests (internal/timeline), and read
-// by the admin endpoint GET /debug/requests and `zerohop log`.
+// by the admin endpoint GET /requests (requestring.go) and `zerohop log`.
 
 package proxy
 
@@ -76,6 +76,8 @@ func (p *Proxy) recordTimeline(a *accessEntry) {
 	e.SetStrings(a.method, a.cacheLabel, a.listener, a.route, a.upstream, a.host, a.target)
 	e.SetRequestID(a.reqID, a.reqIDb)
 	e.SetTraceID(a.traceparent, a.tpb)
+	e.SetFilter(a.filter)
+	e.UpstreamMs = a.upstreamMs
 	p.rings.recent.Add(&e)
 	if st := p.st.Load(); st != nil && a.d >= st.cfg.Tracing.SlowThresholdOrDefault() {
 		p.rings.slow.Add(&e)
@@ -83,44 +85,4 @@ func (p *Proxy) recordTimeline(a *accessEntry) {
 	if t := p.tracer.Load(); t != nil {
 		t.export(a)
 	}
-}
-
-// TimelineQuery selects recorded requests. Zero fields select all.
-type TimelineQuery struct {
-	// Slow reads the ring of slow requests instead of recent ones.
-	Slow bool
-	// Route is a route name.
-	Route string
-	// Status is an exact status (503) or a class, 1 to 5 (5 = 5xx).
-	Status int
-	// Cache is the cache result as the metrics label it: hit, miss,
-	// uri-miss, stale, bypass, method, ...
-	Cache string
-	// MinDuration keeps requests that took at least this long.
-	MinDuration time.Duration
-	// Limit keeps the newest Limit requests. Default 0 = 100.
-	Limit int
-}
-
-// TimelineRecord is one recorded request, newest first in Timelines.
-type TimelineRecord = timeline.Record
-
-// ParseStatusFilter reads a status filter: "503", or "5xx" for a class.
-func ParseStatusFilter(s string) (int, bool) { return timeline.ParseStatus(s) }
-
-// Timelines returns the recorded requests q selects, newest first.
-func (p *Proxy) Timelines(q TimelineQuery) []TimelineRecord {
-	r := p.rings.recent
-	if q.Slow {
-		r = p.rings.slow
-	}
-	if q.Limit <= 0 {
-		q.Limit = 100
-	}
-	ents := r.Select(timeline.Query{Route: q.Route, Status: q.Status, Cache: q.Cache, MinDuration: q.MinDuration, Limit: q.Limit})
-	out := make([]TimelineRecord, len(ents))
-	for i := range ents {
-		out[i] = ents[i].Record()
-	}
-	return out
 }

@@ -66,7 +66,7 @@ func TestRecordTimelineAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(200, func() { a := hitEntry(); p.record(&a) }); n != 0 {
 		t.Errorf("record allocates %v times per request; want 0", n)
 	}
-	got := p.Timelines(TimelineQuery{Route: "catalog"})
+	got := p.Requests(RequestFilter{Route: "catalog"})
 	if len(got) == 0 {
 		t.Fatal("nothing recorded")
 	}

@@ -25,9 +25,9 @@ func TestTimelineBothPaths(t *testing.T) {
 		}
 		// A response reaches the client just before its request is
 		// recorded: wait for the second.
-		var recs []proxy.TimelineRecord
+		var recs []proxy.RequestRecord
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			if recs = h.p.Timelines(proxy.TimelineQuery{Route: "main"}); len(recs) >= 2 || time.Now().After(deadline) {
+			if recs = h.p.Requests(proxy.RequestFilter{Route: "main"}); len(recs) >= 2 || time.Now().After(deadline) {
 				break
 			}
 		}
@@ -39,7 +39,7 @@ func TestTimelineBothPaths(t *testing.T) {
 			hit.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || miss.Status != 200 || miss.Target != "/tl" {
 			t.Errorf("plain=%v: hit %+v miss %+v", plain, hit, miss)
 		}
-		names := func(r proxy.TimelineRecord) map[string]bool {
+		names := func(r proxy.RequestRecord) map[string]bool {
 			m := map[string]bool{}
 			for _, p := range r.Phases {
 				m[p.Name] = true
@@ -60,7 +60,7 @@ func TestTimelineBothPaths(t *testing.T) {
 		if fastHit == plain {
 			t.Errorf("plain=%v: the hit was written by the fast path: %v", plain, fastHit)
 		}
-		if r := h.p.Timelines(proxy.TimelineQuery{Cache: "hit", Status: 2, Limit: 5}); len(r) != 1 || r[0].RequestID != "tl-hit" {
+		if r := h.p.Requests(proxy.RequestFilter{Cache: "hit", StatusClass: 2, Limit: 5}); len(r) != 1 || r[0].RequestID != "tl-hit" {
 			t.Errorf("plain=%v: cache=hit status=2xx: %+v", plain, r)
 		}
 	}

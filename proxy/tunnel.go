@@ -27,12 +27,17 @@ func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request, x *exchange) {
 	if g == nil {
 		g = p.guardFor(config.Listener{})
 	}
-	if ref := g.checkHost(r.Host, 0); ref != nil {
+	if ref := g.decideHost(x.st.egress, r.Host, 0, "https", http.MethodConnect); ref != nil {
 		p.refuse(w, x, ref)
 		return
 	}
 	x.upstream = r.Host
-	up, err := g.dialer.DialContext(r.Context(), "tcp", r.Host)
+	up, err := g.dialer.DialContext(&x.ctx, "tcp", r.Host) // x.ctx: the dial check sees x
+	if err == nil {
+		if err = g.checkConn(&x.ctx, up, false); err != nil { // the final decision, audited
+			up.Close()
+		}
+	}
 	if err != nil {
 		if ref := (*refusal)(nil); errors.As(err, &ref) {
 			p.refuse(w, x, ref) // the name resolved to a refused address

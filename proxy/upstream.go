@@ -18,9 +18,21 @@ import (
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	x := exchangeFrom(pr.In.Context())
 	if x.cluster != nil {
-		ep := x.cluster.pick()
+		ep := x.cluster.pick(x)
 		pr.SetURL(ep.url)
-		x.upstream = x.cluster.name + "/" + ep.url.Host
+		if ep.hostHeader != "" {
+			pr.Out.Host = ep.hostHeader // an address dns_refresh resolved: the name
+		}
+		if x.route != nil && x.route.rewrite != nil {
+			x.route.rewrite.apply(pr) // after: the route's Host wins
+		}
+		x.upstream = ep.label
+	} else if x.dst.IsValid() {
+		// Transparent mode, no route: the address the app dialled, with
+		// the Host it sent.
+		pr.Out.URL.Scheme, pr.Out.URL.Host = "http", x.dst.String()
+		pr.Out.Host = x.host
+		x.upstream = x.dst.String()
 	} else {
 		// Forward mode, no route: the absolute URL the app asked for.
 		pr.Out.Host = pr.In.URL.Host
@@ -136,9 +148,14 @@ func forwardedElement(prior, ip, proto, host string) string {
 // the app (httputil.ReverseProxy.ModifyResponse).
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x := exchangeFrom(resp.Request.Context())
+	x.observeUpstream(resp.StatusCode, nil)
 	x.respTime = p.opts.Now()
 	x.upstreamMs = float64(x.respTime.Sub(x.reqTime).Microseconds()) / 1000
 	x.status.FwdStatus = resp.StatusCode
+	x.targetResponse(resp.Header) // RFC 9213: before anything reads or keeps the fields
+	if x.cluster != nil && x.cluster.cred != nil {
+		x.cluster.cred.stripEcho(resp.Header) // before it is stored or forwarded
+	}
 	if via := resp.Header["Via"]; len(via) > 0 || x.viaV[0] != "" {
 		resp.Header["Via"] = append(via, viaValue(resp.ProtoMajor, resp.ProtoMinor))
 	} else {
@@ -186,8 +203,13 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // mid-exchange (httputil.ReverseProxy.ErrorHandler).
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	x := exchangeFrom(r.Context())
+	x.observeUpstream(0, err)
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil && context.Cause(r.Context()) != errUpstreamTimeout {
 		return // the app went away; nobody to answer
+	}
+	if be := (*breakerError)(nil); errors.As(err, &be) {
+		p.breakerOpen(w, x, be.limit) // a breaker limit refused a try (breaker.go)
+		return
 	}
 	if ref := (*refusal)(nil); errors.As(err, &ref) {
 		// The dialer refused the address a name resolved to.

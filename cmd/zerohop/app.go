@@ -1,17 +1,18 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/urfave/cli/v2"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func newApp() *cli.App {
 	return &cli.App{
-		Name:    "zerohop",
-		Usage:   "sidecar API gateway with a zero-hop shared-memory response cache",
-		Version: version,
+		Name: "zerohop",
+		// Lets `zerohop completion bash|zsh|fish` scripts ask for candidates.
+		EnableBashCompletion: true,
+		Usage:                "sidecar API gateway with a zero-hop shared-memory response cache",
+		Version:              strings.TrimPrefix(buildVersion().String(), "zerohop "),
 		Commands: []*cli.Command{
 			newRunCommand(),
 			newValidateCommand(),
@@ -21,7 +22,12 @@ func newApp() *cli.App {
 			newProbeCommand(),
 			newInjectCommand(),
 			newPurgeCommand(),
+			newIPTablesCommand(),
+			newInspectCommand(),
+			newKeysCommand(),
+			newTopCommand(),
 			newLogCommand(),
+			newCompletionCommand(),
 		},
 	}
 }

@@ -19,6 +19,10 @@ func newInjectCommand() *cli.Command {
 			&cli.StringFlag{Name: "image", Value: "ghcr.io/zerohop/zerohop:latest", EnvVars: []string{"ZEROHOP_IMAGE"}},
 			&cli.StringFlag{Name: "configmap", Value: "zerohop", Usage: "ConfigMap holding zerohop.yaml (\"\" runs on defaults)"},
 			&cli.StringFlag{Name: "config", Usage: "the zerohop.yaml the sidecar will use, for paths, ports and sizes (default: embedded defaults)"},
+			&cli.BoolFlag{Name: "transparent", Usage: "add the init container redirecting the app's outbound TCP to the config's transparent listener (docs/transparent.md)"},
+			&cli.StringFlag{Name: "init-image", Value: "ghcr.io/zerohop/zerohop-init:latest", EnvVars: []string{"ZEROHOP_INIT_IMAGE"}, Usage: "image of that init container (deploy/Dockerfile.init)"},
+			&cli.StringFlag{Name: "intercept-ports", Value: "80", Usage: "destination `PORTS` redirected with --transparent"},
+			&cli.StringFlag{Name: "exclude-cidrs", Usage: "destinations never redirected with --transparent (`CIDRS`)"},
 		},
 		Action: func(c *cli.Context) error {
 			var in []byte
@@ -38,11 +42,19 @@ func newInjectCommand() *cli.Command {
 					return err
 				}
 			}
-			out, err := inject.Manifests(in, inject.Options{Image: c.String("image"), ConfigMap: c.String("configmap"), Config: cfg})
+			res, err := inject.Stream(in, inject.Options{Image: c.String("image"), ConfigMap: c.String("configmap"), Config: cfg,
+				Transparent: c.Bool("transparent"), InitImage: c.String("init-image"), InterceptPorts: c.String("intercept-ports"),
+				ExcludeCIDRs: c.String("exclude-cidrs")})
 			if err != nil {
+				if name := c.Args().First(); name != "" && name != "-" {
+					return fmt.Errorf("%s: %w", name, err)
+				}
 				return err
 			}
-			_, err = fmt.Fprint(c.App.Writer, string(out))
+			for _, w := range res.Warnings {
+				fmt.Fprintln(c.App.ErrWriter, "zerohop inject: warning:", w)
+			}
+			_, err = c.App.Writer.Write(res.Output)
 			return err
 		},
 	}

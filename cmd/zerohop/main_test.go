@@ -19,12 +19,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zerohop/zerohop/internal/testproc"
 	"github.com/zerohop/zerohop/shm"
 )
 
 var bin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(testproc.Env) != "" {
+		testproc.Main(m) // a child process playing a role (an upstream in a network namespace)
+	}
 	dir, err := os.MkdirTemp("", "zerohop-bin-")
 	if err != nil {
 		panic(err)
@@ -122,6 +126,9 @@ func startReady(t *testing.T, dir string, within time.Duration, env ...string) *
 func launchDaemon(t *testing.T, dir string, env ...string) (*daemon, func()) {
 	t.Helper()
 	d := &daemon{listen: freeAddr(t), admin: freeAddr(t), dir: dir, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	for d.admin == d.listen { // freeAddr closes its listener: the kernel may hand the port out twice
+		d.admin = freeAddr(t)
+	}
 	d.cmd = exec.Command(bin, "run")
 	d.cmd.Env = append(d.baseEnv(), env...)
 	d.cmd.Stderr = d.stderr

@@ -166,6 +166,9 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
 
+// NetConn is the connection under the slot.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
 // Rewrap replaces the connection under the slot by wrap's result, so that
 // a listener above this one can wrap the accepted connection itself (the
 // fast path's raw-syscall reads, internal/nbconn) without losing the slot.

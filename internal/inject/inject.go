@@ -7,7 +7,6 @@
 package inject
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -44,6 +43,20 @@ type Options struct {
 	// Config is the configuration the sidecar will run with, for paths,
 	// ports and the cache size. Default config.Default().
 	Config *config.Config
+	// Transparent adds the init container that installs the interception
+	// rules (zerohop iptables) redirecting the app's outbound TCP to the
+	// Config's transparent listener. Default false.
+	Transparent bool
+	// InitImage runs the init container: the zerohop binary with
+	// iptables (deploy/Dockerfile.init). Default
+	// ghcr.io/zerohop/zerohop-init:latest.
+	InitImage string
+	// InterceptPorts are the destination ports redirected, as zerohop
+	// iptables --ports takes them. Default "80".
+	InterceptPorts string
+	// ExcludeCIDRs are destinations never redirected (zerohop iptables
+	// --exclude-cidrs). Default "".
+	ExcludeCIDRs string
 }
 
 func (o *Options) defaults() {
@@ -52,6 +65,12 @@ func (o *Options) defaults() {
 	}
 	if o.Config == nil {
 		o.Config = config.Default()
+	}
+	if o.InitImage == "" {
+		o.InitImage = "ghcr.io/zerohop/zerohop-init:latest"
+	}
+	if o.InterceptPorts == "" {
+		o.InterceptPorts = "80"
 	}
 }
 
@@ -63,25 +82,14 @@ var docSep = regexp.MustCompile(`(?m)^---[ \t]*$`)
 
 // Manifests injects every workload in a multi-document YAML stream and
 // passes other documents through unchanged. Already injected workloads
-// are left as they are, so injecting twice changes nothing.
+// are left as they are, so injecting twice changes nothing. Stream does
+// the same and also returns warnings.
 func Manifests(in []byte, o Options) ([]byte, error) {
-	o.defaults()
-	var out [][]byte
-	for i, doc := range docSep.Split(string(in), -1) {
-		if strings.TrimSpace(stripComments(doc)) == "" {
-			continue
-		}
-		b, err := document([]byte(doc), o)
-		if errors.Is(err, ErrUnsupported) {
-			out = append(out, bytes.TrimSpace([]byte(doc)))
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("inject: document %d: %w", i+1, err)
-		}
-		out = append(out, bytes.TrimSpace(b))
+	r, err := Stream(in, o)
+	if err != nil {
+		return nil, err
 	}
-	return append(bytes.Join(out, []byte("\n---\n")), '\n'), nil
+	return r.Output, nil
 }
 
 func stripComments(doc string) string {
@@ -167,7 +175,7 @@ func PodSpec(spec *corev1.PodSpec, o Options) error {
 	var portNum int32
 	fmt.Sscan(port, &portNum)
 	no, yes := false, true
-	uid := int64(65532)
+	uid := int64(SidecarUID)
 	// The tmpfs pages of the cache file are charged to the sidecar; a
 	// rebuild holds two files for a moment.
 	fileMiB := int64(cfg.Cache.Size) >> 20
@@ -225,18 +233,25 @@ func PodSpec(spec *corev1.PodSpec, o Options) error {
 		// Both spellings: curl and wget read only the lower-case ones, Go
 		// and Python both. A value the container already has wins (for
 		// both), except that NO_PROXY gains what must bypass the sidecar.
-		proxy := "http://" + listen
-		if v, ok := envValue(c, "HTTP_PROXY", "http_proxy"); ok {
-			proxy = v
+		// With interception the app needs no proxy settings (and one that
+		// has its own keeps them).
+		if !o.Transparent {
+			proxy := "http://" + listen
+			if v, ok := envValue(c, "HTTP_PROXY", "http_proxy"); ok {
+				proxy = v
+			}
+			setEnv(c, "HTTP_PROXY", proxy)
+			setEnv(c, "http_proxy", proxy)
+			noProxy, _ := envValue(c, "NO_PROXY", "no_proxy")
+			noProxy = mergeList(noProxy, NoProxy(cfg))
+			putEnv(c, "NO_PROXY", noProxy)
+			putEnv(c, "no_proxy", noProxy)
 		}
-		setEnv(c, "HTTP_PROXY", proxy)
-		setEnv(c, "http_proxy", proxy)
-		noProxy, _ := envValue(c, "NO_PROXY", "no_proxy")
-		noProxy = mergeList(noProxy, NoProxy(cfg))
-		putEnv(c, "NO_PROXY", noProxy)
-		putEnv(c, "no_proxy", noProxy)
 		setEnv(c, "ZEROHOP_CACHE_DIR", cacheDir)
 		setEnv(c, "ZEROHOP_SIDECAR", listen)
+	}
+	if o.Transparent {
+		return addInterception(spec, o)
 	}
 	return nil
 }
@@ -419,7 +434,11 @@ func Verify(spec *corev1.PodSpec, cfg *config.Config) []error {
 					strings.TrimPrefix(logDir, strings.TrimSuffix(cfg.Cache.Dir, "/")+"/"), logDir)
 			}
 		}
-		errs = append(errs, verifyProxyEnv(c, cfg, listen)...)
+		if !hasProxyEnv(c) && transparentListener(cfg) != nil {
+			// An app that ignores proxy settings is intercepted instead.
+		} else {
+			errs = append(errs, verifyProxyEnv(c, cfg, listen)...)
+		}
 		for _, e := range c.Env {
 			switch e.Name {
 			case "ZEROHOP_SIDECAR":
@@ -433,7 +452,7 @@ func Verify(spec *corev1.PodSpec, cfg *config.Config) []error {
 			}
 		}
 	}
-	return errs
+	return append(errs, verifyInterception(spec, cfg, sc)...)
 }
 
 // verifyProxyEnv checks a container that uses the forward proxy: both

@@ -3,7 +3,6 @@ package sidecar
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -46,7 +45,6 @@ func (s *Sidecar) startAdmin(a config.Admin) error {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("POST /purge", s.handlePurge)
-	mux.HandleFunc("GET /debug/requests", s.handleRequests) // request timelines (requests.go)
 	if os.Getenv("ZEROHOP_PPROF") == "1" {
 		// Profiling for operators chasing a problem; off by default.
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -54,13 +52,8 @@ func (s *Sidecar) startAdmin(a config.Admin) error {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
-			"cache":        s.cache.Stats(),
-			"sidecar_read": s.cache.ReadStats(),
-		})
-	})
+	mux.HandleFunc("GET /stats", s.handleStats)
+	mux.HandleFunc("GET /requests", s.handleRequests)
 	var h http.Handler = mux
 	if a.Token != "" {
 		h = requireToken(a.Token, mux)

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -9,52 +10,50 @@ import (
 	"github.com/zerohop/zerohop/proxy"
 )
 
-// maxRequestsLimit caps limit= on /debug/requests: the rings hold fewer.
-const maxRequestsLimit = 10000
-
-// handleRequests serves GET /debug/requests: the timelines of recent (or,
-// with slow=1, slow) requests, newest first, as JSON. Filters: route=,
-// status= (503 or 5xx), cache= (hit, miss, ...), min_duration= (a Go
-// duration: 250ms), limit= (default 100).
+// handleRequests serves the proxy's recent (or slow) requests, newest
+// first: GET /requests?route=R&status=503|5xx&cache=hit&min_duration=100ms&slow=1&limit=N.
 func (s *Sidecar) handleRequests(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var tq proxy.TimelineQuery
-	tq.Route, tq.Cache = q.Get("route"), q.Get("cache")
-	bad := func(msg string) { http.Error(w, "debug/requests: "+msg, http.StatusBadRequest) }
+	f := proxy.RequestFilter{Route: q.Get("route"), Cache: q.Get("cache"), Slow: q.Get("slow") == "1" || q.Get("slow") == "true"}
+	bad := func(name string, err error) {
+		http.Error(w, fmt.Sprintf("%s: %v", name, err), http.StatusBadRequest)
+	}
 	if v := q.Get("status"); v != "" {
-		st, ok := proxy.ParseStatusFilter(v)
-		if !ok {
-			bad("status: want a status code (503) or a class (5xx), got " + strconv.Quote(v))
+		if len(v) == 3 && v[1:] == "xx" && v[0] >= '1' && v[0] <= '5' {
+			f.StatusClass = int(v[0] - '0')
+		} else if n, err := strconv.Atoi(v); err == nil && n >= 100 && n <= 999 {
+			f.Status = n
+		} else {
+			bad("status", fmt.Errorf("want a status (503) or a class (5xx), got %q", v))
 			return
 		}
-		tq.Status = st
 	}
 	if v := q.Get("min_duration"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
-			bad("min_duration: want a duration such as 250ms, got " + strconv.Quote(v))
+			bad("min_duration", fmt.Errorf("want a duration such as 100ms, got %q", v))
 			return
 		}
-		tq.MinDuration = d
+		f.MinDuration = d
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxRequestsLimit {
-			bad("limit: want 1 to " + strconv.Itoa(maxRequestsLimit) + ", got " + strconv.Quote(v))
+		if err != nil || n < 0 {
+			bad("limit", fmt.Errorf("want a count, got %q", v))
 			return
 		}
-		tq.Limit = n
+		f.Limit = n
 	}
-	switch v := q.Get("slow"); v {
-	case "", "0", "false":
-	case "1", "true":
-		tq.Slow = true
-	default:
-		bad("slow: want 1 or 0, got " + strconv.Quote(v))
-		return
+	recs := s.proxy.Requests(f)
+	if recs == nil {
+		recs = []proxy.RequestRecord{}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(struct {
-		Requests []proxy.TimelineRecord `json:"requests"`
-	}{s.proxy.Timelines(tq)})
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(map[string]any{
+		"slow_threshold_ms": s.proxy.SlowThreshold().Milliseconds(),
+		"kept":              map[string]int{"recent": proxy.RecentRequests, "slow": proxy.SlowRequests},
+		"requests":          recs,
+	})
 }

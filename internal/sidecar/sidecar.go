@@ -13,15 +13,18 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"github.com/zerohop/zerohop/config"
 	"github.com/zerohop/zerohop/proxy"
 	"github.com/zerohop/zerohop/shm"
+	"github.com/zerohop/zerohop/shm/appcounters"
 	"github.com/zerohop/zerohop/store"
 )
 
@@ -53,6 +56,7 @@ type Sidecar struct {
 	cfg     *config.Config
 	wg      sync.WaitGroup
 	inval   *invalidation
+	apps    *appcounters.Collector // the app processes' counters
 
 	store     *store.Store // nil: memory only
 	tier      *store.Tier  // the cache as the proxy uses it (writer + store)
@@ -87,6 +91,7 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registerFileSafety()
+	s.registerAppCounters(cfg)
 	st, err := s.openStore(cfg)
 	if err != nil {
 		w.Close()
@@ -101,6 +106,9 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 	if opts.AccessLog != nil {
 		po.AccessLog = slog.New(slog.NewJSONHandler(opts.AccessLog, nil))
 	}
+	// go-redis's own messages (one per failed dial while a global rate
+	// limit's Redis is down) at debug level: the proxy counts and logs them.
+	redis.SetLogger(redisLogger{s.log})
 	p, err := proxy.New(cfg, po)
 	if err != nil {
 		s.closeCache()
@@ -130,12 +138,16 @@ func Start(cfg *config.Config, opts Options) (*Sidecar, error) {
 	var bg context.Context
 	bg, s.bgCancel = context.WithCancel(context.Background())
 	s.startRefill(bg)
+	s.startAppCounters(bg)
 	s.ready.Store(true)
 	s.log.Info("zerohop sidecar ready", "listeners", s.addrs, "admin", s.AdminAddr(), "cache", cc.Dir)
 	return s, nil
 }
 
 func (s *Sidecar) listen(l config.Listener) error {
+	if l.Mode == config.ModeTransparent && runtime.GOOS != "linux" {
+		return fmt.Errorf("sidecar: listener %q: mode transparent needs Linux (SO_ORIGINAL_DST)", l.Name)
+	}
 	ln, err := net.Listen("tcp", l.Address)
 	if err != nil {
 		return fmt.Errorf("sidecar: listener %q: %w", l.Name, err)
@@ -162,6 +174,13 @@ func (s *Sidecar) listen(l config.Listener) error {
 	// The caps hold at accept, for every path a connection may take.
 	ln = s.conns.limit(ln, l, s.log)
 	s.proxy.AddLocalAddr(ln.Addr()) // forward-mode clients must not loop back into it
+	if l.Mode == config.ModeTransparent {
+		// Redirected connections: HTTP/1.x goes on to srv (and its fast
+		// path), with its original destination in each request's context;
+		// the rest is passed through or refused there.
+		ln = s.proxy.TransparentListener(ln, l)
+		srv.ConnContext = proxy.TransparentConnContext
+	}
 	if l.UsesFastPath() {
 		ln = s.proxy.FastListener(ln, l, srv)
 	}

@@ -39,6 +39,11 @@ type StoreOptions struct {
 	// cookie would be replayed to other users, and a response that sets a
 	// cookie is usually personalised. Set-Cookie itself is never stored.
 	AllowSetCookie bool
+	// CredentialFields are request fields (canonical names) that carry a
+	// caller's credential the way Authorization does, such as the proxy's
+	// API key fields: §3.5 applies to a request carrying one as to one
+	// carrying Authorization. Default none.
+	CredentialFields []string
 }
 
 // Storable reports whether a shared cache may store resp, received for req
@@ -87,8 +92,8 @@ func Storable(req *http.Request, resp *http.Response, opts StoreOptions) (ok boo
 		return false, ReasonPrivate
 	}
 	// §3.5: explicit permission to share a response to an authenticated request.
-	if _, auth := req.Header["Authorization"]; auth &&
-		!cc.Public && !cc.SMaxAge.Present && !cc.MustRevalidate {
+	if !cc.Public && !cc.SMaxAge.Present && !cc.MustRevalidate &&
+		authenticated(req.Header, opts.CredentialFields) {
 		return false, ReasonAuthorization
 	}
 	if varyStar(resp.Header) {
@@ -106,6 +111,20 @@ func Storable(req *http.Request, resp *http.Response, opts StoreOptions) (ok boo
 		return true, ""
 	}
 	return false, ReasonNoFreshness
+}
+
+// authenticated reports whether h carries Authorization or one of the
+// credential fields.
+func authenticated(h http.Header, credential []string) bool {
+	if _, ok := h["Authorization"]; ok {
+		return true
+	}
+	for _, f := range credential {
+		if _, ok := h[f]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func hasSetCookie(h http.Header) bool {

@@ -60,6 +60,11 @@ type Options struct {
 	// InvalidationLog is the log Invalidate appends to. Default
 	// <dir>/inval/inval.log (mounted read-write into the app).
 	InvalidationLog string
+	// CountersDir is where the client publishes its counters for the
+	// sidecar's /metrics, once a second (docs/format.md, "App counters").
+	// Default: the invalidation log's directory, which the app mounts
+	// read-write; "off" publishes nothing.
+	CountersDir string
 	// OnHit, if set, is called on the request's goroutine after each
 	// response served from the shared mapping (not for misses, which the
 	// sidecar records): the hook for recording shared-memory hits as
@@ -77,7 +82,10 @@ type Client struct {
 	bufs     sync.Pool
 	bufSize  int
 
-	hits, misses, bypassed, notModified atomic.Uint64
+	hits, misses, notModified, served atomic.Uint64
+	bypass                            [bypassReasons]atomic.Uint64
+
+	counters counterPublisher // publishes the counters to the sidecar
 
 	onHit func(HitInfo)
 
@@ -104,6 +112,12 @@ func Open(dir string, opts *Options) (*Client, error) {
 	c.logPath = optsOrZero(opts).InvalidationLog
 	if c.logPath == "" {
 		c.logPath = filepath.Join(dir, "inval", "inval.log")
+	}
+	if cd := optsOrZero(opts).CountersDir; r != nil && cd != "off" {
+		if cd == "" {
+			cd = filepath.Dir(c.logPath)
+		}
+		c.counters.start(c, cd)
 	}
 	return c, nil
 }
@@ -250,6 +264,10 @@ type Stats struct {
 	NotModified uint64 // of those, 304s to the app's conditional request
 	Misses      uint64 // eligible, but not fresh in shared memory: sent to the sidecar
 	Bypassed    uint64 // not eligible for a shared-memory answer (or no mapping): sent to the sidecar
+	// BypassedBy splits Bypassed by reason: "method", "body",
+	// "conditional", "no_cache", "unmapped".
+	BypassedBy  map[string]uint64
+	ServedBytes uint64 // body bytes of the responses answered from shared memory
 	Cache       shm.ReadStats
 }
 
@@ -257,7 +275,12 @@ type Stats struct {
 func (c *Client) Stats() Stats {
 	s := Stats{
 		Hits: c.hits.Load(), NotModified: c.notModified.Load(), Misses: c.misses.Load(),
-		Bypassed: c.bypassed.Load(),
+		ServedBytes: c.served.Load(), BypassedBy: make(map[string]uint64, bypassReasons-1),
+	}
+	for r := eligibleOK + 1; r < bypassReasons; r++ {
+		n := c.bypass[r].Load()
+		s.Bypassed += n
+		s.BypassedBy[bypassNames[r]] = n
 	}
 	if c.r != nil {
 		s.Cache = c.r.Stats()
@@ -272,6 +295,7 @@ func (c *Client) Healthy() bool { return c.r != nil && c.r.Healthy(time.Now().Un
 // Close unmaps the cache and closes the invalidation log. The transport
 // keeps working, through the sidecar.
 func (c *Client) Close() error {
+	c.counters.stop(c)
 	c.logMu.Lock()
 	if c.log != nil {
 		c.log.Close()

@@ -24,9 +24,12 @@ type transport Client
 // RoundTrip implements http.RoundTripper.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := (*Client)(t)
-	d, ok := eligible(req)
-	if !ok || c.r == nil {
-		c.bypassed.Add(1)
+	d, why := eligible(req)
+	if why == eligibleOK && c.r == nil {
+		why = bypassUnmapped
+	}
+	if why != eligibleOK {
+		c.bypass[why].Add(1)
 		return c.fallback.RoundTrip(req)
 	}
 	if resp := c.serve(req, d); resp != nil {
@@ -43,31 +46,32 @@ type requestDirectives struct {
 	minFresh int64
 }
 
-// eligible reports whether req may be answered from shared memory at all.
+// eligible says whether req may be answered from shared memory at all
+// (eligibleOK), or why not.
 // Anything the client does not fully handle (ranges, preconditions other
 // than If-None-Match/If-Modified-Since, request bodies, no-cache) goes to
 // the sidecar, which implements the whole of RFC 9111.
-func eligible(req *http.Request) (d requestDirectives, ok bool) {
+func eligible(req *http.Request) (d requestDirectives, why bypassReason) {
 	d.maxAge = -1
 	if req.Method != http.MethodGet && req.Method != http.MethodHead {
-		return d, false
+		return d, bypassMethod
 	}
 	if req.URL == nil || (req.Body != nil && req.Body != http.NoBody) {
-		return d, false
+		return d, bypassBody
 	}
 	h := req.Header
 	if h.Get("Range") != "" || h.Get("If-Match") != "" || h.Get("If-Unmodified-Since") != "" || h.Get("If-Range") != "" {
-		return d, false
+		return d, bypassConditional
 	}
 	cc := h.Values("Cache-Control")
 	if len(cc) == 0 {
 		// Pragma: no-cache counts only without Cache-Control (RFC 9111 §5.4).
 		for _, p := range h.Values("Pragma") {
 			if hasToken(p, "no-cache") {
-				return d, false
+				return d, bypassNoCache
 			}
 		}
-		return d, true
+		return d, eligibleOK
 	}
 	for _, line := range cc {
 		for _, dir := range strings.Split(line, ",") {
@@ -76,11 +80,11 @@ func eligible(req *http.Request) (d requestDirectives, ok bool) {
 			arg = strings.Trim(strings.TrimSpace(arg), `"`)
 			switch name {
 			case "no-cache", "no-store":
-				return d, false
+				return d, bypassNoCache
 			case "max-age":
 				n, err := strconv.ParseInt(arg, 10, 64)
 				if err != nil || n <= 0 {
-					return d, false // max-age=0 or unparseable: revalidate at the sidecar
+					return d, bypassNoCache // max-age=0 or unparseable: revalidate at the sidecar
 				}
 				if d.maxAge < 0 || n < d.maxAge {
 					d.maxAge = n
@@ -88,13 +92,13 @@ func eligible(req *http.Request) (d requestDirectives, ok bool) {
 			case "min-fresh":
 				n, err := strconv.ParseInt(arg, 10, 64)
 				if err != nil || n < 0 {
-					return d, false
+					return d, bypassNoCache
 				}
 				d.minFresh = max(d.minFresh, n)
 			}
 		}
 	}
-	return d, true
+	return d, eligibleOK
 }
 
 func hasToken(list, tok string) bool {
@@ -161,6 +165,9 @@ func (c *Client) response(req *http.Request, e *shm.Entry, bp *[]byte, age, ttl 
 	cs := CacheName + "; hit; ttl=" + strconv.FormatInt(ttl, 10) + "; detail=shm"
 	h["Cache-Status"] = append(h["Cache-Status"], cs)
 	c.hits.Add(1)
+	if status != http.StatusNotModified && req.Method != http.MethodHead {
+		c.served.Add(uint64(len(e.Body)))
+	}
 	resp := &http.Response{
 		Status:     strconv.Itoa(status) + " " + http.StatusText(status),
 		StatusCode: status,

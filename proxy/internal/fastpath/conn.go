@@ -560,6 +560,13 @@ func (c *Conn) Head() *Head { return &c.c.head }
 // Writer is the connection's buffered writer, for ServeFast's response.
 func (c *Conn) Writer() *bufio.Writer { return c.c.writer() }
 
+// NetConn is the connection under the adapter (for its socket options).
+func (c *Conn) NetConn() net.Conn { return c.c.Conn }
+
+// NetConn is the connection under the adapter, for net/http's
+// ConnContext and socket options.
+func (c *fastConn) NetConn() net.Conn { return c.Conn }
+
 // Draining reports whether the server is closing the connection: a
 // response written now should say Connection: close.
 func (c *Conn) Draining() bool { return c.c.draining() }

@@ -353,6 +353,9 @@ func (c *conn) readHead(r *http.Request, trace *httptrace.ClientTrace, in Interi
 		}
 		resp, err := readQuick(c.br, r)
 		if err == nil && resp == nil {
+			resp, err = readCoded(c.br, r) // transfer codings net/http refuses
+		}
+		if err == nil && resp == nil {
 			resp, err = http.ReadResponse(c.br, r)
 		}
 		if err != nil {

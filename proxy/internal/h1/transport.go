@@ -78,10 +78,17 @@ type Options struct {
 	// https, the TLS handshake each. Default (0) 5s; negative: no bound
 	// other than the request's context.
 	DialTimeout time.Duration
-	// Control, if set, is the dialer's net.Dialer.Control: it sees each
-	// address dialled, after name resolution, before connecting, and an
-	// error from it fails that dial (the proxy's egress checks).
-	Control func(network, address string, c syscall.RawConn) error
+	// ControlContext, if set, is the dialer's net.Dialer.ControlContext:
+	// it sees each address dialled, after name resolution, before
+	// connecting, with the request's context, and an error from it fails
+	// that dial (the proxy's egress checks).
+	ControlContext func(ctx context.Context, network, address string, c syscall.RawConn) error
+	// CheckConn, if set, is called with the request's context and the
+	// connection each request is about to be sent on, dialled or taken
+	// from the pool (reused): a pooled connection was checked by
+	// ControlContext for the request that dialled it, not for this one.
+	// An error closes the connection and fails the request with it.
+	CheckConn func(ctx context.Context, c net.Conn, reused bool) error
 	// ResponseHeaderTimeout bounds the wait for the response head (status
 	// line and headers, including any 1xx responses before it) after the
 	// request has been written. Default 0: no bound.
@@ -178,6 +185,7 @@ type Transport struct {
 	onEvent       func(Event)
 	tlsConfig     *tls.Config
 	dialer        net.Dialer
+	checkConn     func(ctx context.Context, c net.Conn, reused bool) error
 	// checkAfter is how long a connection must have been idle before
 	// checkout peeks at its socket: 0, always, since bytes a server sends
 	// after a response can arrive at once. Tests raise it.
@@ -228,7 +236,8 @@ func New(o Options) *Transport {
 		t.dialer.Timeout = t.dialTimeout
 	}
 	t.dialer.KeepAlive = 30 * time.Second
-	t.dialer.Control = o.Control
+	t.dialer.ControlContext = o.ControlContext
+	t.checkConn = o.CheckConn
 	if o.TLSConfig != nil {
 		t.tlsConfig = o.TLSConfig.Clone()
 	} else {
@@ -313,6 +322,11 @@ func (t *Transport) RoundTripInterim(req *http.Request, in Interim) (*http.Respo
 			return nil, context.Cause(ctx)
 		}
 		c, err := t.getConn(ctx, key, req.URL, attempt > 0, trace)
+		if err == nil && t.checkConn != nil {
+			if err = t.checkConn(ctx, c.nc, c.reused); err != nil {
+				c.close()
+			}
+		}
 		if err != nil {
 			closeBody(r)
 			return nil, err

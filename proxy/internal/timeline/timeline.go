@@ -60,6 +60,8 @@ type Entry struct {
 	Status   int32
 	Bytes    int64
 	Phases   Phases
+	// UpstreamMs is the upstream exchange's time, 0 when none.
+	UpstreamMs float64
 
 	method   str8
 	cache    str16
@@ -70,6 +72,7 @@ type Entry struct {
 	target   str128
 	reqID    str64
 	traceID  str32
+	filter   str64
 }
 
 type (
@@ -109,6 +112,9 @@ func (e *Entry) SetStrings(method, cache, listener, route, upstream, host, targe
 	e.host.n = uint8(copy(e.host.b[:], host))
 	e.target.n = uint8(copy(e.target.b[:], target))
 }
+
+// SetFilter copies the note of the filter that answered, if any.
+func (e *Entry) SetFilter(f string) { e.filter.n = uint8(copy(e.filter.b[:], f)) }
 
 // SetRequestID copies the request id (string or bytes, whichever is set).
 func (e *Entry) SetRequestID(s string, b []byte) {
@@ -237,7 +243,7 @@ func (r *Ring) Select(q Query) []Entry {
 
 // Record is an entry as the admin endpoint shows it.
 type Record struct {
-	Time       time.Time     `json:"time"`
+	Time       time.Time     `json:"time"` // when the request arrived
 	RequestID  string        `json:"request_id"`
 	TraceID    string        `json:"trace_id,omitempty"`
 	Listener   string        `json:"listener"`
@@ -248,8 +254,11 @@ type Record struct {
 	Upstream   string        `json:"upstream,omitempty"`
 	Status     int           `json:"status"`
 	Cache      string        `json:"cache"`
+	Filter     string        `json:"filter,omitempty"` // the filter that answered, and why
 	Bytes      int64         `json:"bytes"`
+	Duration   time.Duration `json:"-"`
 	DurationMs float64       `json:"duration_ms"`
+	UpstreamMs float64       `json:"upstream_ms"` // the upstream exchange, 0 when none
 	Phases     []PhaseRecord `json:"phases"`
 }
 
@@ -277,8 +286,11 @@ func (e *Entry) Record() Record {
 		Upstream:   string(e.upstream.b[:e.upstream.n]),
 		Status:     int(e.Status),
 		Cache:      e.Cache(),
+		Filter:     string(e.filter.b[:e.filter.n]),
 		Bytes:      e.Bytes,
+		Duration:   e.Duration,
 		DurationMs: ms(e.Duration),
+		UpstreamMs: e.UpstreamMs,
 		Phases:     []PhaseRecord{},
 	}
 	for p, s := range e.Phases {
