@@ -642,6 +642,11 @@ var everyField = lines(
 	"    rate: 5",
 	"    global: {redis: {address: 'r:6379', cluster: true, username: u, password: p, pool_size: 4}, timeout: 20ms, on_error: closed}",
 	"  - {name: h, rate: 5, global: {redis: {address: 'r:6379', db: 1}}}",
+	"tracing:",
+	"  slow_threshold: 2s",
+	"  sampling_ratio: 0.5",
+	"  resource_attributes: {deployment.environment: prod}",
+	"  otlp: {endpoint: 'http://otel:4317', protocol: grpc, headers: {X-Key: k}, timeout: 5s}",
 )
 
 // TestEveryFieldDecodes parses everyField and checks, by reflection, that

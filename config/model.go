@@ -52,6 +52,10 @@ type Config struct {
 	// Limits are named rate limits that routes and listeners apply
 	// (their rate_limits lists); see Limit. Default: none.
 	Limits []Limit `yaml:"limits"`
+
+	// Tracing is request timelines (always kept) and OpenTelemetry spans
+	// (when tracing.otlp is set). See tracing.go.
+	Tracing Tracing `yaml:"tracing"`
 }
 
 // ListenerMode says how a listener treats requests.

@@ -104,6 +104,7 @@ func (v *validator) config(c *Config) {
 	v.routeLimits(c.Routes)
 	v.egress(c.Egress)
 	v.limitRefs(c, v.limits(c.Limits))
+	v.tracing(&c.Tracing)
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)

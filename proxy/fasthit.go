@@ -12,6 +12,7 @@ import (
 	"github.com/zerohop/zerohop/proxy/httpcache"
 	"github.com/zerohop/zerohop/proxy/internal/fastpath"
 	"github.com/zerohop/zerohop/proxy/internal/field"
+	"github.com/zerohop/zerohop/proxy/internal/timeline"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -89,6 +90,8 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	if rt == nil && c.h.guard != nil && !hasEgressFilter(ch) {
 		return false, true // the general path checks the destination (resolve)
 	}
+	var ph timeline.Phases
+	cacheAt := p.opts.Now().Sub(start) // the end of routing, then of the filters
 	if len(ch) > 0 {
 		// The request phase runs here, once, before the cache. Whatever
 		// it decided goes with the request if it is handed over; an
@@ -100,6 +103,9 @@ func (c *fastSide) serveHit() (served, keep bool) {
 		if c.pre.by != nil {
 			return false, true
 		}
+		t := p.opts.Now().Sub(start)
+		ph.Mark(timeline.Filters, cacheAt, t)
+		cacheAt = t
 	}
 	if rt != nil && rt.conc != nil { // concurrency.go: held for the hit, given back before a hand-over
 		remote := c.c.RemoteAddr()
@@ -136,6 +142,7 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	if httpcache.Decide(httpcache.Directives{}, &he, start) != httpcache.ServeFresh || !fastpath.BodyAllowed(e.Status) {
 		return false, true
 	}
+	ph.Mark(timeline.Cache, cacheAt, p.opts.Now().Sub(start))
 	// The filters' response phase, before the head is written.
 	rf := &c.rf
 	rf.reset()
@@ -235,7 +242,7 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	a := accessEntry{
 		listener: l.Name, method: method, host: host, target: tgt,
 		status: e.Status, route: routeName, cacheLabel: "hit", bytes: bodyBytes(isHEAD, len(e.Body)), d: d,
-		consumer: c.req.consumer,
+		consumer: c.req.consumer, start: start, phases: ph, reqIDb: reqID, tpb: h.Get("Traceparent"),
 	}
 	if p.opts.AccessLog != nil { // the strings only a log line needs
 		a.reqID, a.remote = string(reqID), c.c.RemoteAddr()

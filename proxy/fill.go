@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zerohop/zerohop/proxy/httpcache"
+	"github.com/zerohop/zerohop/proxy/internal/timeline"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -124,6 +125,9 @@ func (p *Proxy) freshness(x *exchange, status int, h http.Header) (httpcache.Ent
 // received (Age included, for corrected_initial_age, RFC 9111 §4.2.3);
 // store owns it and strips what must not be stored.
 func (p *Proxy) store(x *exchange, status int, h http.Header, body []byte, etag string) {
+	if !x.start.IsZero() {
+		defer x.markFrom(timeline.Store, x.since())
+	}
 	it, names, ok := p.newItem(x, status, h, body, etag)
 	if !ok {
 		return

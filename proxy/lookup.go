@@ -12,6 +12,7 @@ import (
 
 	"github.com/zerohop/zerohop/proxy/httpcache"
 	"github.com/zerohop/zerohop/proxy/internal/flight"
+	"github.com/zerohop/zerohop/proxy/internal/timeline"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -22,6 +23,7 @@ const varyIndexLife = 365 * 24 * time.Hour
 
 // serveCached answers a GET or HEAD through the cache (RFC 9111 §4).
 func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, x *exchange) {
+	t0 := x.since()
 	x.reqDir = httpcache.ParseRequestCacheControl(r.Header)
 	e, fwd := p.lookupStored(x)
 	now := p.opts.Now()
@@ -30,7 +32,9 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, x *exchange)
 		h := toHTTPEntry(e)
 		he = &h
 	}
-	switch httpcache.Decide(x.reqDir, he, now) {
+	decision := httpcache.Decide(x.reqDir, he, now)
+	x.tl.Mark(timeline.Cache, t0, now.Sub(x.start))
+	switch decision {
 	case httpcache.ServeFresh:
 		x.status.Hit = true
 		p.serveEntry(w, r, x, e, "")
@@ -83,12 +87,16 @@ func (p *Proxy) waitAndServe(w http.ResponseWriter, r *http.Request, x *exchange
 	p.m.coalesced.Inc()
 	t := time.NewTimer(x.st.coalesce)
 	defer t.Stop()
+	t0 := x.since()
 	select {
 	case <-f.Wait():
+		x.markFrom(timeline.Coalesce, t0)
 	case <-t.C:
+		x.markFrom(timeline.Coalesce, t0)
 		x.status.Detail = "coalesce-timeout"
 		return false
 	case <-r.Context().Done():
+		x.markFrom(timeline.Coalesce, t0)
 		return true
 	}
 	e, _ := p.lookupStored(x)

@@ -87,7 +87,6 @@ type Proxy struct {
 	own      sync.Map     // netip.AddrPort → struct{}: local ends of passthrough dials (transparent.go)
 	flights  flight.Group // coalesced fetches, by primary key
 	m        *metrics
-	reqs     *requestRings // recent and slow requests (requestring.go)
 	reg      *prometheus.Registry
 	bg       sync.WaitGroup // background revalidations
 	bgCtx    context.Context
@@ -113,6 +112,9 @@ type Proxy struct {
 
 	fastInflight atomic.Int64 // requests being served by the fast path
 	seen         atomic.Int64 // requests received, by either path
+
+	rings  requestRings               // recent and slow request timelines (timeline.go)
+	tracer atomic.Pointer[spanExport] // nil: no spans (tracing.go)
 }
 
 // state is everything a reload replaces, swapped atomically; a request
@@ -177,7 +179,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Proxy{opts: opts, log: opts.Logger, cache: opts.Cache}
+	p := &Proxy{opts: opts, log: opts.Logger, cache: opts.Cache, rings: newRequestRings()}
 	switch {
 	case opts.Tier != nil:
 		p.ops = opts.Tier
@@ -217,7 +219,6 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	if p.limits, err = newLimitRegistry(reg, opts.Logger); err != nil {
 		return nil, err
 	}
-	p.reqs = newRequestRings()
 	p.egress = p.guardFor(config.Listener{}).transport // no listener: nothing allowed
 	p.bgCtx, p.bgStop = context.WithCancel(context.Background())
 	p.rp = &httputil.ReverseProxy{
@@ -243,6 +244,10 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	st.start()
 	p.commitAuth(st.auth)
 	p.limits.commit(st.limits)
+	if err := p.setTracing(cfg.Tracing); err != nil {
+		p.Close()
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -259,6 +264,9 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 		return err
 	}
 	p.swap(old, st)
+	if err := p.setTracing(cfg.Tracing); err != nil {
+		p.log.Error("tracing: keeping the previous exporter", "err", err)
+	}
 	p.m.reloads.Inc()
 	return nil
 }
@@ -399,6 +407,7 @@ func (p *Proxy) Close() error {
 		c.close()
 	}
 	p.listenerTLS.close()
+	p.stopTracing()
 	return nil
 }
 

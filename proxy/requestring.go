@@ -1,115 +1,32 @@
 package proxy
 
 import (
-	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/zerohop/zerohop/config"
+	"github.com/zerohop/zerohop/proxy/internal/timeline"
 )
 
-// The request ring keeps the last RecentRequests requests and, apart, the
-// last SlowRequests that took SlowRequestThreshold or longer, so that an
-// operator can see why one request was slow without a tracing backend
-// (GET /requests on the admin endpoint, `zerohop log`). Recording copies a
-// fixed-size record into a slot: no allocation, one uncontended lock.
+// The request rings keep the last RecentRequests requests and, apart, the
+// last SlowRequests that took tracing.slow_threshold (default
+// SlowRequestThreshold) or longer, each with its timeline of phases, so
+// that an operator can see why one request was slow without a tracing
+// backend (GET /requests on the admin endpoint, `zerohop log`). Recording
+// copies a fixed-size entry into a shard of a ring (timeline.go,
+// proxy/internal/timeline): no allocation, one uncontended lock.
 const (
-	RecentRequests       = 1024
-	SlowRequests         = 256
-	SlowRequestThreshold = 100 * time.Millisecond
-	requestFieldMax      = 200 // bytes kept of a target, host or request id
-	requestShortFieldMax = 64  // of a route, upstream, listener, cache status or filter
+	RecentRequests       = recentRequests
+	SlowRequests         = slowRequests
+	SlowRequestThreshold = config.DefaultSlowThreshold
 )
 
-// RequestRecord is one request as the ring keeps it. Phases beyond the
-// upstream exchange are not recorded yet.
-type RequestRecord struct {
-	Time       time.Time     `json:"time"` // when the response ended
-	RequestID  string        `json:"request_id"`
-	Listener   string        `json:"listener"`
-	Method     string        `json:"method"`
-	Host       string        `json:"host"`
-	Target     string        `json:"target"` // truncated to 200 bytes
-	Status     int           `json:"status"`
-	Route      string        `json:"route"`
-	Upstream   string        `json:"upstream,omitempty"`
-	Cache      string        `json:"cache"` // "hit", a Cache-Status fwd value, or "none"
-	Filter     string        `json:"filter,omitempty"`
-	Bytes      int           `json:"bytes"`
-	Duration   time.Duration `json:"-"`
-	DurationMs float64       `json:"duration_ms"`
-	UpstreamMs float64       `json:"upstream_ms"` // the upstream exchange, 0 when none
-}
+// RequestRecord is one request as the rings keep it.
+type RequestRecord = timeline.Record
 
-// longText and shortText hold a string copied into a slot: the request's
-// strings may alias a connection buffer the fast path reuses.
-type longText struct {
-	b [requestFieldMax]byte
-	n uint8
-}
-
-type shortText struct {
-	b [requestShortFieldMax]byte
-	n uint8
-}
-
-func (t *longText) set(v string)    { t.n = uint8(copy(t.b[:], v)) }
-func (t *longText) String() string  { return string(t.b[:t.n]) }
-func (t *shortText) set(v string)   { t.n = uint8(copy(t.b[:], v)) }
-func (t *shortText) String() string { return string(t.b[:t.n]) }
-
-type requestSlot struct {
-	mu                                       sync.Mutex
-	used                                     bool
-	seq                                      uint64
-	at                                       int64
-	status, bytes                            int
-	d                                        time.Duration
-	upstreamMs                               float64
-	method                                   shortText
-	reqID, host, target                      longText
-	listener, route, upstream, cache, filter shortText
-}
-
-type requestRing struct {
-	next  atomic.Uint64
-	slots []requestSlot
-}
-
-// requestRings are the recent and the slow rings.
-type requestRings struct{ recent, slow requestRing }
-
-func newRequestRings() *requestRings {
-	return &requestRings{recent: requestRing{slots: make([]requestSlot, RecentRequests)},
-		slow: requestRing{slots: make([]requestSlot, SlowRequests)}}
-}
-
-func (r *requestRing) add(a *accessEntry, now int64) {
-	seq := r.next.Add(1)
-	s := &r.slots[(seq-1)%uint64(len(r.slots))]
-	s.mu.Lock()
-	s.used, s.seq, s.at = true, seq, now
-	s.status, s.bytes, s.d, s.upstreamMs = a.status, a.bytes, a.d, a.upstreamMs
-	s.method.set(a.method)
-	s.reqID.set(a.reqID)
-	s.host.set(a.host)
-	s.target.set(a.target)
-	s.listener.set(a.listener)
-	s.route.set(a.route)
-	s.upstream.set(a.upstream)
-	s.cache.set(a.cacheLabel)
-	s.filter.set(a.filter)
-	s.mu.Unlock()
-}
-
-func (rs *requestRings) add(a *accessEntry, now int64) {
-	if rs == nil {
-		return
-	}
-	rs.recent.add(a, now)
-	if a.d >= SlowRequestThreshold {
-		rs.slow.add(a, now)
-	}
-}
+// PhaseRecord is one phase of a RequestRecord: filters, cache, coalesce,
+// connect, upstream, transfer or store, in milliseconds from the
+// request's start.
+type PhaseRecord = timeline.PhaseRecord
 
 // RequestFilter selects records; zero fields select everything.
 type RequestFilter struct {
@@ -122,48 +39,39 @@ type RequestFilter struct {
 	Limit       int  // newest first; 0: all kept
 }
 
-func (f *RequestFilter) keep(s *requestSlot) bool {
-	return (f.Route == "" || s.route.String() == f.Route) &&
-		(f.Status == 0 || s.status == f.Status) &&
-		(f.StatusClass == 0 || s.status/100 == f.StatusClass) &&
-		(f.Cache == "" || s.cache.String() == f.Cache) &&
-		s.d >= f.MinDuration
-}
-
 // Requests returns the kept requests that pass f, newest first.
 func (p *Proxy) Requests(f RequestFilter) []RequestRecord {
-	if p.reqs == nil {
+	r := p.rings.recent
+	if f.Slow {
+		r = p.rings.slow
+	}
+	if r == nil {
 		return nil
 	}
-	r := &p.reqs.recent
-	if f.Slow {
-		r = &p.reqs.slow
+	q := timeline.Query{Route: f.Route, Status: f.Status, Cache: f.Cache, MinDuration: f.MinDuration, Limit: f.Limit}
+	if f.StatusClass != 0 {
+		q.Status = f.StatusClass
 	}
-	type rec struct {
-		seq uint64
-		RequestRecord
-	}
-	var out []rec
-	for i := range r.slots {
-		s := &r.slots[i]
-		s.mu.Lock()
-		if s.used && f.keep(s) {
-			out = append(out, rec{s.seq, RequestRecord{
-				Time: time.UnixMilli(s.at).UTC(), RequestID: s.reqID.String(), Listener: s.listener.String(),
-				Method: s.method.String(), Host: s.host.String(), Target: s.target.String(), Status: s.status,
-				Route: s.route.String(), Upstream: s.upstream.String(), Cache: s.cache.String(), Filter: s.filter.String(),
-				Bytes: s.bytes, Duration: s.d, DurationMs: float64(s.d.Microseconds()) / 1000, UpstreamMs: s.upstreamMs,
-			}})
+	ents := r.Select(q)
+	if f.Status != 0 && f.StatusClass != 0 { // both: the exact status, within the class
+		n := 0
+		for _, e := range ents {
+			if int(e.Status) == f.Status {
+				ents[n] = e
+				n++
+			}
 		}
-		s.mu.Unlock()
+		ents = ents[:n]
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].seq > out[j].seq })
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
+	out := make([]RequestRecord, len(ents))
+	for i := range ents {
+		out[i] = ents[i].Record()
 	}
-	res := make([]RequestRecord, len(out))
-	for i := range out {
-		res[i] = out[i].RequestRecord
-	}
-	return res
+	return out
+}
+
+// SlowThreshold is how long a request must take to be kept in the slow
+// ring (tracing.slow_threshold).
+func (p *Proxy) SlowThreshold() time.Duration {
+	return p.st.Load().cfg.Tracing.SlowThresholdOrDefault()
 }

@@ -5,10 +5,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zerohop/zerohop/config"
 )
 
 func TestRequestRing(t *testing.T) {
-	p := &Proxy{reqs: newRequestRings()}
+	p, err := New(config.Default(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
 	for i := range RecentRequests + 100 {
 		a := accessEntry{reqID: fmt.Sprint(i), listener: "l", method: "GET", host: "h", target: "/t",
 			status: 200, route: "r", cacheLabel: "hit", d: time.Millisecond}
@@ -18,10 +24,10 @@ func TestRequestRing(t *testing.T) {
 		case i == RecentRequests+99:
 			a.target = strings.Repeat("x", 500) // truncated, not refused
 		}
-		p.reqs.add(&a, int64(i))
+		p.recordTimeline(&a)
 	}
 	all := p.Requests(RequestFilter{})
-	if len(all) != RecentRequests || all[0].RequestID != fmt.Sprint(RecentRequests+99) || len(all[0].Target) != requestFieldMax {
+	if len(all) != RecentRequests || all[0].RequestID != fmt.Sprint(RecentRequests+99) || len(all[0].Target) != 128 {
 		t.Fatalf("recent: %d kept, newest %+v", len(all), all[0])
 	}
 	slowKept, slowAll := 0, 0 // slow requests among the kept, and among all
@@ -61,22 +67,14 @@ func TestRequestRing(t *testing.T) {
 
 // TestRequestRingAllocs: recording a request allocates nothing.
 func TestRequestRingAllocs(t *testing.T) {
-	rs := newRequestRings()
+	p, err := New(config.Default(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
 	a := accessEntry{reqID: "0123456789abcdef", listener: "l", method: "GET", host: "api.example", target: "/items/42",
 		status: 200, route: "items", cacheLabel: "hit", d: 200 * time.Millisecond}
-	if n := testing.AllocsPerRun(1000, func() { rs.add(&a, 1) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { p.recordTimeline(&a) }); n != 0 {
 		t.Fatalf("add allocates %v times per request", n)
 	}
-}
-
-func BenchmarkRequestRingAdd(b *testing.B) {
-	rs := newRequestRings()
-	a := accessEntry{reqID: "0123456789abcdef0123456789abcdef", listener: "egress", method: "GET", host: "api.example",
-		target: "/items/42?fields=name,price", status: 200, route: "items", cacheLabel: "hit", d: time.Millisecond}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			rs.add(&a, 1)
-		}
-	})
 }

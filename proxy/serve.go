@@ -18,6 +18,7 @@ import (
 	"github.com/zerohop/zerohop/proxy/httpcache"
 	"github.com/zerohop/zerohop/proxy/internal/fastpath"
 	"github.com/zerohop/zerohop/proxy/internal/flight"
+	"github.com/zerohop/zerohop/proxy/internal/timeline"
 	"github.com/zerohop/zerohop/shm"
 )
 
@@ -101,6 +102,11 @@ type exchange struct {
 
 	// interimW receives the 1xx responses of a direct forward (Got1xx).
 	interimW http.ResponseWriter
+
+	// The request's phases (timeline.go), as offsets from start.
+	tl      timeline.Phases
+	connAt  time.Duration // when the upstream request got its connection (GotConn)
+	spanIDs spanIDs       // the server span's ids, when tracing named it upstream (tracing.go)
 }
 
 // reqIDField is x.reqID as a header field value.
@@ -214,8 +220,13 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.resolve(rec, r, x) {
 		return
 	}
-	if len(x.chain) > 0 && p.filterRequest(rec, x) {
-		return
+	if len(x.chain) > 0 {
+		t0 := x.since()
+		answered := p.filterRequest(rec, x)
+		x.markFrom(timeline.Filters, t0)
+		if answered {
+			return
+		}
 	}
 	if x.route != nil && x.route.cfg.MaxRequestBody > 0 && !p.routeBodyLimit(w, rec, r, x) {
 		return // bodylimit.go
@@ -453,9 +464,15 @@ func (p *Proxy) finish(x *exchange, rec *recorder) {
 		status: code, route: routeName, upstream: x.upstream, cacheLabel: cacheLabel,
 		bytes: int(rec.bytes), d: d, upstreamMs: x.upstreamMs, remote: x.in.RemoteAddr, filter: x.filterNote,
 		consumer: x.consumer, tries: x.tries, decision: x.decisions.String(),
+		start: x.start, traceparent: x.in.Header.Get("Traceparent"),
+	}
+	x.upstreamPhases(d)
+	a.phases, a.spanIDs = x.tl, x.spanIDs
+	if a.spanIDs.span.IsValid() {
+		a.tracestate = x.in.Header.Get("Tracestate")
 	}
 	if p.opts.AccessLog != nil { // the strings only a log line needs
-		a.cache, a.traceparent = x.status.String(), x.in.Header.Get("Traceparent")
+		a.cache = x.status.String()
 	}
 	p.record(&a)
 }
@@ -476,6 +493,15 @@ type accessEntry struct {
 	consumer                              string // who a filter authenticated the caller as
 	tries                                 int    // upstream tries; logged when more than one
 	decision                              string // retried, breaker_open, shadowed (retry.go)
+
+	// For the request's timeline (timeline.go): its start and phases, and
+	// the fast path's request id and traceparent as read (reqID and
+	// traceparent are set only for the access log there).
+	start       time.Time
+	phases      timeline.Phases
+	reqIDb, tpb []byte
+	tracestate  string
+	spanIDs     spanIDs
 }
 
 // record records a request's metrics and access-log line. Both entry
@@ -483,7 +509,7 @@ type accessEntry struct {
 // net/http are recorded by the same code.
 func (p *Proxy) record(a *accessEntry) {
 	p.m.observe(a.listener, a.route, a.cacheLabel, a.status, a.d)
-	p.reqs.add(a, p.opts.Now().UnixMilli())
+	defer p.recordTimeline(a) // after the log line, which tests wait for
 	if p.opts.AccessLog == nil {
 		return
 	}

@@ -44,6 +44,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	setForwarded(pr.Out.Header, pr.In, vals)
 	pr.Out.Header["X-Request-Id"] = x.reqIDField()
+	p.traceUpstream(x, pr.Out.Header)
 	if x.revalidating {
 		// Our validators replace the app's: the answer updates the stored
 		// response, and the app's own conditional is then evaluated

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,7 +18,7 @@ func newLogCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "log",
 		Usage: "list the sidecar's recent (or slow) requests, newest first, filtered by route, status, cache result, duration",
-		Description: fmt.Sprintf("Reads GET /requests on the admin endpoint: the last %d requests, and apart the last %d that took %v or more (--slow).",
+		Description: fmt.Sprintf("Reads GET /requests on the admin endpoint: the last %d requests, and apart the last %d that took tracing.slow_threshold (default %v) or more (--slow), each with its phases (filters, cache, coalesce, connect, upstream, transfer, store) as start+duration in milliseconds.",
 			proxy.RecentRequests, proxy.SlowRequests, proxy.SlowRequestThreshold),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "admin", Value: "127.0.0.1:9901", EnvVars: []string{"ZEROHOP_ADMIN"}, Usage: "the sidecar's admin `ADDR`"},
@@ -60,16 +61,29 @@ func newLogCommand() *cli.Command {
 				return fmt.Errorf("log: %w", err)
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tSTATUS\tMS\tUPSTREAM MS\tCACHE\tROUTE\tMETHOD\tHOST\tTARGET\tREQUEST ID")
+			fmt.Fprintln(tw, "TIME\tSTATUS\tMS\tUPSTREAM MS\tCACHE\tROUTE\tMETHOD\tHOST\tTARGET\tREQUEST ID\tPHASES (ms: start+duration)")
 			for _, r := range doc.Requests {
 				route := r.Route
 				if route == "" {
 					route = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format("15:04:05.000"), r.Status, r.DurationMs,
-					r.UpstreamMs, r.Cache, route, r.Method, r.Host, r.Target, r.RequestID)
+				fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format("15:04:05.000"), r.Status, r.DurationMs,
+					r.UpstreamMs, r.Cache, route, r.Method, r.Host, r.Target, r.RequestID, phaseText(r.Phases))
 			}
 			return tw.Flush()
 		},
 	}
+}
+
+// phaseText is a request's phases as "name start+duration" (ms), e.g.
+// "cache 0.02+0.01  coalesce 0.03+101.20".
+func phaseText(ps []proxy.PhaseRecord) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString("  ")
+		}
+		fmt.Fprintf(&b, "%s %.2f+%.2f", p.Name, p.StartMs, p.DurationMs)
+	}
+	return b.String()
 }

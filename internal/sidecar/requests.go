@@ -52,7 +52,7 @@ func (s *Sidecar) handleRequests(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(map[string]any{
-		"slow_threshold_ms": proxy.SlowRequestThreshold.Milliseconds(),
+		"slow_threshold_ms": s.proxy.SlowThreshold().Milliseconds(),
 		"kept":              map[string]int{"recent": proxy.RecentRequests, "slow": proxy.SlowRequests},
 		"requests":          recs,
 	})

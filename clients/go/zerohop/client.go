@@ -65,6 +65,12 @@ type Options struct {
 	// Default: the invalidation log's directory, which the app mounts
 	// read-write; "off" publishes nothing.
 	CountersDir string
+	// OnHit, if set, is called on the request's goroutine after each
+	// response served from the shared mapping (not for misses, which the
+	// sidecar records): the hook for recording shared-memory hits as
+	// spans of the app's tracer. It must be quick and must not keep info
+	// past the call. Default nil: no call, no cost.
+	OnHit func(info HitInfo)
 }
 
 // Client reads the shared cache and forwards misses. It is safe for
@@ -80,6 +86,8 @@ type Client struct {
 	bypass                            [bypassReasons]atomic.Uint64
 
 	counters counterPublisher // publishes the counters to the sidecar
+
+	onHit func(HitInfo)
 
 	logPath string
 	logMu   sync.Mutex
@@ -158,7 +166,7 @@ func newClient(r *shm.Reader, opts *Options) (*Client, error) {
 	if o.BufferSize <= 0 {
 		o.BufferSize = 64 << 10
 	}
-	c := &Client{r: r, bufSize: o.BufferSize, fallback: o.Fallback}
+	c := &Client{r: r, bufSize: o.BufferSize, fallback: o.Fallback, onHit: o.OnHit}
 	c.clock.init()
 	if c.fallback == nil {
 		addr := o.Sidecar

@@ -233,6 +233,7 @@ func TestImportClosure(t *testing.T) {
 			"github.com/zerohop/zerohop/invalidate/", "github.com/zerohop/zerohop/cmd", "github.com/zerohop/zerohop/internal/",
 			"github.com/fsnotify/",
 			"github.com/prometheus/", "github.com/urfave/", "github.com/redis/", "gopkg.in/yaml",
+			"go.opentelemetry.io/", "google.golang.org/grpc",
 		} {
 			if strings.HasPrefix(d, banned) {
 				t.Errorf("client imports %s", d)

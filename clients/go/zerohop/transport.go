@@ -139,7 +139,9 @@ func (c *Client) serve(req *http.Request, d requestDirectives) *http.Response {
 			ok = false // only the headers were stored
 		}
 		if ok {
-			return c.response(req, &e, bp, age, ttl)
+			resp := c.response(req, &e, bp, age, ttl)
+			c.hit(req, resp, now, age, ttl)
+			return resp
 		}
 	}
 	c.bufs.Put(bp)

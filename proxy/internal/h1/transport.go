@@ -293,6 +293,13 @@ type Interim interface {
 	Got1xx(code int, header textproto.MIMEHeader) error
 }
 
+// ConnObserver is an Interim that is also told when the request has its
+// connection (idle or dialled), before the request is written: the end of
+// a connect phase, without an httptrace.ClientTrace.
+type ConnObserver interface {
+	GotConn()
+}
+
 // RoundTripInterim is RoundTrip, with 1xx responses also passed to in
 // (if not nil): what an httptrace.ClientTrace's Got1xxResponse gets,
 // without the allocations of building one per request.
@@ -323,6 +330,9 @@ func (t *Transport) RoundTripInterim(req *http.Request, in Interim) (*http.Respo
 		if err != nil {
 			closeBody(r)
 			return nil, err
+		}
+		if o, ok := in.(ConnObserver); ok {
+			o.GotConn()
 		}
 		resp, err := c.roundTrip(ctx, r, tb, trace, in)
 		if err == nil {
