@@ -14,15 +14,14 @@ import (
 func (e *env) warmRestartScenario() scenario {
 	cached := e.originURL + "/cache/item"
 	return scenario{name: "warm-restart", modes: []string{modeClosed},
-		warm: func() error { return warmVia(e.scAddr, cached) },
+		warm: func() error { return e.warmVia(cached) },
 		op: func(int) op {
 			u, _ := url.Parse(cached)
 			buf := make([]byte, 64<<10)
 			return func(int) error {
 				e.sidecar.Stop()
-				p, err := startProcess("zerohop", e.dir, e.opts.Zerohop, "run",
-					"--listen", e.scAddr, "--admin", e.scAdmin, "--cache-dir", e.scDir, "--cache-size", "64MiB",
-					"--access-log", "off", "--log-level", "warn", "--forward-allow-loopback")
+				wd, args := e.sidecarArgs()
+				p, err := startProcess("zerohop", wd, e.opts.Zerohop, args...)
 				if err != nil {
 					return err
 				}

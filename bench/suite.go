@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -43,6 +44,17 @@ type Options struct {
 	Only []string
 	// Progress receives one line per step. Default os.Stderr.
 	Progress io.Writer
+	// SidecarConfig is a zerohop configuration file the sidecar runs
+	// with (`zerohop run --config`), its first listener a forward one;
+	// the suite's flags still set that listener's address, the admin
+	// address and the cache. OriginPlaceholder in it is replaced by the
+	// origin's address. Default "": the built-in defaults.
+	SidecarConfig string
+	// Headers are added to every request of the scenarios that go
+	// through the sidecar's listener (sidecar-hit, sidecar-miss and
+	// their warm-ups), e.g. the API key a SidecarConfig requires.
+	// Default none.
+	Headers http.Header
 }
 
 // Result is one scenario's measurement in one mode.
@@ -86,6 +98,7 @@ type env struct {
 	scAddr    string
 	scAdmin   string
 	scDir     string
+	scConfig  string // the run's copy of Options.SidecarConfig
 	nginx     *process
 	nginxAddr string
 	varnish   *process
@@ -135,6 +148,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep := &Report{When: time.Now().UTC(), Ratios: map[string]float64{}, Options: map[string]any{
 		"duration": o.Duration.String(), "rate": o.Rate, "conns": o.Conns, "body_size": o.BodySize,
 	}}
+	if o.SidecarConfig != "" {
+		rep.Options["sidecar_config"] = o.SidecarConfig
+	}
+	if len(o.Headers) > 0 {
+		var names []string // not the values: an API key is a secret
+		for k := range o.Headers {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		rep.Options["headers"] = names
+	}
 	rep.Host, _ = os.Hostname()
 	rss, anon := rssKiB(e.sidecar.pid())
 	rep.SidecarMemKiB = map[string]int64{"idle_rss": rss, "idle_rss_anon": anon}
@@ -405,9 +429,11 @@ func (e *env) start() error {
 	if e.scAdmin, err = freePort(); err != nil {
 		return err
 	}
-	e.sidecar, err = startProcess("zerohop", e.dir, e.opts.Zerohop, "run",
-		"--listen", e.scAddr, "--admin", e.scAdmin, "--cache-dir", e.scDir, "--cache-size", "64MiB",
-		"--access-log", "off", "--log-level", "warn", "--forward-allow-loopback", "--procs", "1")
+	if err := e.prepareSidecarConfig(); err != nil {
+		return err
+	}
+	scWD, scArgs := e.sidecarArgs("--procs", "1")
+	e.sidecar, err = startProcess("zerohop", scWD, e.opts.Zerohop, scArgs...)
 	if err != nil {
 		return err
 	}
@@ -467,13 +493,25 @@ func (e *env) serveOrigin(w http.ResponseWriter, r *http.Request) {
 // httpOp returns an op doing GET url through a transport shared by the
 // workers, reading the whole body.
 func httpOp(proxy string, target string, workers int) op {
+	return httpOpH(proxy, target, workers, nil)
+}
+
+// httpOpH is httpOp sending the fields hdr too.
+func httpOpH(proxy string, target string, workers int, hdr http.Header) op {
 	t := &http.Transport{MaxIdleConnsPerHost: workers + 1, DisableCompression: true}
 	if proxy != "" {
 		t.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: proxy})
 	}
 	c := &http.Client{Transport: t, Timeout: 10 * time.Second}
 	return func(int) error {
-		resp, err := c.Get(target)
+		req, err := http.NewRequest(http.MethodGet, target, nil)
+		if err != nil {
+			return err
+		}
+		for k, vs := range hdr {
+			req.Header[k] = vs
+		}
+		resp, err := c.Do(req)
 		if err != nil {
 			return err
 		}
@@ -495,7 +533,7 @@ func (e *env) scenarios() []scenario {
 	var zc *zerohop.Client
 	ss := []scenario{
 		{name: "app-hit-lookup", modes: []string{modeClosed}, warm: func() error {
-			if err := warmVia(e.scAddr, cached); err != nil {
+			if err := e.warmVia(cached); err != nil {
 				return err
 			}
 			var err error
@@ -530,9 +568,9 @@ func (e *env) scenarios() []scenario {
 			}
 		}},
 		{name: "origin-direct", group: "miss", modes: latency, op: func(w int) op { return httpOp("", uncached, w) }},
-		{name: "sidecar-hit", modes: all, server: sidecarPID, warm: func() error { return warmVia(e.scAddr, cached) },
-			op: func(w int) op { return httpOp(e.scAddr, cached, w) }},
-		{name: "sidecar-miss", group: "miss", modes: latency, server: sidecarPID, op: func(w int) op { return httpOp(e.scAddr, uncached, w) }},
+		{name: "sidecar-hit", modes: all, server: sidecarPID, warm: func() error { return e.warmVia(cached) },
+			op: func(w int) op { return httpOpH(e.scAddr, cached, w, e.opts.Headers) }},
+		{name: "sidecar-miss", group: "miss", modes: latency, server: sidecarPID, op: func(w int) op { return httpOpH(e.scAddr, uncached, w, e.opts.Headers) }},
 	}
 	if e.nginx != nil {
 		nginxPID := func() int { return e.nginx.pid() }
@@ -586,7 +624,8 @@ func (e *env) why(peer string) string {
 	return peer + " not installed"
 }
 
-func warmVia(proxy, target string) error { return httpOp(proxy, target, 1)(0) }
+// warmVia fetches target through the sidecar, with Options.Headers.
+func (e *env) warmVia(target string) error { return httpOpH(e.scAddr, target, 1, e.opts.Headers)(0) }
 func warmDirect(target string) error {
 	// Two requests: the first fills the peer's cache, the second must hit.
 	f := httpOp("", target, 1)

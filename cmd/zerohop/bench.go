@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -25,6 +26,8 @@ func newBenchCommand() *cli.Command {
 			&cli.StringFlag{Name: "only", Usage: "comma-separated scenario name fragments"},
 			&cli.StringFlag{Name: "json", Usage: "write the report as JSON to `FILE`"},
 			&cli.StringFlag{Name: "svg", Usage: "write a latency plot to `FILE`"},
+			&cli.StringFlag{Name: "sidecar-config", Usage: "run the sidecar with this zerohop.yaml `FILE` (`zerohop run --config`; its first listener must be a forward one). The suite's --listen, --admin and --cache-dir still override the file; ${BENCH_ORIGIN} in it becomes the bench origin's host:port; relative paths are relative to the file's directory. Examples: bench/chains/"},
+			&cli.GenericFlag{Name: "header", Aliases: []string{"H"}, Value: &headerFlag{}, Usage: "add the request field `HEADER` ('Name: value') to the sidecar scenarios' requests (sidecar-hit, sidecar-miss), e.g. the API key a --sidecar-config requires; repeatable"},
 		},
 		Subcommands: []*cli.Command{{
 			Name:      "compare",
@@ -59,10 +62,12 @@ func newBenchCommand() *cli.Command {
 			if s := c.String("only"); s != "" {
 				only = strings.Split(s, ",")
 			}
+			hdr := c.Generic("header").(*headerFlag).h
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			rep, err := bench.Run(ctx, bench.Options{Zerohop: self, Duration: c.Duration("duration"),
-				Rate: c.Int("rate"), Conns: c.Int("conns"), BodySize: c.Int("body"), Only: only})
+				Rate: c.Int("rate"), Conns: c.Int("conns"), BodySize: c.Int("body"), Only: only,
+				SidecarConfig: c.String("sidecar-config"), Headers: hdr})
 			if err != nil {
 				return err
 			}
@@ -79,3 +84,21 @@ func newBenchCommand() *cli.Command {
 		},
 	}
 }
+
+// headerFlag collects repeated --header 'Name: value' flags. Not a
+// StringSliceFlag: that one splits on commas, which field values contain.
+type headerFlag struct{ h http.Header }
+
+func (f *headerFlag) Set(s string) error {
+	k, v, err := bench.ParseHeader(s)
+	if err != nil {
+		return err
+	}
+	if f.h == nil {
+		f.h = http.Header{}
+	}
+	f.h.Add(k, v)
+	return nil
+}
+
+func (f *headerFlag) String() string { return "" }
