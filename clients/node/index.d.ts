@@ -25,6 +25,12 @@ export interface ClientOptions extends ReaderOptions {
   sidecar?: string;
   /** The invalidation log. Default <dir>/inval/inval.log. */
   invalidationLog?: string;
+  /**
+   * Where the client publishes its counters for the sidecar's /metrics,
+   * once a second (docs/format.md, "App counters"). Default: the
+   * invalidation log's directory; "off" publishes nothing.
+   */
+  countersDir?: string;
 }
 
 /** Request headers in any of the shapes Node code uses. */
@@ -97,6 +103,13 @@ export interface ClientStats {
   misses: number;
   /** Not eligible for a shared-memory answer: sent to the sidecar. */
   bypassed: number;
+  /** Of those, by reason: not GET or HEAD; a body; Range, If-Match, If-Unmodified-Since, If-Range; no-cache, no-store, max-age=0, Pragma. */
+  bypassMethod: number;
+  bypassBody: number;
+  bypassConditional: number;
+  bypassNoCache: number;
+  /** Body bytes of the responses answered from shared memory (not HEAD, not 304). */
+  servedBytes: number;
   backend: Backend;
   cache: ReadStats;
 }
@@ -162,6 +175,12 @@ export class Client {
   invalidate(rec: string | InvalidationRecord, opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<number>;
   /** An undici Dispatcher: fresh hits from the mapping, the rest to the sidecar. */
   dispatcher(opts?: { sidecar?: string; direct?: boolean; fallback?: Dispatcher }): ZerohopDispatcher;
+  /** Copies the counters to the app counters file now (it is done once a second and at close/exit). */
+  publishCounters(): void;
+  /** The app counters file, or null (countersDir "off", or countersError says why). */
+  countersFile(): string | null;
+  readonly countersError: Error | null;
+  /** Publishes the counters a last time, unmaps the cache, closes the log. */
   close(): void;
 }
 

@@ -11,10 +11,20 @@ const { KeyBuilder, appendKey, appendVary } = require('./key');
 const { Entry, decodeEntry } = require('./entry');
 const { headerLines, eligible, notModified, first } = require('./request');
 const { InvalidationLog, waitApplied, keyRecord } = require('./invalidate');
+const { CounterPublisher, COUNT } = require('./counters');
 
 /** The cache's name in Cache-Status fields (RFC 9211), as the Go client's. */
 const CACHE_NAME = 'zerohop';
 const DEFAULT_SIDECAR = '127.0.0.1:8089';
+/** How often the counters are copied to the app counters file. */
+const COUNTERS_INTERVAL_MS = 1000;
+
+// The clients publishing counters, for one 'exit' listener that publishes
+// them a last time however many clients are open.
+const publishing = new Set();
+function publishAtExit() {
+  for (const c of publishing) c.stopCounters();
+}
 
 class Client {
   /**
@@ -32,8 +42,80 @@ class Client {
     this.sidecar = opts.sidecar || process.env.ZEROHOP_SIDECAR || DEFAULT_SIDECAR;
     this.logPath = opts.invalidationLog || path.join(dir, 'inval', 'inval.log');
     this.log = null;
-    this.counters = { hits: 0, notModified: 0, misses: 0, bypassed: 0 };
+    this.counters = {
+      hits: 0, notModified: 0, misses: 0, bypassed: 0,
+      bypassMethod: 0, bypassBody: 0, bypassConditional: 0, bypassNoCache: 0, servedBytes: 0,
+    };
+    this.why = { reason: '' }; // eligible()'s refusal reason, reused
+    this.startCounters(opts.countersDir);
   }
+
+  // startCounters creates the app counters file (docs/format.md, "App
+  // counters") and publishes into it once a second on an unref'd timer and
+  // at close or process exit. Failing that, the app works on and its
+  // counters are missing from the sidecar's /metrics (countersFile() says why).
+  startCounters(dir) {
+    this.publisher = null;
+    this.countersError = null;
+    this.countersTimer = null;
+    if (dir === 'off') return;
+    try {
+      this.publisher = new CounterPublisher(dir || path.dirname(this.logPath), 'node');
+    } catch (err) {
+      this.countersError = err;
+      return;
+    }
+    this.countersValues = new Array(COUNT).fill(0);
+    this.countersTimer = setInterval(() => this.publishCounters(), COUNTERS_INTERVAL_MS);
+    this.countersTimer.unref();
+    if (publishing.size === 0) process.on('exit', publishAtExit);
+    publishing.add(this);
+  }
+
+  /**
+   * Copies the counters to the app counters file now rather than at the
+   * next one-second tick (an app about to exit, a test). Does nothing when
+   * counters are not published.
+   */
+  publishCounters() {
+    const p = this.publisher;
+    if (p === null) return;
+    const c = this.counters;
+    const r = this.reader.c;
+    const v = this.countersValues;
+    v[0] = c.hits; v[1] = c.notModified; v[2] = c.misses;
+    v[3] = c.bypassMethod; v[4] = c.bypassBody; v[5] = c.bypassConditional; v[6] = c.bypassNoCache;
+    v[7] = c.servedBytes;
+    v[8] = r.hits; v[9] = r.misses; v[10] = r.expired;
+    v[11] = r.tornRetries; v[12] = r.torn; v[13] = r.overruns; v[14] = r.corrupt; v[15] = r.collisions;
+    v[16] = r.writerStale; v[17] = r.faults; v[18] = r.remaps;
+    try {
+      p.publish(v);
+    } catch (err) {
+      // A write error (the volume gone): stop publishing, keep serving.
+      this.countersError = err;
+      this.stopCounters(false);
+    }
+  }
+
+  // stopCounters publishes a last time (unless told not to) and closes the
+  // file, releasing its lock: the sidecar folds it into its departed total.
+  stopCounters(last = true) {
+    if (this.countersTimer !== null) clearInterval(this.countersTimer);
+    this.countersTimer = null;
+    if (publishing.delete(this) && publishing.size === 0) process.removeListener('exit', publishAtExit);
+    if (this.publisher === null) return;
+    if (last) this.publishCounters();
+    if (this.publisher !== null) this.publisher.close();
+    this.publisher = null;
+  }
+
+  /**
+   * The app counters file this client publishes in, or null with the
+   * reason in countersError (countersDir "off", no writable directory...).
+   * @returns {string|null}
+   */
+  countersFile() { return this.publisher === null ? null : this.publisher.path; }
 
   /** "addon" (mmap; a hit makes no system call) or "pread" (positional reads). */
   get backend() { return this.reader.backendName; }
@@ -96,9 +178,9 @@ class Client {
    */
   serve(method, scheme, host, target, headers, hasBody = false, nowMs = Date.now()) {
     const h = headers instanceof Map ? headers : headerLines(headers);
-    const d = eligible(method, h, hasBody);
+    const d = eligible(method, h, hasBody, this.why);
     if (d === null) {
-      this.counters.bypassed++;
+      this.bypass(this.why.reason);
       return null;
     }
     const m = this.find(method, scheme, host, target, h, nowMs);
@@ -115,6 +197,20 @@ class Client {
     }
     this.counters.misses++;
     return null;
+  }
+
+  // bypass counts a request not eligible for a shared-memory answer, by
+  // reason: method, body, conditional, no_cache (or none of them).
+  bypass(reason) {
+    const c = this.counters;
+    c.bypassed++;
+    switch (reason) {
+      case 'method': c.bypassMethod++; break;
+      case 'body': c.bypassBody++; break;
+      case 'conditional': c.bypassConditional++; break;
+      case 'no_cache': c.bypassNoCache++; break;
+      default: break;
+    }
   }
 
   response(method, h, e, age, ttl) {
@@ -147,6 +243,7 @@ class Client {
       body = Buffer.alloc(0);
     } else {
       out.push(['Content-Length', String(body.length)]);
+      this.counters.servedBytes += body.length;
     }
     return { status, headers: out, body, ageSeconds: age, ttlSeconds: ttl, entry: e };
   }
@@ -192,8 +289,9 @@ class Client {
     return new ZerohopDispatcher(this, { sidecar: this.sidecar, ...opts });
   }
 
-  /** Unmaps the cache and closes the invalidation log. */
+  /** Publishes the counters a last time, unmaps the cache and closes the invalidation log. */
   close() {
+    this.stopCounters();
     if (this.log) this.log.close();
     this.log = null;
     this.reader.close();

@@ -45,7 +45,8 @@ class ZerohopDispatcher extends Dispatcher {
         !(Buffer.isBuffer(opts.body) && opts.body.length === 0);
       served = this.client.serve(method, origin.protocol.slice(0, -1), host, opts.path, h, hasBody);
     } else {
-      this.client.counters.bypassed++;
+      // Not GET or HEAD; or an upgrade, or no origin (counted under no reason).
+      this.client.bypass(method === 'GET' || method === 'HEAD' ? '' : 'method');
     }
     if (served !== null) {
       try {

@@ -280,5 +280,5 @@ async function waitApplied(reader, seq, signal) {
 }
 
 module.exports = {
-  InvalidationLog, waitApplied, encodeRecord, decodeAt, maxSeq, keyRecord, prefixRecord, tagRecord, allRecord,
+  InvalidationLog, Locker, waitApplied, encodeRecord, decodeAt, maxSeq, keyRecord, prefixRecord, tagRecord, allRecord,
 };

@@ -52,23 +52,30 @@ function hasToken(list, tok) {
   return list.split(',').some((p) => p.trim().toLowerCase() === tok);
 }
 
+// refuse records why a request is not eligible (the app counters' bypass
+// reasons: method, body, conditional, no_cache) and returns null.
+function refuse(why, reason) {
+  if (why) why.reason = reason;
+  return null;
+}
+
 /**
  * Whether a request may be answered from shared memory at all, and its
  * max-age (-1: none) and min-fresh directives. Anything the client does not
  * fully handle (ranges, preconditions other than If-None-Match and
  * If-Modified-Since, request bodies, no-cache) goes to the sidecar, which
- * implements the whole of RFC 9111.
+ * implements the whole of RFC 9111. why, if given, gets the refusal's reason.
  * @returns {{maxAge: number, minFresh: number} | null}
  */
-function eligible(method, h, hasBody) {
-  if (method !== 'GET' && method !== 'HEAD') return null;
-  if (hasBody) return null;
-  if (first(h, 'range') || first(h, 'if-match') || first(h, 'if-unmodified-since') || first(h, 'if-range')) return null;
+function eligible(method, h, hasBody, why) {
+  if (method !== 'GET' && method !== 'HEAD') return refuse(why, 'method');
+  if (hasBody) return refuse(why, 'body');
+  if (first(h, 'range') || first(h, 'if-match') || first(h, 'if-unmodified-since') || first(h, 'if-range')) return refuse(why, 'conditional');
   const d = { maxAge: -1, minFresh: 0 };
   const cc = h.get('cache-control');
   if (!cc || cc.length === 0) {
     // Pragma: no-cache counts only without Cache-Control (RFC 9111 §5.4).
-    for (const p of h.get('pragma') || []) if (hasToken(p, 'no-cache')) return null;
+    for (const p of h.get('pragma') || []) if (hasToken(p, 'no-cache')) return refuse(why, 'no_cache');
     return d;
   }
   for (const line of cc) {
@@ -77,14 +84,14 @@ function eligible(method, h, hasBody) {
       const eq = t.indexOf('=');
       const name = (eq < 0 ? t : t.slice(0, eq)).trim().toLowerCase();
       const arg = eq < 0 ? '' : t.slice(eq + 1).trim().replace(/^"+|"+$/g, '');
-      if (name === 'no-cache' || name === 'no-store') return null;
+      if (name === 'no-cache' || name === 'no-store') return refuse(why, 'no_cache');
       if (name === 'max-age') {
         const n = parseInt64(arg);
-        if (!(n > 0)) return null; // max-age=0 or unparseable: revalidate at the sidecar
+        if (!(n > 0)) return refuse(why, 'no_cache'); // max-age=0 or unparseable: revalidate at the sidecar
         if (d.maxAge < 0 || n < d.maxAge) d.maxAge = n;
       } else if (name === 'min-fresh') {
         const n = parseInt64(arg);
-        if (!(n >= 0)) return null;
+        if (!(n >= 0)) return refuse(why, 'no_cache');
         d.minFresh = Math.max(d.minFresh, n);
       }
     }

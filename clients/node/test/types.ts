@@ -4,7 +4,7 @@ import { setGlobalDispatcher } from 'undici';
 import * as zerohop from '..';
 
 async function example(): Promise<void> {
-  const client: zerohop.Client = zerohop.open('/var/run/zerohop', { backend: 'auto' });
+  const client: zerohop.Client = zerohop.open('/var/run/zerohop', { backend: 'auto', countersDir: 'off' });
   const backend: zerohop.Backend = client.backend;
   const e = client.get('GET', 'http', 'catalog.internal', '/items/42');
   if (e !== null) {
@@ -19,6 +19,11 @@ async function example(): Promise<void> {
   const seq: number = await client.invalidate('http://catalog.internal/items/42');
   await client.invalidate(zerohop.tagRecord('product-42', 'soft'), { timeoutMs: 2000 });
   const s: zerohop.ClientStats = client.stats();
+  const published: number = s.servedBytes + s.bypassMethod + s.bypassNoCache;
+  client.publishCounters();
+  const cf: string | null = client.countersFile();
+  const ce: Error | null = client.countersError;
+  void published; void cf; void ce;
   console.log(backend, seq, s.cache.faults, zerohop.addonStatus().available, zerohop.flags.AUTH_SHARED);
   try {
     zerohop.open('/nonexistent');
