@@ -188,3 +188,44 @@ def test_counters_in_sidecar_metrics(env: Tuple[Sidecar, Origin]) -> None:
     assert m["zerohop_app_hits_total"] == 15 and m["zerohop_app_processes"] == 0
     assert m["zerohop_app_departed_processes_total"] == 2
     assert not os.path.exists(c.counters_file)
+
+
+def _read(path: str) -> Tuple[int, Tuple[int, ...]]:
+    b = open(path, "rb").read()
+    return struct.unpack_from("<I", b, 20)[0], struct.unpack_from("<19Q", b, 64)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_publishes_its_own(tmp_path: "os.PathLike[str]") -> None:
+    """A pre-forking server: the child publishes its own counts, from zero,
+    in its own file; the parent's file stays the parent's and locked."""
+    d = str(tmp_path)
+    os.mkdir(os.path.join(d, "inval"))
+    c = Client(d)
+    for _ in range(2):
+        c.serve("POST", "http", "h", "/")
+    parent_file = c.counters_file
+    assert parent_file is not None
+    pid = os.fork()
+    if pid == 0:  # the child: exit status says what went wrong
+        code = 0
+        try:
+            if c.counters_file in (None, parent_file) or c.bypass_method != 0:
+                code = 2
+            else:
+                for _ in range(3):
+                    c.serve("PUT", "http", "h", "/")
+                c.close()
+        except BaseException:
+            code = 3
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    c.publish_counters()
+    files = sorted(os.listdir(os.path.join(d, "inval")))
+    assert len(files) == 2
+    child_file = [os.path.join(d, "inval", f) for f in files if f.startswith(f"app-{pid}-")][0]
+    assert _read(child_file)[0] == pid and _read(child_file)[1][3] == 3 and not _locked(child_file)
+    assert _read(parent_file)[0] == os.getpid() and _read(parent_file)[1][3] == 2 and _locked(parent_file)
+    c.close()
+    assert not _locked(parent_file)

@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from email.utils import parsedate_to_datetime
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -219,14 +220,21 @@ class Client:
         self.counters_file: Optional[str] = None
         self.counters_error: Optional[BaseException] = None
         self._flusher: Optional[_counters.Flusher] = None
+        self._counters_dir = counters_dir or os.path.dirname(self._log_path)
         if counters_dir != "off":
-            try:
-                pub = _counters.Publisher(counters_dir or os.path.dirname(self._log_path))
-            except OSError as err:
-                self.counters_error = err  # the app works on; its counters are missing from /metrics
-            else:
-                self.counters_file = pub.path
-                self._flusher = _counters.Flusher(pub, self._counter_values)
+            self._start_counters()
+            if self._flusher is not None and hasattr(os, "register_at_fork"):
+                # A pre-forking server (gunicorn --preload, multiprocessing)
+                # forks after the client is made: each child publishes its
+                # own counts in its own file, from zero.
+                ref = weakref.ref(self)
+
+                def in_child() -> None:
+                    c = ref()
+                    if c is not None:
+                        c._after_fork()
+
+                os.register_at_fork(after_in_child=in_child)
         self._origin = origin if origin is not None else "app@" + socket.gethostname()
         self._log: Optional[InvalidationLog] = None
         self._log_mu = threading.Lock()
@@ -421,6 +429,28 @@ class Client:
             "bypassed": self.bypassed,
             "cache": self.reader.stats.as_dict(),
         }
+
+    def _start_counters(self) -> None:
+        try:
+            pub = _counters.Publisher(self._counters_dir)
+        except OSError as err:
+            self.counters_error = err  # the app works on; its counters are missing from /metrics
+            return
+        self.counters_file = pub.path
+        self._flusher = _counters.Flusher(pub, self._counter_values)
+
+    def _after_fork(self) -> None:
+        f, self._flusher = self._flusher, None
+        if f is None:
+            return  # closed, or never published
+        f.abandon()
+        self.hits = self.not_modified = self.misses = self.bypassed = self.served_bytes = 0
+        self.bypass_method = self.bypass_body = self.bypass_conditional = self.bypass_no_cache = 0
+        s = self.reader.stats
+        for k in s.__slots__:
+            setattr(s, k, 0)
+        self.counters_file = None
+        self._start_counters()
 
     def _counter_values(self) -> List[int]:
         """The app counters in docs/format.md's order (counters.NAMES)."""

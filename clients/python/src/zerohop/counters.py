@@ -139,6 +139,13 @@ class Publisher:
             self._mm.close()
             self._mm = None
 
+    def abandon(self) -> None:
+        """In a forked child: drops the inherited mapping and descriptor
+        without publishing (the file is the parent's; the lock stays the
+        parent's)."""
+        self._lock = threading.Lock()  # may have been held by another thread at fork
+        self.close()
+
     def close(self) -> None:
         """Unmaps and closes the file, which releases the lock; the file is
         left for the sidecar to fold into its departed total."""
@@ -183,6 +190,13 @@ class Flusher:
                 self.flush()
             except Exception:  # noqa: BLE001 (the app must not notice)
                 pass
+
+    def abandon(self) -> None:
+        """In a forked child: forgets the parent's file (no thread runs
+        here) without publishing."""
+        self._stopped = True
+        atexit.unregister(self.stop)
+        self.pub.abandon()
 
     def stop(self) -> None:
         """Stops the thread, publishes a last time and closes the file."""
