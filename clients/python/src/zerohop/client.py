@@ -12,9 +12,11 @@ import os
 import socket
 import threading
 import time
+import weakref
 from email.utils import parsedate_to_datetime
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from . import counters as _counters
 from .entry import Entry
 from .invalidate import HARD, SOFT, InvalidationLog, Record, wait_applied
 from .key import GetValues, StrOrBytes, header_getter, primary_key, vary_key
@@ -129,6 +131,23 @@ def eligible(method: str, headers: HeaderItems, has_body: bool = False) -> Optio
     return d
 
 
+def bypass_reason(method: str, headers: HeaderItems, has_body: bool = False) -> str:
+    """Why eligible refused a request, by the app counters' names: "method",
+    "body", "conditional" or "no_cache". Only called on the bypass path."""
+    if method not in ("GET", "HEAD"):
+        return "method"
+    if has_body:
+        return "body"
+    seen = set()
+    for n, v in headers:
+        ln = n.lower()
+        if ln in _INELIGIBLE and ln not in seen:
+            if v:
+                return "conditional"  # eligible looks at the first value only
+            seen.add(ln)
+    return "no_cache"
+
+
 def _http_date(v: str) -> Optional[float]:
     try:
         return parsedate_to_datetime(v).timestamp()
@@ -181,6 +200,7 @@ class Client:
         invalidation_log: Optional[str] = None,
         origin: Optional[str] = None,
         reader: Optional[Reader] = None,
+        counters_dir: Optional[str] = None,
     ) -> None:
         self.cache_dir = cache_dir or os.environ.get("ZEROHOP_CACHE_DIR") or DEFAULT_CACHE_DIR
         self.sidecar = sidecar or os.environ.get("ZEROHOP_SIDECAR") or DEFAULT_SIDECAR
@@ -190,8 +210,31 @@ class Client:
         self.hits = 0  # answered from shared memory
         self.not_modified = 0  # of those, 304s to the app's conditional request
         self.misses = 0  # eligible, but not fresh in shared memory: forwarded
-        self.bypassed = 0  # not eligible: forwarded
+        self.bypassed = 0  # not eligible: forwarded (the sum of the four below)
+        self.bypass_method = 0  # not GET or HEAD
+        self.bypass_body = 0  # a request body
+        self.bypass_conditional = 0  # Range, If-Match, If-Unmodified-Since, If-Range
+        self.bypass_no_cache = 0  # request Cache-Control / Pragma asks for revalidation
+        self.served_bytes = 0  # body bytes answered from shared memory (not HEAD, not 304)
         self._log_path = invalidation_log or os.path.join(self.cache_dir, "inval", "inval.log")
+        self.counters_file: Optional[str] = None
+        self.counters_error: Optional[BaseException] = None
+        self._flusher: Optional[_counters.Flusher] = None
+        self._counters_dir = counters_dir or os.path.dirname(self._log_path)
+        if counters_dir != "off":
+            self._start_counters()
+            if self._flusher is not None and hasattr(os, "register_at_fork"):
+                # A pre-forking server (gunicorn --preload, multiprocessing)
+                # forks after the client is made: each child publishes its
+                # own counts in its own file, from zero.
+                ref = weakref.ref(self)
+
+                def in_child() -> None:
+                    c = ref()
+                    if c is not None:
+                        c._after_fork()
+
+                os.register_at_fork(after_in_child=in_child)
         self._origin = origin if origin is not None else "app@" + socket.gethostname()
         self._log: Optional[InvalidationLog] = None
         self._log_mu = threading.Lock()
@@ -277,6 +320,15 @@ class Client:
         d = eligible(method, headers, has_body)
         if d is None:
             self.bypassed += 1
+            why = bypass_reason(method, headers, has_body)
+            if why == "method":
+                self.bypass_method += 1
+            elif why == "body":
+                self.bypass_body += 1
+            elif why == "conditional":
+                self.bypass_conditional += 1
+            else:
+                self.bypass_no_cache += 1
             return None
         now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
         fields = d.fields
@@ -312,7 +364,9 @@ class Client:
                     self._resp_cache.clear()
                 self._resp_cache[ck] = full
             self.hits += 1
-            return CachedResponse(e.status, full.copy(), e.body, e)
+            body = e.body
+            self.served_bytes += len(body)
+            return CachedResponse(e.status, full.copy(), body, e)
         # Stored fields in order, less Age (ours replaces it) and, unless a
         # HEAD answered from a headers-only entry keeps the stored one,
         # Content-Length (set from the body below).
@@ -336,6 +390,7 @@ class Client:
                 hdrs.append(("Content-Length", str(len(e.body))))
         else:
             body = e.body
+            self.served_bytes += len(body)
             hdrs.append(("Content-Length", str(len(body))))
         return CachedResponse(status, hdrs, body, e)
 
@@ -375,6 +430,61 @@ class Client:
             "cache": self.reader.stats.as_dict(),
         }
 
+    def _start_counters(self) -> None:
+        try:
+            pub = _counters.Publisher(self._counters_dir)
+        except OSError as err:
+            self.counters_error = err  # the app works on; its counters are missing from /metrics
+            return
+        self.counters_file = pub.path
+        self._flusher = _counters.Flusher(pub, self._counter_values)
+
+    def _after_fork(self) -> None:
+        f, self._flusher = self._flusher, None
+        if f is None:
+            return  # closed, or never published
+        f.abandon()
+        self.hits = self.not_modified = self.misses = self.bypassed = self.served_bytes = 0
+        self.bypass_method = self.bypass_body = self.bypass_conditional = self.bypass_no_cache = 0
+        s = self.reader.stats
+        for k in s.__slots__:
+            setattr(s, k, 0)
+        self.counters_file = None
+        self._start_counters()
+
+    def _counter_values(self) -> List[int]:
+        """The app counters in docs/format.md's order (counters.NAMES)."""
+        s = self.reader.stats
+        return [
+            self.hits,
+            self.not_modified,
+            self.misses,
+            self.bypass_method,
+            self.bypass_body,
+            self.bypass_conditional,
+            self.bypass_no_cache,
+            self.served_bytes,
+            s.hits,
+            s.misses,
+            s.expired,
+            s.torn_retries,
+            s.torn,
+            s.overruns,
+            s.corrupt,
+            s.collisions,
+            s.writer_stale,
+            s.faults,
+            s.remaps,
+        ]
+
+    def publish_counters(self) -> None:
+        """Copies the counters to the counters file now rather than at the
+        next one-second tick (an app about to exit, a test). Does nothing
+        when counters are not published."""
+        f = self._flusher
+        if f is not None:
+            f.flush()
+
     def healthy(self) -> bool:
         """Whether hits are being served (the sidecar's heartbeat is recent)."""
         return self.reader.healthy()
@@ -412,7 +522,12 @@ class Client:
         return self.invalidate(Record.all(SOFT if soft else HARD), timeout)
 
     def close(self) -> None:
-        """Unmaps the cache and closes the log; adapters keep forwarding."""
+        """Publishes the counters a last time, closes their file (the
+        sidecar folds it into its departed total), unmaps the cache and
+        closes the log; adapters keep forwarding."""
+        f, self._flusher = self._flusher, None
+        if f is not None:
+            f.stop()
         with self._log_mu:
             if self._log is not None:
                 self._log.close()
