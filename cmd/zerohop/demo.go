@@ -156,7 +156,10 @@ func runDemo(out io.Writer, hits int) error {
 	fmt.Fprintf(out, "client stats: hits=%d misses=%d bypassed=%d torn-retries=%d corrupt=%d\n",
 		st.Hits, st.Misses, st.Bypassed, st.Cache.TornRetries, st.Cache.Corrupt)
 
-	// 6. The sidecar's own metrics, as Prometheus scrapes them.
+	// 6. The sidecar's own metrics, as Prometheus scrapes them: its own
+	// requests, and the app's zero-hop hits, which never reached it, from
+	// the counters file the client publishes (once a second; now here).
+	zc.PublishCounters()
 	resp, err := http.Get("http://" + s.AdminAddr() + "/metrics")
 	if err != nil {
 		return err
@@ -167,7 +170,8 @@ func runDemo(out io.Writer, hits int) error {
 	for sc.Scan() {
 		l := sc.Text()
 		if strings.HasPrefix(l, "zerohop_requests_total") || strings.HasPrefix(l, "zerohop_shm_entries") ||
-			strings.HasPrefix(l, "zerohop_cache_stored_total") || strings.HasPrefix(l, "zerohop_shm_inserts_total") {
+			strings.HasPrefix(l, "zerohop_cache_stored_total") || strings.HasPrefix(l, "zerohop_shm_inserts_total") ||
+			strings.HasPrefix(l, "zerohop_app_hits_total") || strings.HasPrefix(l, "zerohop_app_misses_total") {
 			lines = append(lines, l)
 		}
 	}
