@@ -229,7 +229,10 @@ func TestLeastRequestPrefersIdle(t *testing.T) {
 // TestMaglevSticky: a key keeps its endpoint on both paths (the same
 // endpoint for the same key), keys spread over the endpoints, and a
 // request without the key goes anywhere.
-func TestMaglevSticky(t *testing.T) {
+// stickyByKey runs a hash policy's header and cookie cases: a key keeps
+// its endpoint on both paths (the same endpoint for the same key), keys
+// spread over the endpoints, and a request without the key goes anywhere.
+func stickyByKey(t *testing.T, lb config.LBPolicy) {
 	for _, tc := range []struct {
 		name   string
 		policy config.HashPolicy
@@ -245,7 +248,7 @@ func TestMaglevSticky(t *testing.T) {
 				pol := tc.policy
 				h := lbHarness(t, plain, func(c *config.Cluster) {
 					c.Endpoints = p.endpoints()
-					c.LBPolicy, c.HashPolicy = config.LBMaglev, &pol
+					c.LBPolicy, c.HashPolicy = lb, &pol
 				})
 				spread := map[string]int{}
 				for k := range 60 {
@@ -273,6 +276,10 @@ func TestMaglevSticky(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestMaglevSticky(t *testing.T) {
+	stickyByKey(t, config.LBMaglev)
 	t.Run("source_address", func(t *testing.T) {
 		p := newPool(t, "a", "b", "c")
 		h := lbHarness(t, false, func(c *config.Cluster) {

@@ -16,49 +16,7 @@ import (
 // request without the key goes anywhere, and one client address keeps
 // its endpoint under source_address.
 func TestRingHashSticky(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		policy config.HashPolicy
-		key    func(k int) []string
-	}{
-		{"header", config.HashPolicy{Header: "X-User"}, func(k int) []string { return []string{"X-User", fmt.Sprint("u", k)} }},
-		{"cookie", config.HashPolicy{Cookie: "sid"}, func(k int) []string { return []string{"Cookie", fmt.Sprintf("a=1; sid=s%d; z=2", k)} }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			first := map[int]string{}
-			p := newPool(t, "a", "b", "c")
-			for _, plain := range []bool{false, true} {
-				pol := tc.policy
-				h := lbHarness(t, plain, func(c *config.Cluster) {
-					c.Endpoints = p.endpoints()
-					c.LBPolicy, c.HashPolicy = config.LBRingHash, &pol
-				})
-				spread := map[string]int{}
-				for k := range 60 {
-					// The second harness (net/http) must agree with
-					// the first (fast path) on every key.
-					for rep := range 3 {
-						got := served(t, h, fmt.Sprintf("/k/%d/%d", k, rep), rep == 2, tc.key(k)...)
-						spread[got]++
-						if f, ok := first[k]; ok && got != f {
-							t.Fatalf("plain=%v key %d: %s, then %s", plain, k, f, got)
-						}
-						first[k] = got
-					}
-				}
-				if len(spread) != 3 {
-					t.Errorf("plain=%v: keys reached %v", plain, spread)
-				}
-				keyless := map[string]bool{}
-				for i := range 60 {
-					keyless[served(t, h, fmt.Sprintf("/nokey/%d", i), false)] = true
-				}
-				if len(keyless) < 2 {
-					t.Errorf("plain=%v: requests without the key all went to %v", plain, keyless)
-				}
-			}
-		})
-	}
+	stickyByKey(t, config.LBRingHash)
 	t.Run("source_address", func(t *testing.T) {
 		p := newPool(t, "a", "b", "c")
 		for _, plain := range []bool{false, true} {
