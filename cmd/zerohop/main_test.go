@@ -439,24 +439,7 @@ func TestPurge(t *testing.T) {
 // cache directory) bridged through a real redis-server on loopback: a purge
 // appended in one is applied in the other.
 func TestPurgeAcrossPods(t *testing.T) {
-	redisBin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed (CI installs it)")
-	}
-	redisAddr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(redisAddr)
-	rs := exec.Command(redisBin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := rs.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rs.Process.Kill(); rs.Wait() })
-	waitFor(t, func() bool {
-		c, err := net.Dial("tcp", redisAddr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, "redis-server")
+	redisAddr := startRedis(t)
 
 	var hits atomic.Int64
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -566,4 +549,30 @@ func TestUnusableStoreRunsMemoryOnly(t *testing.T) {
 		t.Fatalf("memory-only sidecar does not serve: %v %v", err, resp)
 	}
 	resp.Body.Close()
+}
+
+// startRedis runs a real redis-server on a free loopback port, without
+// persistence, stopped by its PID when the test ends, and returns its
+// address; the test is skipped when redis-server is not installed.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	redisBin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server not installed (CI installs it)")
+	}
+	redisAddr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(redisAddr)
+	rs := exec.Command(redisBin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := rs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.Process.Kill(); rs.Wait() })
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", redisAddr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "redis-server")
+	return redisAddr
 }

@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -23,24 +21,7 @@ import (
 // both take part, and keys over the limit are mostly refused without a
 // round trip (local_reject).
 func TestGlobalRateLimitTwoSidecars(t *testing.T) {
-	redisBin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed (CI installs it)")
-	}
-	redisAddr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(redisAddr)
-	rs := exec.Command(redisBin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := rs.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rs.Process.Kill(); rs.Wait() })
-	waitFor(t, func() bool {
-		c, err := net.Dial("tcp", redisAddr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, "redis-server")
+	redisAddr := startRedis(t)
 
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=300")
