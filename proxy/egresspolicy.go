@@ -129,9 +129,9 @@ func (p *Proxy) compileEgress(e *config.Egress) (*egressPolicy, error) {
 	return ep, nil
 }
 
-// egressFilters is the listener filter of forward listeners: the
-// built-in refusals and the policy's first check, on requests without a
-// route (a route's cluster is the operator's choice, not the client's).
+// egressFilters is the listener filter of forward and transparent
+// listeners: the built-in refusals and the policy's first check, on
+// requests without a route (a route's cluster is the operator's choice, not the client's).
 func (p *Proxy) egressFilters(st *state, l config.Listener) chain {
 	if l.Mode != config.ModeForward && l.Mode != config.ModeTransparent {
 		return nil
