@@ -14,16 +14,17 @@ import (
 
 // BenchmarkTracing is the per-request cost of span export (tracing.otlp,
 // sampling ratio 1): a fresh hit (the fast path) and a miss (no-store, as
-// BenchmarkMiss), with tracing off and on. On, every request becomes a
+// BenchmarkMiss), with tracing off, on, and on with a ratio that samples
+// nothing (what a sampled-out request costs). On, every request becomes a
 // server span and one span per phase, handed to the SDK's batch processor
 // and exported over OTLP/HTTP to a real receiver on loopback, which reads
 // and drops the batches (its cost, per batch of up to 512 spans, is in
 // the process's figures too). One client connection, one GET at a time.
 func BenchmarkTracing(b *testing.B) {
 	for _, kind := range []struct{ name, cc string }{{"hit", "max-age=31536000"}, {"miss", "no-store"}} {
-		for _, on := range []bool{false, true} {
-			name := kind.name + map[bool]string{false: "/off", true: "/on"}[on]
-			b.Run(name, func(b *testing.B) {
+		for _, mode := range []string{"off", "on", "sampled-out"} {
+			on := mode != "off"
+			b.Run(kind.name+"/"+mode, func(b *testing.B) {
 				origin := newMissOrigin(b, kind.cc)
 				var rcv *otlpSink
 				if on {
@@ -33,6 +34,10 @@ func BenchmarkTracing(b *testing.B) {
 					config: func(c *config.Config) {
 						if rcv != nil {
 							c.Tracing.OTLP = &config.OTLP{Endpoint: rcv.url, Protocol: config.OTLPHTTP}
+						}
+						if mode == "sampled-out" { // on, but (almost) no request sampled
+							ratio := 1e-12
+							c.Tracing.SamplingRatio = &ratio
 						}
 					}})
 				c := newMissClient(b, h.addr(), "GET /item HTTP/1.1\r\nHost: app.local\r\nUser-Agent: Go-http-client/1.1\r\n\r\n")
@@ -52,7 +57,7 @@ func BenchmarkTracing(b *testing.B) {
 				b.StopTimer()
 				h.close() // flushes the exporter
 				if rcv != nil {
-					if b.N > 100 && rcv.batches.Load() == 0 {
+					if mode == "on" && b.N > 100 && rcv.batches.Load() == 0 {
 						b.Fatalf("the receiver got no spans")
 					}
 					b.ReportMetric(float64(rcv.bytes.Load())/float64(b.N+1), "otlp-B/op")
