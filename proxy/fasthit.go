@@ -142,7 +142,8 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	if httpcache.Decide(httpcache.Directives{}, &he, start) != httpcache.ServeFresh || !fastpath.BodyAllowed(e.Status) {
 		return false, true
 	}
-	ph.Mark(timeline.Cache, cacheAt, p.opts.Now().Sub(start))
+	writeAt := p.opts.Now().Sub(start)
+	ph.Mark(timeline.Cache, cacheAt, writeAt)
 	// The filters' response phase, before the head is written.
 	rf := &c.rf
 	rf.reset()
@@ -235,6 +236,7 @@ func (c *fastSide) serveHit() (served, keep bool) {
 
 	// Logs and metrics, as finish records them.
 	d := p.opts.Now().Sub(start)
+	ph.Mark(timeline.Transfer, writeAt, d) // the write, as upstreamPhases marks a hit's
 	routeName := ""
 	if rt != nil {
 		routeName = rt.name

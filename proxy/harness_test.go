@@ -39,7 +39,10 @@ const wait = 5 * time.Second
 // (whole seconds) so that entries the proxy stores are also sensible to
 // shm readers, which use the real clock, and only moves when a test
 // advances it.
-type clock struct{ ns atomic.Int64 }
+type clock struct {
+	ns   atomic.Int64
+	real bool // the wall clock: for timelines, whose phases need time to pass
+}
 
 func newClock() *clock {
 	c := &clock{}
@@ -47,7 +50,12 @@ func newClock() *clock {
 	return c
 }
 
-func (c *clock) Now() time.Time             { return time.Unix(0, c.ns.Load()) }
+func (c *clock) Now() time.Time {
+	if c.real {
+		return time.Now()
+	}
+	return time.Unix(0, c.ns.Load())
+}
 func (c *clock) Advance(d time.Duration)    { c.ns.Add(int64(d)) }
 func (c *clock) HTTPDate() string           { return c.Now().UTC().Format(http.TimeFormat) }
 func (c *clock) Ago(d time.Duration) string { return c.Now().Add(-d).UTC().Format(http.TimeFormat) }

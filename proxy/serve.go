@@ -106,6 +106,8 @@ type exchange struct {
 	// The request's phases (timeline.go), as offsets from start.
 	tl      timeline.Phases
 	connAt  time.Duration // when the upstream request got its connection (GotConn)
+	failAt  time.Duration // when the upstream exchange failed (noteUpstreamFailure)
+	upErr   string        // how it failed
 	spanIDs spanIDs       // the server span's ids, when tracing named it upstream (tracing.go)
 }
 
@@ -467,7 +469,7 @@ func (p *Proxy) finish(x *exchange, rec *recorder) {
 		start: x.start, traceparent: x.in.Header.Get("Traceparent"),
 	}
 	x.upstreamPhases(d)
-	a.phases, a.spanIDs = x.tl, x.spanIDs
+	a.phases, a.spanIDs, a.upErr = x.tl, x.spanIDs, x.upErr
 	if a.spanIDs.span.IsValid() {
 		a.tracestate = x.in.Header.Get("Tracestate")
 	}
@@ -490,6 +492,7 @@ type accessEntry struct {
 	upstreamMs                            float64
 	traceparent, remote                   string
 	filter                                string // the filter that answered, if one did
+	upErr                                 string // how the upstream exchange failed, if it did
 	consumer                              string // who a filter authenticated the caller as
 	tries                                 int    // upstream tries; logged when more than one
 	decision                              string // retried, breaker_open, shadowed (retry.go)

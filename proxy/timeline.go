@@ -6,6 +6,12 @@
 package proxy
 
 import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http/httptrace"
+	"syscall"
 	"time"
 
 	"github.com/zerohop/zerohop/proxy/internal/timeline"
@@ -44,20 +50,87 @@ func (x *exchange) GotConn() {
 	x.connAt = x.since()
 }
 
-// upstreamPhases fills in the phases an upstream exchange of x went
-// through: connect, the wait for the response head, and the transfer of
-// the body until end (an offset from x.start).
+// upstreamPhases fills in the phases after the cache decision until end
+// (an offset from x.start): for an upstream exchange, connect, the wait
+// for the response head and the transfer of the body, or, when it
+// failed (noteUpstreamFailure), the phases it reached until the failure;
+// for a response served from the cache, its transfer (the write).
 func (x *exchange) upstreamPhases(end time.Duration) {
-	if x.reqTime.IsZero() || x.respTime.IsZero() || x.start.IsZero() {
+	if x.start.IsZero() {
 		return
 	}
-	sent, head := x.reqTime.Sub(x.start), x.respTime.Sub(x.start)
+	if x.reqTime.IsZero() {
+		if x.status.Hit { // written from the cache
+			x.tl.Mark(timeline.Transfer, x.tl.LastEnd(), end)
+		}
+		return
+	}
+	sent := x.reqTime.Sub(x.start)
+	if x.respTime.IsZero() {
+		if x.failAt == 0 {
+			return
+		}
+		// Failed: connecting until the connection, or until the failure
+		// if it never had one; then waiting for the head until the failure.
+		if x.connAt > 0 && x.connAt >= sent && x.connAt <= x.failAt {
+			x.tl.Mark(timeline.Connect, sent, x.connAt)
+			x.tl.Mark(timeline.Upstream, x.connAt, x.failAt)
+			x.upErr = "upstream: " + x.upErr
+		} else {
+			x.tl.Mark(timeline.Connect, sent, x.failAt)
+			x.upErr = "connect: " + x.upErr
+		}
+		if x.status.Hit { // stale-if-error
+			x.tl.Mark(timeline.Transfer, x.failAt, end)
+		}
+		return
+	}
+	head := x.respTime.Sub(x.start)
 	if x.connAt > 0 && x.connAt >= sent && x.connAt <= head {
 		x.tl.Mark(timeline.Connect, sent, x.connAt)
 		sent = x.connAt
 	}
 	x.tl.Mark(timeline.Upstream, sent, head)
 	x.tl.Mark(timeline.Transfer, head, end)
+}
+
+// noteUpstreamFailure records, for x's timeline, that its upstream
+// exchange failed now with err (timedOut: its deadline ran out).
+func (x *exchange) noteUpstreamFailure(err error, timedOut bool) {
+	if x.start.IsZero() || x.failAt != 0 {
+		return
+	}
+	x.failAt = max(x.since(), 1)
+	var ne net.Error
+	switch {
+	case timedOut || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		x.upErr = "timed out"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		x.upErr = "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		x.upErr = "connection reset"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		x.upErr = "connection closed"
+	default:
+		x.upErr = err.Error() // cut to 64 bytes by the ring
+	}
+}
+
+// traceConn sets tr, the client trace of x's upstream request, to tell x
+// when the request has its connection (GotConn), for clusters whose client
+// is net/http's (std, h2c); the h1 transport tells x itself
+// (h1.ConnObserver). Requests not recorded get no hook (and no closure).
+func (x *exchange) traceConn(tr *httptrace.ClientTrace) {
+	if x == nil || x.start.IsZero() || x.refresh {
+		return // not recorded
+	}
+	prev := tr.GotConn
+	tr.GotConn = func(info httptrace.GotConnInfo) {
+		x.GotConn()
+		if prev != nil {
+			prev(info)
+		}
+	}
 }
 
 // recordTimeline copies a's timeline into the rings (the slow one too when
@@ -77,6 +150,7 @@ func (p *Proxy) recordTimeline(a *accessEntry) {
 	e.SetRequestID(a.reqID, a.reqIDb)
 	e.SetTraceID(a.traceparent, a.tpb)
 	e.SetFilter(a.filter)
+	e.SetError(a.upErr)
 	e.UpstreamMs = a.upstreamMs
 	p.rings.recent.Add(&e)
 	if st := p.st.Load(); st != nil && a.d >= st.cfg.Tracing.SlowThresholdOrDefault() {

@@ -229,6 +229,19 @@ func (c traceCarrier) Get(key string) string {
 func (traceCarrier) Set(string, string) {}
 func (traceCarrier) Keys() []string     { return []string{"traceparent"} }
 
+// The spans' names and kinds, made once (BenchmarkTracing: each was an
+// allocation per span).
+var (
+	serverKind     = trace.WithSpanKind(trace.SpanKindServer)
+	internalKind   = trace.WithSpanKind(trace.SpanKindInternal)
+	phaseSpanNames = func() (n [timeline.NumPhases]string) {
+		for i := range n {
+			n[i] = "zerohop." + timeline.Phase(i).String()
+		}
+		return n
+	}()
+)
+
 // export makes a's spans: a server span for the request, continuing its
 // traceparent, and a child for each phase that happened.
 func (s *spanExport) export(a *accessEntry) {
@@ -245,7 +258,7 @@ func (s *spanExport) export(a *accessEntry) {
 	if a.route != "" {
 		name += " " + a.route
 	}
-	_, span := s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(a.start))
+	_, span := s.tracer.Start(ctx, name, serverKind, trace.WithTimestamp(a.start))
 	if !span.IsRecording() {
 		return
 	}
@@ -274,8 +287,7 @@ func (s *spanExport) export(a *accessEntry) {
 		if sp.End == 0 {
 			continue
 		}
-		_, c := s.tracer.Start(ctx, "zerohop."+timeline.Phase(ph).String(), trace.WithSpanKind(trace.SpanKindInternal),
-			trace.WithTimestamp(a.start.Add(sp.Start)))
+		_, c := s.tracer.Start(ctx, phaseSpanNames[ph], internalKind, trace.WithTimestamp(a.start.Add(sp.Start)))
 		c.End(trace.WithTimestamp(a.start.Add(sp.End)))
 	}
 	span.End(trace.WithTimestamp(a.start.Add(a.d)))

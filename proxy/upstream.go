@@ -204,6 +204,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	x := exchangeFrom(r.Context())
 	x.observeUpstream(0, err)
+	x.noteUpstreamFailure(err, context.Cause(r.Context()) == errUpstreamTimeout)
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil && context.Cause(r.Context()) != errUpstreamTimeout {
 		return // the app went away; nobody to answer
 	}

@@ -79,6 +79,7 @@ func (s *stdClient) RoundTrip(r *http.Request) (*http.Response, error) {
 		tr = *old
 	}
 	relay := tr.Got1xxResponse // ReverseProxy's, which writes the 1xx to the app
+	exchangeFrom(ctx).traceConn(&tr)
 	n := 0
 	tr.Got1xxResponse = func(code int, h textproto.MIMEHeader) error {
 		if n++; n > maxInterim {

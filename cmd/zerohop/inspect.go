@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"github.com/zerohop/zerohop/internal/sidecar"
 	"github.com/zerohop/zerohop/invalidate"
 	"github.com/zerohop/zerohop/shm"
+	"github.com/zerohop/zerohop/store"
 )
 
 // entryInfo is one cached entry as inspect and keys show it.
@@ -36,6 +40,7 @@ type entryInfo struct {
 	SWRSeconds    uint32              `json:"stale_while_revalidate_seconds,omitempty"`
 	SIESeconds    uint32              `json:"stale_if_error_seconds,omitempty"`
 	primaryTarget string
+	key           string // the cache key: shm and store entries merge on it
 }
 
 func describeEntry(e *shm.Entry, nowMs int64, withHeaders bool) (entryInfo, bool) {
@@ -48,7 +53,7 @@ func describeEntry(e *shm.Entry, nowMs int64, withHeaders bool) (entryInfo, bool
 		Kind: "response", Status: e.Status, AgeSeconds: e.AgeSeconds(nowMs),
 		FreshSeconds: (e.ExpiresMs - nowMs) / 1000, Stored: time.UnixMilli(e.StoredMs).UTC(),
 		Expires: time.UnixMilli(e.ExpiresMs).UTC(), BodyBytes: len(e.Body), EntryBytes: len(e.Raw),
-		Where: []string{"shm"}, SWRSeconds: e.SWR, SIESeconds: e.SIE, primaryTarget: string(p.Target),
+		Where: []string{"shm"}, SWRSeconds: e.SWR, SIESeconds: e.SIE, primaryTarget: string(p.Target), key: string(e.Key),
 	}
 	if e.Flags&shm.FlagVaryIndex != 0 {
 		in.Kind, in.Status = "vary", 0
@@ -101,20 +106,20 @@ func openForInspection(dir string) (*shm.Reader, error) {
 
 var cacheDirFlag = &cli.StringFlag{Name: "cache-dir", Value: "/var/run/zerohop", EnvVars: []string{"ZEROHOP_CACHE_DIR"}, Usage: "the shared cache `DIR`"}
 
-const storeNote = "shared memory only: the store (Pebble) is locked by the running sidecar and not read"
-
 func newInspectCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "inspect",
 		Usage:     "show every cached variant of a URL: status, headers, age, freshness left, tags, size (read-only)",
 		ArgsUsage: "URL",
-		Description: "Reads the shared cache file (" + storeNote + ").\n" +
+		Description: "Reads the shared cache file, and the store (Pebble) through the running sidecar's admin endpoint\n" +
+			"(GET /cache/inspect), which holds the store locked; each entry says where it lives: shm, store or both.\n" +
+			"When the admin endpoint does not answer, only shared memory is read, and the output says so.\n" +
 			"A response that varies (Vary) shows its marker, which names the request fields, and one entry per variant.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			cacheDirFlag,
 			&cli.StringFlag{Name: "method", Value: http.MethodGet, Usage: "the request `METHOD` the entry was stored for"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
-		},
+		}, inspectAdminFlags...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return cli.Exit("inspect: give one URL", 2)
@@ -142,16 +147,22 @@ func newInspectCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			ans, note := askStore(c, "/cache/inspect", url.Values{"url": {c.Args().First()}, "method": {c.String("method")}})
+			found = mergeStored(found, ans, now, true)
 			sortEntries(found)
 			if c.Bool("json") {
-				return writeJSON(c.App.Writer, map[string]any{"url": c.Args().First(), "entries": found, "note": storeNote})
+				return writeJSON(c.App.Writer, map[string]any{"url": c.Args().First(), "entries": found, "note": note})
 			}
 			w := c.App.Writer
 			if len(found) == 0 {
-				fmt.Fprintf(w, "%s: not in shared memory (%s)\n", c.Args().First(), storeNote)
+				where := "not in shared memory nor in the store"
+				if ans == nil {
+					where = "not in shared memory"
+				}
+				fmt.Fprintf(w, "%s: %s (%s)\n", c.Args().First(), where, note)
 				return cli.Exit("", 1)
 			}
-			fmt.Fprintf(w, "%s %s: %d entries (%s)\n", c.String("method"), c.Args().First(), len(found), storeNote)
+			fmt.Fprintf(w, "%s %s: %d entries (%s)\n", c.String("method"), c.Args().First(), len(found), note)
 			for _, in := range found {
 				printEntry(w, in)
 			}
@@ -181,13 +192,13 @@ func printEntry(w io.Writer, in entryInfo) {
 		fresh = fmt.Sprintf("stale for %ds", -in.FreshSeconds)
 	}
 	if in.Kind == "vary" {
-		fmt.Fprintf(w, "\n  vary marker: varies on %s (%s, %d bytes, in %s)\n", strings.Join(in.VaryOn, ", "), fresh, in.EntryBytes, strings.Join(in.Where, "+"))
+		fmt.Fprintf(w, "\n  vary marker: varies on %s (%s, %d bytes, in %s)\n", strings.Join(in.VaryOn, ", "), fresh, in.EntryBytes, whereText(in))
 		return
 	}
 	fmt.Fprintf(w, "\n  variant %s\n", variantString(in.Variant))
 	fmt.Fprintf(w, "    status %d, age %ds, %s (expires %s), stored %s\n", in.Status, in.AgeSeconds, fresh,
 		in.Expires.Format(time.RFC3339), in.Stored.Format(time.RFC3339))
-	fmt.Fprintf(w, "    body %d bytes, entry %d bytes, in %s\n", in.BodyBytes, in.EntryBytes, strings.Join(in.Where, "+"))
+	fmt.Fprintf(w, "    body %d bytes, entry %d bytes, in %s\n", in.BodyBytes, in.EntryBytes, whereText(in))
 	if len(in.Tags) > 0 {
 		fmt.Fprintf(w, "    tags: %s\n", strings.Join(in.Tags, ", "))
 	}
@@ -231,15 +242,18 @@ func newKeysCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "keys",
 		Usage: "list cached URLs, by URL prefix or surrogate key, with size and freshness (read-only)",
-		Description: "Reads the shared cache file (" + storeNote + ").\n" +
+		Description: "Reads the shared cache file, and the store (Pebble) through the running sidecar's admin endpoint\n" +
+			"(GET /cache/keys), which holds the store locked; WHERE says shm, store or both. When the admin endpoint\n" +
+			"does not answer, only shared memory is read, and the output says so. The sidecar returns at most\n" +
+			fmt.Sprintf("%d entries (--limit; default %d) and reads at most %d records per listing.\n", sidecar.MaxCacheKeysLimit, sidecar.DefaultCacheKeysLimit, store.DefaultInspectVisit) +
 			"Each line is one stored response (a Vary variant is one line, with its request fields).",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			cacheDirFlag,
 			&cli.StringFlag{Name: "prefix", Usage: "only URLs starting with `URL` (scheme and host included)"},
 			&cli.StringFlag{Name: "tag", Usage: "only responses carrying surrogate key `TAG`"},
-			&cli.IntFlag{Name: "limit", Value: 1000, Usage: "print at most `N` (0: all)"},
+			&cli.IntFlag{Name: "limit", Value: sidecar.DefaultCacheKeysLimit, Usage: fmt.Sprintf("print at most `N` (at most %d)", sidecar.MaxCacheKeysLimit)},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
-		},
+		}, inspectAdminFlags...),
 		Action: func(c *cli.Context) error {
 			r, err := openForInspection(c.String("cache-dir"))
 			if err != nil {
@@ -265,23 +279,42 @@ func newKeysCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			limit := c.Int("limit")
+			if limit <= 0 || limit > sidecar.MaxCacheKeysLimit {
+				limit = sidecar.MaxCacheKeysLimit
+			}
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			if prefix != "" {
+				q.Set("prefix", prefix)
+			}
+			if tag != "" {
+				q.Set("tag", tag)
+			}
+			ans, note := askStore(c, "/cache/keys", q)
+			es = mergeStored(es, ans, now, false)
+			total = max(total, len(es)) // the store's entries not in shared memory
+			more := ans != nil && (ans.More || !ans.Complete)
 			sortEntries(es)
-			if n := c.Int("limit"); n > 0 && len(es) > n {
-				es = es[:n]
+			if len(es) > limit {
+				es = es[:limit]
 			}
 			if c.Bool("json") {
-				return writeJSON(c.App.Writer, map[string]any{"total": total, "entries": es, "note": storeNote})
+				return writeJSON(c.App.Writer, map[string]any{"total": total, "more_in_store": more, "entries": es, "note": note})
 			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "STATUS\tBODY\tFRESH\tAGE\tMETHOD\tURL\tVARIANT\tTAGS")
+			fmt.Fprintln(tw, "STATUS\tBODY\tFRESH\tAGE\tWHERE\tMETHOD\tURL\tVARIANT\tTAGS")
 			for _, in := range es {
-				fmt.Fprintf(tw, "%d\t%d\t%ds\t%ds\t%s\t%s\t%s\t%s\n", in.Status, in.BodyBytes, in.FreshSeconds, in.AgeSeconds,
-					in.Method, in.URL, variantString(in.Variant), strings.Join(in.Tags, ","))
+				fmt.Fprintf(tw, "%d\t%d\t%ds\t%ds\t%s\t%s\t%s\t%s\t%s\n", in.Status, in.BodyBytes, in.FreshSeconds, in.AgeSeconds,
+					whereText(in), in.Method, in.URL, variantString(in.Variant), strings.Join(in.Tags, ","))
 			}
 			tw.Flush()
-			if len(es) < total {
+			switch {
+			case more:
+				fmt.Fprintf(c.App.Writer, "(%d shown; the store holds more: --limit, --prefix, --tag)\n", len(es))
+			case len(es) < total:
 				fmt.Fprintf(c.App.Writer, "(%d of %d shown; --limit)\n", len(es), total)
 			}
+			fmt.Fprintf(c.App.Writer, "(%s)\n", note)
 			if total == 0 {
 				return cli.Exit("", 1)
 			}

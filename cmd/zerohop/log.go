@@ -68,7 +68,7 @@ func newLogCommand() *cli.Command {
 					route = "-"
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format("15:04:05.000"), r.Status, r.DurationMs,
-					r.UpstreamMs, r.Cache, route, r.Method, r.Host, r.Target, r.RequestID, phaseText(r.Phases))
+					r.UpstreamMs, r.Cache, route, r.Method, r.Host, r.Target, r.RequestID, phaseText(r.Phases)+errorText(r.Error))
 			}
 			return tw.Flush()
 		},
@@ -86,4 +86,12 @@ func phaseText(ps []proxy.PhaseRecord) string {
 		fmt.Fprintf(&b, "%s %.2f+%.2f", p.Name, p.StartMs, p.DurationMs)
 	}
 	return b.String()
+}
+
+// errorText is how the upstream exchange failed, after the phases.
+func errorText(e string) string {
+	if e == "" {
+		return ""
+	}
+	return "  error: " + e
 }

@@ -54,6 +54,8 @@ func (s *Sidecar) startAdmin(a config.Admin) error {
 	}
 	mux.HandleFunc("GET /stats", s.handleStats)
 	mux.HandleFunc("GET /requests", s.handleRequests)
+	mux.HandleFunc("GET /cache/inspect", s.handleCacheInspect)
+	mux.HandleFunc("GET /cache/keys", s.handleCacheKeys)
 	var h http.Handler = mux
 	if a.Token != "" {
 		h = requireToken(a.Token, mux)

@@ -21,7 +21,7 @@ const (
 	Coalesce              // waiting on another request's fetch of the same URL
 	Connect               // getting an upstream connection (idle or dialled)
 	Upstream              // request sent until the response head arrived: time to first byte
-	Transfer              // the response body copied to the app
+	Transfer              // the response body copied to the app: from upstream, or written from the cache
 	Store                 // writing the response into the cache
 	NumPhases
 )
@@ -41,6 +41,15 @@ type Span struct{ Start, End time.Duration }
 
 // Phases are a request's phases, indexed by Phase.
 type Phases [NumPhases]Span
+
+// LastEnd is the end of the latest phase marked, 0 if none.
+func (ps *Phases) LastEnd() time.Duration {
+	var end time.Duration
+	for _, s := range ps {
+		end = max(end, s.End)
+	}
+	return end
+}
 
 // Mark records phase p from start to end, both offsets from the request's
 // start. A zero-length phase is stored as 1ns long, so that it shows.
@@ -73,6 +82,7 @@ type Entry struct {
 	reqID    str64
 	traceID  str32
 	filter   str64
+	err      str64
 }
 
 type (
@@ -112,6 +122,9 @@ func (e *Entry) SetStrings(method, cache, listener, route, upstream, host, targe
 	e.host.n = uint8(copy(e.host.b[:], host))
 	e.target.n = uint8(copy(e.target.b[:], target))
 }
+
+// SetError copies how the upstream exchange failed, if it did.
+func (e *Entry) SetError(s string) { e.err.n = uint8(copy(e.err.b[:], s)) }
 
 // SetFilter copies the note of the filter that answered, if any.
 func (e *Entry) SetFilter(f string) { e.filter.n = uint8(copy(e.filter.b[:], f)) }
@@ -255,6 +268,7 @@ type Record struct {
 	Status     int           `json:"status"`
 	Cache      string        `json:"cache"`
 	Filter     string        `json:"filter,omitempty"` // the filter that answered, and why
+	Error      string        `json:"error,omitempty"`  // how the upstream exchange failed: "connect: connection refused", "upstream: timed out"
 	Bytes      int64         `json:"bytes"`
 	Duration   time.Duration `json:"-"`
 	DurationMs float64       `json:"duration_ms"`
@@ -287,6 +301,7 @@ func (e *Entry) Record() Record {
 		Status:     int(e.Status),
 		Cache:      e.Cache(),
 		Filter:     string(e.filter.b[:e.filter.n]),
+		Error:      string(e.err.b[:e.err.n]),
 		Bytes:      e.Bytes,
 		Duration:   e.Duration,
 		DurationMs: ms(e.Duration),
