@@ -353,7 +353,13 @@ func (f *apiKeyFilter) OnRequest(r request, a *answer) verdict {
 		*a = f.missing
 		return filterAnswered
 	}
-	consumer, ok := f.keys.Load().Check(key)
+	var consumer string
+	var ok bool
+	if m, memo := r.(apiKeyMemoer); memo { // the fast path: a connection's repeated key (authmemo.go)
+		consumer, ok = m.apiKeyMemo().check(f.keys.Load(), key)
+	} else {
+		consumer, ok = f.keys.Load().Check(key)
+	}
 	if !ok {
 		f.res.invalid.Inc()
 		*a = f.invalid

@@ -92,6 +92,8 @@ func (c *fastSide) serveHit() (served, keep bool) {
 	}
 	var ph timeline.Phases
 	cacheAt := p.opts.Now().Sub(start) // the end of routing, then of the filters
+	// Not the previous request's consumer: a route without filters sets none.
+	c.req.consumer = ""
 	if len(ch) > 0 {
 		// The request phase runs here, once, before the cache. Whatever
 		// it decided goes with the request if it is handed over; an

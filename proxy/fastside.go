@@ -53,6 +53,7 @@ type fastSide struct {
 	rf                   fastFields     // what the filters set on the response
 	pre                  fastPre        // the request phase's outcome, for the general path
 	dst                  netip.AddrPort // transparent mode: the connection's original destination
+	keyMemo              apiKeyMemo     // the last API key accepted on the connection (authmemo.go)
 	key, vkey, ebuf      []byte
 	lastHost, lastTarget string
 	idBuf                [32]byte
