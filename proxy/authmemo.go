@@ -1,9 +1,6 @@
 package proxy
 
 import (
-	"crypto/subtle"
-	"unsafe"
-
 	"github.com/zerohop/zerohop/proxy/internal/apikey"
 )
 
@@ -40,8 +37,7 @@ func (r *fastRequest) apiKeyMemo() *apiKeyMemo { return &r.c.keyMemo }
 // check returns key's consumer in set, as set.Check does, from the memo
 // when key is the one last accepted against set on this connection.
 func (m *apiKeyMemo) check(set *apikey.Set, key string) (string, bool) {
-	if m.set == set && len(key) == len(m.key) &&
-		subtle.ConstantTimeCompare(m.key, unsafe.Slice(unsafe.StringData(key), len(key))) == 1 {
+	if m.set == set && len(key) == len(m.key) && sameKey(m.key, key) {
 		return m.consumer, true
 	}
 	consumer, ok := set.Check(key)
@@ -49,4 +45,15 @@ func (m *apiKeyMemo) check(set *apikey.Set, key string) (string, bool) {
 		m.set, m.key, m.consumer = set, append(m.key[:0], key...), consumer
 	}
 	return consumer, ok
+}
+
+// sameKey reports whether a and b (of equal length) hold the same bytes,
+// in time that depends on their length only, as subtle.ConstantTimeCompare
+// (which would need b copied into a slice).
+func sameKey(a []byte, b string) bool {
+	var v byte
+	for i := range len(b) {
+		v |= a[i] ^ b[i]
+	}
+	return v == 0
 }
