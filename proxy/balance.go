@@ -173,8 +173,8 @@ func (x *exchange) observeUpstream(status int, err error) {
 	if lb.policy == balance.LeastRequest {
 		ep.host.Release()
 	}
-	if lb.od != nil {
-		lb.od.Observe(ep.host, outcome(x, status, err))
+	if lb.od != nil && lb.od.Observe(ep.host, outcome(x, status, err)) {
+		x.decisions |= decEjected
 	}
 }
 

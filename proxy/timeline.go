@@ -77,6 +77,7 @@ func (p *Proxy) recordTimeline(a *accessEntry) {
 	e.SetRequestID(a.reqID, a.reqIDb)
 	e.SetTraceID(a.traceparent, a.tpb)
 	e.SetFilter(a.filter)
+	e.SetDecision(a.decision)
 	e.UpstreamMs = a.upstreamMs
 	p.rings.recent.Add(&e)
 	if st := p.st.Load(); st != nil && a.d >= st.cfg.Tracing.SlowThresholdOrDefault() {

@@ -73,6 +73,7 @@ type Entry struct {
 	reqID    str64
 	traceID  str32
 	filter   str64
+	decision str48
 }
 
 type (
@@ -115,6 +116,10 @@ func (e *Entry) SetStrings(method, cache, listener, route, upstream, host, targe
 
 // SetFilter copies the note of the filter that answered, if any.
 func (e *Entry) SetFilter(f string) { e.filter.n = uint8(copy(e.filter.b[:], f)) }
+
+// SetDecision copies what the request met: retried, breaker_open,
+// shadowed, ejected, comma-separated (the access log's decision).
+func (e *Entry) SetDecision(d string) { e.decision.n = uint8(copy(e.decision.b[:], d)) }
 
 // SetRequestID copies the request id (string or bytes, whichever is set).
 func (e *Entry) SetRequestID(s string, b []byte) {
@@ -254,7 +259,8 @@ type Record struct {
 	Upstream   string        `json:"upstream,omitempty"`
 	Status     int           `json:"status"`
 	Cache      string        `json:"cache"`
-	Filter     string        `json:"filter,omitempty"` // the filter that answered, and why
+	Filter     string        `json:"filter,omitempty"`   // the filter that answered, and why
+	Decision   string        `json:"decision,omitempty"` // retried, breaker_open, shadowed, ejected
 	Bytes      int64         `json:"bytes"`
 	Duration   time.Duration `json:"-"`
 	DurationMs float64       `json:"duration_ms"`
@@ -287,6 +293,7 @@ func (e *Entry) Record() Record {
 		Status:     int(e.Status),
 		Cache:      e.Cache(),
 		Filter:     string(e.filter.b[:e.filter.n]),
+		Decision:   string(e.decision.b[:e.decision.n]),
 		Bytes:      e.Bytes,
 		Duration:   e.Duration,
 		DurationMs: ms(e.Duration),
