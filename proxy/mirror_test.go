@@ -63,7 +63,7 @@ func TestMirrorAfterResponse(t *testing.T) {
 				if chunked != (res.ContentLength < 0) {
 					t.Fatalf("Content-Length %d; want chunked %v", res.ContentLength, chunked)
 				}
-				if _, err := io.ReadFull(res.Body, chunk[:1024]); err != nil {
+				if _, err := io.ReadFull(res.Body, make([]byte, 1024)); err != nil {
 					t.Fatal(err)
 				}
 				time.Sleep(300 * time.Millisecond) // the proxy fills the buffers, and waits
