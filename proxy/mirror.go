@@ -98,11 +98,11 @@ func (p *Proxy) shadow(x *exchange, r *http.Request) {
 	}
 	x.decisions |= decShadowed
 	// x.ctx, not r's context: a route timeout's context ends before the
-	// response is written. The fast path's ends after it was flushed;
-	// net/http's when the handler returns, just before the server flushes
-	// the response on the same goroutine.
-	// The fast path's one end watcher is free again (h1's connection let
-	// it go with the primary's body), and costs no allocation.
+	// response is written. The fast path's ends after it was flushed (its
+	// one end watcher is free again, h1's connection having let it go with
+	// the primary's body, and costs no allocation); net/http's when the
+	// handler returns, just before the server flushes the response on the
+	// same goroutine.
 	if _, ok := x.ctx.Context.(*fastpath.RequestCtx); ok {
 		if !x.ctx.WatchEnd(sc.run) {
 			x.ctx.AfterFunc(sc.run)
