@@ -42,8 +42,8 @@ type SplitSticky struct {
 // (cache misses, revalidations) are mirrored; cache hits never reach a
 // cluster. The copy is the app's request as received, hop-by-hop fields
 // removed, with "-shadow" appended to its Host (as Envoy does), so the
-// shadow can tell it is one; it is sent when the primary exchange has
-// ended, from a goroutine of its own (docs/resilience.md).
+// shadow can tell it is one; it is sent once the primary's response has
+// been written to the app, from a goroutine of its own (docs/resilience.md).
 type Mirror struct {
 	// Cluster receives the copies. Required; must exist.
 	Cluster string `yaml:"cluster"`

@@ -173,8 +173,8 @@ func (x *exchange) observeUpstream(status int, err error) {
 	if lb.policy == balance.LeastRequest {
 		ep.host.Release()
 	}
-	if lb.od != nil {
-		lb.od.Observe(ep.host, outcome(x, status, err))
+	if lb.od != nil && lb.od.Observe(ep.host, outcome(x, status, err)) {
+		x.decisions |= decEjected
 	}
 }
 
@@ -196,6 +196,11 @@ func outcome(x *exchange, status int, err error) balance.Outcome {
 		}
 		return balance.GatewayFailure
 	}
+	return outcome5xx(status)
+}
+
+// outcome5xx is outcome's judgement of a status.
+func outcome5xx(status int) balance.Outcome {
 	switch {
 	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
 		return balance.GatewayFailure

@@ -82,15 +82,32 @@ func (p *retryPolicy) backoff(n int) time.Duration {
 type decision uint8
 
 const (
-	decRetried decision = 1 << iota
-	decBreakerOpen
-	decShadowed
+	decRetried     decision = 1 << iota
+	decBreakerOpen          // breaker.go
+	decShadowed             // mirror.go
+	decEjected              // a try's outcome ejected its endpoint (balance.go)
+	numDecisions   = iota
 )
 
-var decisionNames = [...]string{"", "retried", "breaker_open", "retried,breaker_open",
-	"shadowed", "retried,shadowed", "breaker_open,shadowed", "retried,breaker_open,shadowed"}
+// decisionNames are the log values of every set of decisions, the names
+// comma-separated in bit order: made once, so that String allocates
+// nothing.
+var decisionNames = func() (names [1 << numDecisions]string) {
+	words := [numDecisions]string{"retried", "breaker_open", "shadowed", "ejected"}
+	for d := range names {
+		for i, w := range words {
+			if d&(1<<i) != 0 {
+				if names[d] != "" {
+					names[d] += ","
+				}
+				names[d] += w
+			}
+		}
+	}
+	return names
+}()
 
-func (d decision) String() string { return decisionNames[d&7] }
+func (d decision) String() string { return decisionNames[d&(1<<numDecisions-1)] }
 
 // retryPolicyOf is the policy for x's request: its route's, else its
 // cluster's; nil for none.

@@ -68,7 +68,7 @@ type exchange struct {
 	upstreamMs float64
 	filterNote string   // the filter that answered, and why
 	tries      int      // upstream tries made (retry.go); 0: none
-	decisions  decision // retried, breaker open, shadowed
+	decisions  decision // retried, breaker open, shadowed, ejected
 
 	// The request phase's outcome (filter.go). The fast path may have
 	// run the chain already on the parsed head, before handing the
@@ -495,7 +495,7 @@ type accessEntry struct {
 	upErr                                 string // how the upstream exchange failed, if it did
 	consumer                              string // who a filter authenticated the caller as
 	tries                                 int    // upstream tries; logged when more than one
-	decision                              string // retried, breaker_open, shadowed (retry.go)
+	decision                              string // retried, breaker_open, shadowed, ejected (retry.go)
 
 	// For the request's timeline (timeline.go): its start and phases, and
 	// the fast path's request id and traceparent as read (reqID and
@@ -546,7 +546,7 @@ func (p *Proxy) record(a *accessEntry) {
 		attrs[n] = slog.Int("tries", a.tries)
 		n++
 	}
-	if a.decision != "" { // retried, breaker_open, shadowed
+	if a.decision != "" { // retried, breaker_open, shadowed, ejected
 		attrs[n] = slog.String("decision", a.decision)
 		n++
 	}

@@ -151,6 +151,7 @@ func (p *Proxy) recordTimeline(a *accessEntry) {
 	e.SetTraceID(a.traceparent, a.tpb)
 	e.SetFilter(a.filter)
 	e.SetError(a.upErr)
+	e.SetDecision(a.decision)
 	e.UpstreamMs = a.upstreamMs
 	p.rings.recent.Add(&e)
 	if st := p.st.Load(); st != nil && a.d >= st.cfg.Tracing.SlowThresholdOrDefault() {

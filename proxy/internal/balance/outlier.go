@@ -78,9 +78,10 @@ func NewDetector(b *Balancer, o OutlierOptions) *Detector {
 	return &Detector{o: o, b: b}
 }
 
-// Observe records the outcome of one try at h. It is cheap on success
-// (two loads) and takes a lock only to eject.
-func (d *Detector) Observe(h *Host, oc Outcome) {
+// Observe records the outcome of one try at h, and reports whether it
+// ejected h (for the try's access-log line). It is cheap on success (two
+// loads) and takes a lock only to eject.
+func (d *Detector) Observe(h *Host, oc Outcome) (ejected bool) {
 	switch oc {
 	case Success:
 		if h.od.cons5xx.Load() != 0 {
@@ -89,12 +90,12 @@ func (d *Detector) Observe(h *Host, oc Outcome) {
 		if h.od.consGw.Load() != 0 {
 			h.od.consGw.Store(0)
 		}
-		return
+		return false
 	case Local:
-		return
+		return false
 	}
 	if h.ejected.Load() {
-		return // tries in panic mode say nothing new
+		return false // tries in panic mode say nothing new
 	}
 	n5 := h.od.cons5xx.Add(1)
 	gw := int32(0)
@@ -104,15 +105,17 @@ func (d *Detector) Observe(h *Host, oc Outcome) {
 		h.od.consGw.Store(0)
 	}
 	if c := d.o.Consecutive5xx; c > 0 && int(n5) >= c {
-		d.eject(h)
+		return d.eject(h)
 	} else if c := d.o.ConsecutiveGatewayFailure; c > 0 && int(gw) >= c {
-		d.eject(h)
+		return d.eject(h)
 	}
+	return false
 }
 
 // eject takes h out of rotation for base × ejections (capped), unless
-// that would eject more than MaxEjectionPercent of the hosts.
-func (d *Detector) eject(h *Host) {
+// that would eject more than MaxEjectionPercent of the hosts. It reports
+// whether it did (false also when another try ejected h first).
+func (d *Detector) eject(h *Host) bool {
 	ejected := 0
 	for _, o := range d.b.hosts {
 		if o.ejected.Load() {
@@ -120,13 +123,13 @@ func (d *Detector) eject(h *Host) {
 		}
 	}
 	if ejected > 0 && (ejected+1)*100 > d.o.MaxEjectionPercent*len(d.b.hosts) {
-		return
+		return false
 	}
 	s := &h.od
 	s.mu.Lock()
 	if h.ejected.Swap(true) {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	now := d.o.Now()
 	if base := d.o.BaseEjectionTime; s.ejections > 0 && !s.unejected.IsZero() {
@@ -157,4 +160,5 @@ func (d *Detector) eject(h *Host) {
 	if d.o.OnEject != nil {
 		d.o.OnEject(h, dur)
 	}
+	return true
 }

@@ -83,6 +83,7 @@ type Entry struct {
 	traceID  str32
 	filter   str64
 	err      str64
+	decision str48
 }
 
 type (
@@ -128,6 +129,10 @@ func (e *Entry) SetError(s string) { e.err.n = uint8(copy(e.err.b[:], s)) }
 
 // SetFilter copies the note of the filter that answered, if any.
 func (e *Entry) SetFilter(f string) { e.filter.n = uint8(copy(e.filter.b[:], f)) }
+
+// SetDecision copies what the request met: retried, breaker_open,
+// shadowed, ejected, comma-separated (the access log's decision).
+func (e *Entry) SetDecision(d string) { e.decision.n = uint8(copy(e.decision.b[:], d)) }
 
 // SetRequestID copies the request id (string or bytes, whichever is set).
 func (e *Entry) SetRequestID(s string, b []byte) {
@@ -267,8 +272,9 @@ type Record struct {
 	Upstream   string        `json:"upstream,omitempty"`
 	Status     int           `json:"status"`
 	Cache      string        `json:"cache"`
-	Filter     string        `json:"filter,omitempty"` // the filter that answered, and why
-	Error      string        `json:"error,omitempty"`  // how the upstream exchange failed: "connect: connection refused", "upstream: timed out"
+	Filter     string        `json:"filter,omitempty"`   // the filter that answered, and why
+	Error      string        `json:"error,omitempty"`    // how the upstream exchange failed: "connect: connection refused", "upstream: timed out"
+	Decision   string        `json:"decision,omitempty"` // retried, breaker_open, shadowed, ejected
 	Bytes      int64         `json:"bytes"`
 	Duration   time.Duration `json:"-"`
 	DurationMs float64       `json:"duration_ms"`
@@ -302,6 +308,7 @@ func (e *Entry) Record() Record {
 		Cache:      e.Cache(),
 		Filter:     string(e.filter.b[:e.filter.n]),
 		Error:      string(e.err.b[:e.err.n]),
+		Decision:   string(e.decision.b[:e.decision.n]),
 		Bytes:      e.Bytes,
 		Duration:   e.Duration,
 		DurationMs: ms(e.Duration),
