@@ -2,6 +2,13 @@
 # cross-builds, then the tests.
 GO        ?= go
 PKGS      := ./...
+# The repository's Go modules: the sidecar's (.) and the nested ones the Go
+# client's module graph is made of, with go lines an app can build with
+# (README.md, "Go client"). `./...` stops at a nested go.mod, so each Go
+# target below runs in every module's directory: $(call each,COMMAND).
+NESTED    := internal/testproc shm invalidate invalidate/redisbridge clients/go
+MODULES   := . $(NESTED)
+each       = set -e; for m in $(or $(2),$(MODULES)); do echo "== module $$m"; (cd $$m && $(1)); done
 # staticcheck, pinned so that every machine reports the same findings. `go
 # run` fetches it through the module proxy once and caches the build; no
 # tool has to be installed beforehand. 0.8.x knows Go 1.26.
@@ -11,16 +18,17 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # and windows for developers' machines, where the Go client maps nothing and
 # sends every request to the sidecar.
 CROSS     := linux/amd64 linux/arm64 linux/386 darwin/arm64 windows/amd64
-# Packages whose concurrency matters run under the race detector.
 # What `zerohop version` prints: the nearest tag (or the commit) and the
 # full commit, stamped with -ldflags because the build info's VCS stamp is
 # missing with -buildvcs=false and in a copied source tree (Docker).
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-RACE_PKGS := ./shm/... ./clients/... ./internal/... ./proxy/... ./invalidate/... ./store/... ./cmd/...
+# Packages whose concurrency matters run under the race detector: these of
+# the main module, and every nested module whole.
+RACE_PKGS := ./clients/... ./internal/... ./proxy/... ./store/... ./cmd/...
 
-.PHONY: all build docs run test test-clients test-long bench fuzz lint vet staticcheck tidy-check crossbuild fmt clean
+.PHONY: all build docs run test test-clients test-long bench fuzz lint vet staticcheck tidy-check download crossbuild fmt clean
 
 all: build
 
@@ -36,13 +44,14 @@ run: build
 	./bin/zerohop demo
 
 vet:
-	$(GO) vet $(PKGS)
+	@$(call each,$(GO) vet $(PKGS))
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 test: lint crossbuild
-	$(GO) test -count=1 -timeout 15m $(PKGS)
+	@$(call each,$(GO) test -count=1 -timeout 15m $(PKGS))
 	$(GO) test -count=1 -race -timeout 15m $(RACE_PKGS)
+	@$(call each,$(GO) test -count=1 -race -timeout 15m ./...,$(NESTED))
 	$(MAKE) test-clients
 
 # The app-side clients in other languages: each script installs what its
@@ -54,7 +63,8 @@ test-clients:
 # Long torture and crash runs: >= 10M verified reads, 300 writer kills.
 # ZEROHOP_TORTURE_DURATION=10m turns the torture test into a soak.
 test-long:
-	ZEROHOP_LONG=1 $(GO) test -count=1 -timeout 90m -run 'Torture|Crash|Soak' -v ./shm/... ./store/...
+	cd shm && ZEROHOP_LONG=1 $(GO) test -count=1 -timeout 90m -run 'Torture|Crash|Soak' -v ./...
+	ZEROHOP_LONG=1 $(GO) test -count=1 -timeout 90m -run 'Torture|Crash|Soak' -v ./store/...
 	ZEROHOP_LONG=1 $(GO) test -count=1 -timeout 30m -run 'Crash' -v ./cmd/zerohop/
 
 # The side-by-side suite (nginx, Varnish, HAProxy, Redis when installed),
@@ -62,7 +72,8 @@ test-long:
 bench: build
 	./bin/zerohop bench --json bench/last.json --svg bench/last.svg
 	./bin/zerohop bench compare bench/baseline.json bench/last.json
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./shm/... ./clients/... ./proxy/...
+	@$(call each,$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...,shm clients/go)
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./proxy/...
 
 # Every fuzz target for a fixed number of executions (count-based budgets
 # avoid a Go 1.26 fuzz shutdown race seen with time budgets).
@@ -76,7 +87,7 @@ fuzz:
 	  proxy/internal/jwtcheck:FuzzVerify proxy/internal/jwtcheck:FuzzParseJWKS proxy/internal/apikey:FuzzParse \
 	  proxy/internal/fastpath:FuzzParseHead proxy/internal/h1:FuzzParseResponseHead proxy/internal/h1:FuzzWriteQuick proxy/internal/sniff:FuzzServerName config:FuzzParse; do \
 	  pkg=$${spec%%:*}; fn=$${spec#*:}; echo "== $$pkg $$fn"; \
-	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZ_EXECS) ./$$pkg/; \
+	  (cd $$pkg && $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZ_EXECS) .); \
 	done
 
 # go vet and gofmt, staticcheck (fails on any finding: fix it, or where a
@@ -85,21 +96,25 @@ fuzz:
 lint: vet staticcheck tidy-check
 
 staticcheck:
-	$(STATICCHECK) $(PKGS)
+	@$(call each,$(STATICCHECK) $(PKGS))
 
 tidy-check:
-	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+	@$(call each,$(GO) mod tidy -diff || { echo "$$m: go.mod/go.sum are not tidy: run go mod tidy there"; exit 1; })
+
+# Every module's dependencies into the module cache (CI, before the tests).
+download:
+	@$(call each,$(GO) mod download)
 
 # Compile every package for each of CROSS (no binaries written); the tests
 # too on linux/386 (32-bit constants); and the Go client's tests off Linux,
 # where they take the no-mapping branch.
 crossbuild:
 	@set -e; for t in $(CROSS); do \
-	  echo "== build $$t"; GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build -o /dev/null $(PKGS); \
+	  echo "== build $$t"; $(call each,GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build -o /dev/null $(PKGS)); \
 	done; \
-	echo "== vet linux/386"; GOOS=linux GOARCH=386 $(GO) vet $(PKGS); \
+	echo "== vet linux/386"; $(call each,GOOS=linux GOARCH=386 $(GO) vet $(PKGS)); \
 	for t in darwin/arm64 windows/amd64; do \
-	  echo "== vet clients/go $$t"; GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet ./clients/go/...; \
+	  echo "== vet clients/go $$t"; (cd clients/go && GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet ./...); \
 	done
 
 fmt:

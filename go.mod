@@ -9,7 +9,6 @@ require (
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/charmbracelet/bubbletea v1.3.10
 	github.com/cockroachdb/pebble/v2 v2.1.7
-	github.com/edsrzf/mmap-go v1.2.0
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/klauspost/compress v1.20.3
@@ -18,6 +17,11 @@ require (
 	github.com/prometheus/common v0.72.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/urfave/cli/v2 v2.27.7
+	github.com/zerohop/zerohop/clients/go v0.0.0-00010101000000-000000000000
+	github.com/zerohop/zerohop/internal/testproc v0.0.0-00010101000000-000000000000
+	github.com/zerohop/zerohop/invalidate v0.0.0-00010101000000-000000000000
+	github.com/zerohop/zerohop/invalidate/redisbridge v0.0.0-00010101000000-000000000000
+	github.com/zerohop/zerohop/shm v0.0.0-00010101000000-000000000000
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc v1.47.0
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp v1.47.0
@@ -53,6 +57,7 @@ require (
 	github.com/cockroachdb/swiss v0.0.0-20260820225851-333444432258 // indirect
 	github.com/cockroachdb/tokenbucket v0.0.0-20230807174530-cc333fc44b06 // indirect
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
+	github.com/edsrzf/mmap-go v1.2.0 // indirect
 	github.com/erikgeiser/coninput v0.0.0-20211004153227-1c3628e74d0f // indirect
 	github.com/fxamacker/cbor/v2 v2.9.1 // indirect
 	github.com/getsentry/sentry-go v0.27.0 // indirect
@@ -101,4 +106,15 @@ require (
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
+)
+
+// The nested modules (see README.md, "Go client"): the Go client's module
+// graph is made of them, with go lines an app can build with; here they
+// are the working tree's copies. A release tags each (shm/vX.Y.Z, ...).
+replace (
+	github.com/zerohop/zerohop/clients/go => ./clients/go
+	github.com/zerohop/zerohop/internal/testproc => ./internal/testproc
+	github.com/zerohop/zerohop/invalidate => ./invalidate
+	github.com/zerohop/zerohop/invalidate/redisbridge => ./invalidate/redisbridge
+	github.com/zerohop/zerohop/shm => ./shm
 )

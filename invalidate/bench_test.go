@@ -16,7 +16,7 @@ import (
 
 // Benchmarks (docs/invalidation.md, "Performance"):
 //
-//	go test -run '^$' -bench . -benchtime 20000x ./invalidate/...
+//	cd invalidate && go test -run '^$' -bench . -benchtime 20000x ./...
 
 // reportLatency reports a histogram's percentiles in nanoseconds.
 func reportLatency(b *testing.B, h *hdrhistogram.Histogram) {

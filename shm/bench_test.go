@@ -19,7 +19,7 @@ package shm_test
 // sub-benchmarks share them) and are torn down by its Cleanup: with -count=N
 // each file is filled N times (1-6 s per 1 GiB file here).
 //
-//	go test -run '^$' -bench . -benchmem ./shm/
+//	cd shm && go test -run '^$' -bench . -benchmem .
 
 import (
 	"bufio"

@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/zerohop/zerohop/internal/shmtest"
 	"github.com/zerohop/zerohop/shm"
+	"github.com/zerohop/zerohop/shm/internal/shmtest"
 )
 
 // TestCrash kills a churning writer with SIGKILL over and over, on one cache

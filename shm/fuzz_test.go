@@ -20,8 +20,8 @@ import (
 
 // Fuzz targets for everything that parses bytes another process wrote.
 // The seed corpus is generated from the golden file (golden_test.go) and
-// checked in under testdata/fuzz/<FuzzName>/ by `go test ./shm -run
-// 'Golden|FuzzCorpus' -update`; `make fuzz` runs the targets.
+// checked in under testdata/fuzz/<FuzzName>/ by `cd shm && go test
+// -run 'Golden|FuzzCorpus' -update .`; `make fuzz` runs the targets.
 
 // FuzzOpen input modes (bits of the mode byte).
 const (
@@ -856,7 +856,7 @@ func TestFuzzCorpus(t *testing.T) {
 			}
 			got, err := os.ReadFile(path)
 			if err != nil {
-				t.Errorf("%v (run go test ./shm -run 'Golden|FuzzCorpus' -update)", err)
+				t.Errorf("%v (run go test -run 'Golden|FuzzCorpus' -update . in shm/)", err)
 				continue
 			}
 			if !bytes.Equal(got, want) {

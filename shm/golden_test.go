@@ -31,7 +31,7 @@ import (
 // The golden vectors are what the Python and Node clients are tested
 // against: testdata/golden/cache.shm, written by the real writer from the
 // fixed inputs below, and testdata/golden/expected.json, the lookups a
-// reader must answer from it. `go test ./shm -run Golden -update` rewrites
+// reader must answer from it. `cd shm && go test -run Golden -update .` rewrites
 // both; without -update the test checks that
 //
 //   - the checked-in file answers every lookup of expected.json, through
@@ -1010,7 +1010,7 @@ func TestGolden(t *testing.T) {
 	}
 	file, err := os.ReadFile(filePath)
 	if err != nil {
-		t.Fatalf("%v (run go test ./shm -run Golden -update)", err)
+		t.Fatalf("%v (run go test -run Golden -update . in shm/)", err)
 	}
 	raw, err := os.ReadFile(jsonPath)
 	if err != nil {
@@ -1083,7 +1083,7 @@ var goldenOpenErrors = map[string]error{
 func checkGoldenCase(t *testing.T, want goldenJSON, gf goldenFile, derived []byte) {
 	onDisk, err := os.ReadFile(filepath.Join(goldenDir, gf.File))
 	if err != nil {
-		t.Fatalf("%v (run go test ./shm -run Golden -update)", err)
+		t.Fatalf("%v (run go test -run Golden -update . in shm/)", err)
 	}
 	if !bytes.Equal(onDisk, derived) {
 		t.Fatalf("%s differs from what goldenCases derives from cache.shm; run with -update", gf.File)

@@ -20,15 +20,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zerohop/zerohop/internal/shmtest"
 	"github.com/zerohop/zerohop/shm"
+	"github.com/zerohop/zerohop/shm/internal/shmtest"
 )
 
 // The torture and crash tests run one writer and several readers as
 // separate processes (roles of this test binary, see main_test.go): the
 // race detector cannot see across processes, so what they check is the
 // protocol itself. Every hit is compared byte for byte with the
-// deterministic generator in internal/shmtest.
+// deterministic generator in shm/internal/shmtest.
 //
 // Children take their parameters from ZH_* environment variables, report
 // one JSON line on stdout ("READY {...}", "DONE {...}"), and stop when their

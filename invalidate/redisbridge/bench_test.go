@@ -14,7 +14,7 @@ import (
 // applied the record, through pod A's bridge, Redis (Unix socket) and pod
 // B's bridge and log (target p99 < 10 ms).
 //
-//	go test -run '^$' -bench RedisEndToEnd -benchtime 2000x ./invalidate/redisbridge/
+//	cd invalidate/redisbridge && go test -run '^$' -bench RedisEndToEnd -benchtime 2000x .
 func BenchmarkRedisEndToEnd(b *testing.B) {
 	rs := startRedis(b)
 	pa := newBenchPod(b, "pod-a", rs)

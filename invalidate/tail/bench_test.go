@@ -19,7 +19,7 @@ import (
 // latency. "wait" uses invalidate.WaitApplied, as the Go client does, whose
 // backoff adds up to its first sleep (50µs).
 //
-//	go test -run '^$' -bench AppendToApplied -benchtime 20000x ./invalidate/tail/
+//	cd invalidate && go test -run '^$' -bench AppendToApplied -benchtime 20000x ./tail/
 func BenchmarkAppendToApplied(b *testing.B) {
 	for _, how := range []string{"spin", "wait"} {
 		b.Run(how, func(b *testing.B) {

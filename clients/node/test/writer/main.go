@@ -2,7 +2,7 @@
 // the real shm.Writer storing responses whose every byte is a pure function
 // of (key id, version), so a reader in another language can check each hit
 // byte for byte without talking to the writer (the same idea as
-// internal/shmtest, with a derivation small enough to restate in
+// shm/internal/shmtest, with a derivation small enough to restate in
 // JavaScript: clients/node/test/spec.js).
 //
 //	writer -dir D -mode churn -duration 10s   # Put/Delete/purge as fast as it can

@@ -1,0 +1,3 @@
+module github.com/zerohop/zerohop/internal/testproc
+
+go 1.17
