@@ -58,11 +58,12 @@ type Limit struct {
 	// without refusing them: to try a limit on real traffic. Default
 	// false.
 	Shadow bool `yaml:"shadow"`
-	// MaxKeys bounds the keys the limit remembers in this process; the
-	// least recently used is forgotten to make room (it starts again with
-	// a full bucket), counted in zerohop_ratelimit_evictions_total. About
-	// 100 bytes a key, plus the key. Default 100000. For a global limit it bounds the
-	// keys remembered as refused (the local pre-check).
+	// MaxKeys bounds the keys the limit remembers in this process; one
+	// not used recently (CLOCK, an approximation of least recently used)
+	// is forgotten to make room (it starts again with a full bucket),
+	// counted in zerohop_ratelimit_evictions_total. About 150 bytes a key,
+	// plus the key. Default 100000. For a global limit it bounds the keys
+	// remembered as refused (the local pre-check).
 	MaxKeys int `yaml:"max_keys"`
 	// Global, if set, keeps the limit's buckets in Redis, shared by every
 	// sidecar using the same Redis and limit name, instead of in this

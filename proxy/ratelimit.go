@@ -22,8 +22,8 @@ import (
 // Rate limits (config.Limit): a rateLimitFilter in a listener's or a
 // route's chain holds the limits that list names. It runs in the request
 // phase, before the cache, so a refused request is never served a stored
-// response. Each limit keeps a GCRA bucket per key, in a bounded, sharded
-// table in this process (ratelimit.Table) or in Redis for a global limit
+// response. Each limit keeps a GCRA bucket per key, in a bounded,
+// lock-free table in this process (ratelimit.Table) or in Redis for a global limit
 // (ratelimit.Global). docs/limits.md describes the behaviour.
 
 // maxKeyLen is the longest key a limit keeps as it is; a longer one (a
@@ -50,7 +50,7 @@ type limiter struct {
 	rlPrefix string // the RateLimit field value up to t=
 
 	// counts are the decisions not counted by the table (which counts a
-	// local limit's allowed and refused requests under its shard locks):
+	// local limit's allowed and refused requests in each key's entry):
 	// a global limit's, and a local shadow limit's, by outcome.
 	counts      [nOutcomes]atomic.Uint64
 	redisErrors atomic.Uint64
