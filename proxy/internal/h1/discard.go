@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -78,28 +77,6 @@ func (t *Transport) discardConn(key connKey, u *url.URL, fresh bool, deadline ti
 		}
 	}
 	return c, nil
-}
-
-// keyOf is u's pool key, as checkRequest makes it.
-func keyOf(u *url.URL) (connKey, error) {
-	var k connKey
-	port := "80"
-	switch u.Scheme {
-	case "http":
-	case "https":
-		k.https, port = true, "443"
-	default:
-		return connKey{}, fmt.Errorf("unsupported protocol scheme %q", u.Scheme)
-	}
-	if u.Host == "" {
-		return connKey{}, errors.New("http: no Host in request URL")
-	}
-	if u.Port() != "" {
-		k.addr = u.Host
-	} else {
-		k.addr = net.JoinHostPort(u.Hostname(), port)
-	}
-	return k, nil
 }
 
 // Errors of Discard's own reading.

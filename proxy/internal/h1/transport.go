@@ -556,7 +556,24 @@ func checkRequest(req *http.Request) (connKey, error) {
 	if req.Header == nil {
 		return connKey{}, errors.New("http: nil Request.Header")
 	}
-	u := req.URL
+	k, err := keyOf(req.URL)
+	if err != nil {
+		return connKey{}, err
+	}
+	if req.Method != "" && !validToken(req.Method) {
+		return connKey{}, fmt.Errorf("net/http: invalid method %q", req.Method)
+	}
+	if err := validateHeaders(req.Header); err != "" {
+		return connKey{}, fmt.Errorf("net/http: invalid header %s", err)
+	}
+	if err := validateHeaders(req.Trailer); err != "" {
+		return connKey{}, fmt.Errorf("net/http: invalid trailer %s", err)
+	}
+	return k, nil
+}
+
+// keyOf is u's pool key (checkRequest's and Discard's).
+func keyOf(u *url.URL) (connKey, error) {
 	var k connKey
 	port := "80"
 	switch u.Scheme {
@@ -568,15 +585,6 @@ func checkRequest(req *http.Request) (connKey, error) {
 	}
 	if u.Host == "" {
 		return connKey{}, errors.New("http: no Host in request URL")
-	}
-	if req.Method != "" && !validToken(req.Method) {
-		return connKey{}, fmt.Errorf("net/http: invalid method %q", req.Method)
-	}
-	if err := validateHeaders(req.Header); err != "" {
-		return connKey{}, fmt.Errorf("net/http: invalid header %s", err)
-	}
-	if err := validateHeaders(req.Trailer); err != "" {
-		return connKey{}, fmt.Errorf("net/http: invalid trailer %s", err)
 	}
 	if u.Port() != "" {
 		k.addr = u.Host
