@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/zerohop/zerohop/config"
-	"github.com/zerohop/zerohop/internal/cputime"
 )
 
 // benchChain is the chain the bench suite measures the sidecar's hit
@@ -76,17 +75,5 @@ func benchHitChain(b *testing.B, file, extra string) {
 		}})
 	c := newMissClient(b, h.addr(), "GET "+origin+"/item HTTP/1.1\r\nHost: "+originHost+
 		"\r\nUser-Agent: Go-http-client/1.1\r\n"+extra+"\r\n")
-	if err := c.do(); err != nil { // the miss that stores it
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	cpu0 := cputime.Process()
-	for b.Loop() {
-		if err := c.do(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if cpu := cputime.Process() - cpu0; b.N > 0 {
-		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
-	}
+	c.run(b)
 }

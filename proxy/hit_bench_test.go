@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/zerohop/zerohop/config"
-	"github.com/zerohop/zerohop/internal/cputime"
 )
 
 // BenchmarkHit measures a fresh hit served by the sidecar itself (the
@@ -31,19 +30,7 @@ func BenchmarkHit(b *testing.B) {
 			h := newHarness(b, harnessOptions{mode: bb.mode, origin: origin,
 				accessLog: slog.NewJSONHandler(io.Discard, nil)})
 			c := newMissClient(b, h.addr(), bb.req(origin))
-			if err := c.do(); err != nil { // the miss that stores it
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			cpu0 := cputime.Process()
-			for b.Loop() {
-				if err := c.do(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if cpu := cputime.Process() - cpu0; b.N > 0 {
-				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
-			}
+			c.run(b)
 		})
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/zerohop/zerohop/config"
-	"github.com/zerohop/zerohop/internal/cputime"
 )
 
 // BenchmarkMissResilience is BenchmarkMiss's reverse/no-store miss with
@@ -40,19 +39,7 @@ func BenchmarkMissResilience(b *testing.B) {
 			h := newHarness(b, harnessOptions{origin: origin, accessLog: slog.NewJSONHandler(io.Discard, nil),
 				config: func(c *config.Config) { bb.cfg(c, second) }})
 			c := newMissClient(b, h.addr(), "GET /nocache/item HTTP/1.1\r\nHost: app.local\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\n\r\n")
-			if err := c.do(); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			cpu0 := cputime.Process()
-			for b.Loop() {
-				if err := c.do(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if cpu := cputime.Process() - cpu0; b.N > 0 {
-				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
-			}
+			c.run(b)
 		})
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/zerohop/zerohop/config"
-	"github.com/zerohop/zerohop/internal/cputime"
 )
 
 // BenchmarkTracing is the per-request cost of span export (tracing.otlp,
@@ -41,19 +40,7 @@ func BenchmarkTracing(b *testing.B) {
 						}
 					}})
 				c := newMissClient(b, h.addr(), "GET /item HTTP/1.1\r\nHost: app.local\r\nUser-Agent: Go-http-client/1.1\r\n\r\n")
-				if err := c.do(); err != nil { // a hit's first request stores it
-					b.Fatal(err)
-				}
-				b.ReportAllocs()
-				cpu0 := cputime.Process()
-				for b.Loop() {
-					if err := c.do(); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if cpu := cputime.Process() - cpu0; b.N > 0 {
-					b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
-				}
+				c.run(b)
 				b.StopTimer()
 				h.close() // flushes the exporter
 				if rcv != nil {
