@@ -95,16 +95,31 @@ routes:
 	}
 	d := startDaemon(t, "ZEROHOP_CONFIG="+cfg, "ZEROHOP_ACCESS_LOG="+accessLog, "ZEROHOP_LOG_FORMAT=json")
 	client := &http.Client{Timeout: 10 * time.Second}
-	do := func(method, path string) (int, string, http.Header) {
+	// do sends a request; a transport error is reported (t.Error, so that
+	// do may run on any goroutine) and answered as status 0.
+	do := func(t *testing.T, method, path string) (int, string, http.Header) {
 		t.Helper()
 		req, _ := http.NewRequest(method, "http://"+d.listen+path, nil)
 		resp, err := client.Do(req)
 		if err != nil {
-			t.Fatal(err)
+			t.Errorf("%s %s: %v", method, path, err)
+			return 0, "", nil
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body), resp.Header
+	}
+	// reachesBoth checks that ten requests reach both endpoints.
+	reachesBoth := func(t *testing.T, when string) {
+		t.Helper()
+		seen := map[string]bool{}
+		for i := 0; i < 10; i++ {
+			_, body, _ := do(t, "GET", "/who")
+			seen[body] = true
+		}
+		if !seen["a"] || !seen["b"] {
+			t.Errorf("%s, round robin reached %v; want both", when, seen)
+		}
 	}
 	healthy := func(o *resilienceOrigin) string {
 		return fmt.Sprintf(`zerohop_endpoint_healthy{cluster="svc",endpoint=%q}`, o.hostport())
@@ -115,7 +130,7 @@ routes:
 		waitFor(t, func() bool { return d.metric(t, healthy(a)) == 0 }, "a marked down")
 		before := a.gets.Load()
 		for i := 0; i < 20; i++ {
-			if code, body, _ := do("GET", "/who"); code != 200 || body != "b" {
+			if code, body, _ := do(t, "GET", "/who"); code != 200 || body != "b" {
 				t.Fatalf("request %d with a down: %d %q, want 200 from b", i, code, body)
 			}
 		}
@@ -124,14 +139,7 @@ routes:
 		}
 		a.healthy.Store(true)
 		waitFor(t, func() bool { return d.metric(t, healthy(a)) == 1 }, "a back up")
-		seen := map[string]bool{}
-		for i := 0; i < 10; i++ {
-			_, body, _ := do("GET", "/who")
-			seen[body] = true
-		}
-		if !seen["a"] || !seen["b"] {
-			t.Errorf("after a came back, round robin reached %v; want both", seen)
-		}
+		reachesBoth(t, "after a came back")
 	})
 
 	t.Run("retries idempotent only", func(t *testing.T) {
@@ -141,7 +149,7 @@ routes:
 		defer a.fail.Store(false)
 		getsBefore := a.gets.Load()
 		for i := 0; i < 4; i++ {
-			if code, body, _ := do("GET", "/flaky"); code != 200 || body != "b" {
+			if code, body, _ := do(t, "GET", "/flaky"); code != 200 || body != "b" {
 				t.Fatalf("GET %d: %d %q; want a's 503 retried on b", i, code, body)
 			}
 		}
@@ -149,7 +157,7 @@ routes:
 		postsBefore := a.posts.Load()
 		var got503 int64
 		for i := 0; i < 4; i++ {
-			if code, _, _ := do("POST", "/flaky"); code == 503 {
+			if code, _, _ := do(t, "POST", "/flaky"); code == 503 {
 				got503++
 			}
 		}
@@ -169,17 +177,17 @@ routes:
 		var wg sync.WaitGroup
 		for i := 0; i < 2; i++ {
 			wg.Add(1)
-			go func() { defer wg.Done(); do("GET", "/slow") }()
+			go func() { defer wg.Done(); do(t, "GET", "/slow") }()
 		}
 		waitFor(t, func() bool { return a.holding.Load()+b.holding.Load() == 2 }, "two requests held upstream")
-		code, _, h := do("GET", "/who")
+		code, _, h := do(t, "GET", "/who")
 		if code != 503 || !strings.Contains(h.Get("X-Zerohop-Reason"), "breaker_open; limit=max_requests") {
 			t.Errorf("third request: %d %q; want 503 breaker_open; limit=max_requests", code, h.Get("X-Zerohop-Reason"))
 		}
 		close(a.hold)
 		close(b.hold)
 		wg.Wait()
-		if code, _, _ := do("GET", "/who"); code != 200 {
+		if code, _, _ := do(t, "GET", "/who"); code != 200 {
 			t.Errorf("after the held requests ended: %d, want 200", code)
 		}
 		if v := d.metric(t, `zerohop_breaker_rejections_total{cluster="svc",limit="max_requests"}`); v != 1 {
@@ -192,7 +200,7 @@ routes:
 		// round robin sends every other request to a, so a and b both
 		// reach 5 in a row. At most half the endpoints may be ejected.
 		for i := 0; i < 10; i++ {
-			if code, _, _ := do("GET", "/fail"); code != 500 {
+			if code, _, _ := do(t, "GET", "/fail"); code != 500 {
 				t.Fatalf("GET /fail %d: %d, want the origin's 500", i, code)
 			}
 		}
@@ -209,19 +217,12 @@ routes:
 			t.Errorf("%s ejected but zerohop_endpoint_healthy = %v", ejected.name, v)
 		}
 		for i := 0; i < 10; i++ {
-			if _, body, _ := do("GET", "/who"); body != other.name {
+			if _, body, _ := do(t, "GET", "/who"); body != other.name {
 				t.Fatalf("request %d during the ejection went to %q, want %q", i, body, other.name)
 			}
 		}
 		waitFor(t, func() bool { return d.metric(t, healthy(ejected)) == 1 }, "the ejection to end (2 s)")
-		seen := map[string]bool{}
-		for i := 0; i < 10; i++ {
-			_, body, _ := do("GET", "/who")
-			seen[body] = true
-		}
-		if !seen["a"] || !seen["b"] {
-			t.Errorf("after the ejection, round robin reached %v; want both", seen)
-		}
+		reachesBoth(t, "after the ejection")
 	})
 
 	log, _ := os.ReadFile(accessLog)
