@@ -251,7 +251,7 @@ func newKeysCommand() *cli.Command {
 			cacheDirFlag,
 			&cli.StringFlag{Name: "prefix", Usage: "only URLs starting with `URL` (scheme and host included)"},
 			&cli.StringFlag{Name: "tag", Usage: "only responses carrying surrogate key `TAG`"},
-			&cli.IntFlag{Name: "limit", Value: sidecar.DefaultCacheKeysLimit, Usage: fmt.Sprintf("print at most `N` (at most %d)", sidecar.MaxCacheKeysLimit)},
+			&cli.IntFlag{Name: "limit", Value: sidecar.DefaultCacheKeysLimit, Usage: fmt.Sprintf("print at most `N` (at most %d; 0 = that maximum)", sidecar.MaxCacheKeysLimit)},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		}, inspectAdminFlags...),
 		Action: func(c *cli.Context) error {
@@ -280,7 +280,10 @@ func newKeysCommand() *cli.Command {
 				return err
 			}
 			limit := c.Int("limit")
-			if limit <= 0 || limit > sidecar.MaxCacheKeysLimit {
+			if limit < 0 || limit > sidecar.MaxCacheKeysLimit {
+				return fmt.Errorf("--limit %d: want 0 to %d", limit, sidecar.MaxCacheKeysLimit)
+			}
+			if limit == 0 {
 				limit = sidecar.MaxCacheKeysLimit
 			}
 			q := url.Values{"limit": {strconv.Itoa(limit)}}

@@ -150,6 +150,12 @@ admin: {token: %s}
 		t.Errorf("keys --limit 5 over 60: %v %d entries, more %v\n%s", err, len(keys.Entries), keys.More, out)
 	}
 
+	for _, bad := range []string{"-1", "10001"} { // out of range: refused, not clamped
+		if out, code := runZerohop(t, append([]string{"keys", "--limit", bad}, admin...)...); code == 0 || !strings.Contains(out, "want 0 to 10000") {
+			t.Errorf("keys --limit %s: exit %d, want an error naming the range\n%s", bad, code, out)
+		}
+	}
+
 	// Without the token, the store's side is refused; an unreachable admin
 	// endpoint: shared memory only, said.
 	resp, err := http.Get("http://" + d.admin + "/cache/keys")
