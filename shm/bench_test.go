@@ -503,6 +503,15 @@ func TestHitPathNoSyscalls(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A lone futex is the Go runtime waking or parking a thread (a
+		// timer, or sysmon when the loaded machine deschedules the loop),
+		// not the hit path, which has no lock to wait on: once seen in CI,
+		// never in 40 quiet runs. Such a run is repeated; the one kept must
+		// still have no call at all, and any other call fails at once.
+		if onlyFutex(calls) && attempt < 5 {
+			t.Logf("attempt %d: the runtime's %v on the loop thread; again", attempt, calls)
+			continue
+		}
 		break
 	}
 	total := 0
@@ -610,4 +619,9 @@ func BenchmarkChecksum(b *testing.B) {
 			b.Log(sink)
 		}
 	}
+}
+
+// onlyFutex reports whether calls holds futex calls and nothing else.
+func onlyFutex(calls map[string]int) bool {
+	return len(calls) == 1 && calls["futex"] > 0
 }
